@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make dev` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+export MODELFACTORY_HOME ?= $(CURDIR)/.modelfactory
+
+.PHONY: install dev test lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+dev: install  ## seed + train the examples once, then Dagster UI :3000 and MLflow UI :5000
+	$(BIN)/modelfactory dev
+
+test: install  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:  ## forget local state (runs, registry, warehouse); keeps .venv
+	rm -rf $(MODELFACTORY_HOME)

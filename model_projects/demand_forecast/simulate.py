@@ -1,0 +1,62 @@
+"""Synthetic daily sales with known coefficients, so tests can check the model recovers them.
+
+units_sold = BASE[marketplace] + price * COEFFICIENTS["price"] + promo * COEFFICIENTS["promo"]
+             + temperature * COEFFICIENTS["temperature"] + is_weekend * COEFFICIENTS["is_weekend"]
+             + Normal(0, NOISE_SD)
+
+`drift` shifts prices and temperatures (covariate drift) for monitoring to notice; `concept`
+changes how price sells (concept drift), which only retraining fixes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MARKETPLACES = ("uk", "de", "us")
+BASE = {"uk": 40.0, "de": 55.0, "us": 70.0}
+COEFFICIENTS = {"price": -2.0, "promo": 8.0, "temperature": 0.5, "is_weekend": 6.0}
+NOISE_SD = 3.0
+
+
+def simulate(
+    n_days: int = 120,
+    n_products: int = 20,
+    seed: int = 0,
+    start: str = "2026-01-01",
+    drift: float = 0.0,
+    concept: float = 0.0,
+) -> pd.DataFrame:
+    """One row per day, product and marketplace."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(start, periods=n_days, freq="D")
+    index = pd.MultiIndex.from_product(
+        [dates, [f"p{i:03d}" for i in range(n_products)], MARKETPLACES],
+        names=["date", "product_id", "marketplace"],
+    )
+    frame = index.to_frame(index=False)
+    n = len(frame)
+    day_of_year = frame["date"].dt.dayofyear.to_numpy()
+    frame["price"] = np.round(rng.uniform(5.0, 15.0, n) * (1 + drift), 2)
+    frame["promo"] = (rng.random(n) < 0.2).astype(int)
+    frame["temperature"] = np.round(
+        12 + 8 * np.sin(2 * np.pi * day_of_year / 365) + 5 * drift + rng.normal(0, 3, n), 1
+    )
+    is_weekend = (frame["date"].dt.dayofweek >= 5).astype(int)
+    units = (
+        frame["marketplace"].map(BASE).to_numpy()
+        + frame["price"] * (COEFFICIENTS["price"] * (1 + concept))
+        + frame["promo"] * COEFFICIENTS["promo"]
+        + frame["temperature"] * COEFFICIENTS["temperature"]
+        + is_weekend * COEFFICIENTS["is_weekend"]
+        + rng.normal(0, NOISE_SD, n)
+    )
+    frame["units_sold"] = np.round(np.clip(units, 0, None), 2)
+    return frame
+
+
+def seed_data(data_dir: Path) -> None:
+    """The example data `load_raw` reads: one CSV of simulated sales."""
+    simulate().to_csv(Path(data_dir) / "sales.csv", index=False)

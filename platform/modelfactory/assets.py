@@ -1,0 +1,466 @@
+"""The asset factory: one model project in, its Dagster assets, checks and jobs out.
+
+    raw ──► features ──► split ──► candidate ──► evaluation ──► champion
+    (pandera, blocking)            (MLflow run,   (vs champion,  (alias moves only
+                                    registered)    thresholds,    through the gate)
+                                                   slices)
+
+This is the only module that knows Dagster's asset API; the project's functions stay plain.
+Keys are `<model>/<step>`, grouped by model, with owner, kinds and tags applied here once.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    Config,
+    Definitions,
+    Failure,
+    MetadataValue,
+    Output,
+    TableColumn,
+    TableSchema,
+    asset,
+    define_asset_job,
+    in_process_executor,
+)
+
+from modelfactory import datasets
+from modelfactory.evaluation import (
+    METRICS,
+    compute_metrics,
+    decide,
+    predict_with_scores,
+    slice_report,
+)
+from modelfactory.project import ModelProject
+from modelfactory.registry import AliasMove, LoggedCandidate, ModelRegistry, actor
+from modelfactory.resources import local_home, project_resources
+
+__all__ = ["PromotionConfig", "build_assets", "build_definitions", "train_job_name"]
+
+STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion")
+
+
+class PromotionConfig(Config):
+    """Run config of `<model>/champion`: how a person approves a manual promotion."""
+
+    approve: bool = False
+    reason: str = ""
+
+
+def train_job_name(model: str) -> str:
+    return f"{model}_train"
+
+
+def build_definitions(project: ModelProject) -> Definitions:
+    """A code location for one model project: its assets, job and resources."""
+    name = project.name
+    return Definitions(
+        assets=build_assets(project),
+        jobs=[
+            define_asset_job(
+                train_job_name(name),
+                selection=AssetSelection.groups(name),
+                description=f"Train, evaluate and (per the gate) promote {name}.",
+                tags={"modelfactory/model": name},
+            )
+        ],
+        resources=project_resources(name),
+        executor=in_process_executor,
+    )
+
+
+def build_assets(project: ModelProject) -> list[AssetsDefinition]:
+    spec = project.spec
+    name = spec.name
+    key = {step: AssetKey([name, step]) for step in STEPS}
+    common: dict[str, Any] = {
+        "group_name": name,
+        "owners": [spec.owner],
+        "tags": {"modelfactory/model": name, "modelfactory/task": spec.task},
+        "code_version": project.code_version,
+    }
+    metric = METRICS[spec.metric.name]
+
+    @asset(
+        key=key["raw"],
+        io_manager_key="warehouse",
+        kinds={"python", "duckdb"},
+        description=f"Raw rows from {project.shown('features.py')}: load_raw. {spec.description}",
+        check_specs=[_schema_check_spec(key["raw"], "raw_schema", "RawSchema")],
+        **common,
+    )
+    def raw(context: AssetExecutionContext) -> Iterator[Any]:
+        frame = project.function("features", "load_raw")(local_home().data(name))
+        outcome = datasets.validate_frame(
+            project.schema("RawSchema"), frame, what=f"{project.shown('features.py')}: load_raw"
+        )
+        yield Output(outcome.frame, metadata=_frame_metadata(outcome.frame))
+        yield _schema_check_result("raw_schema", outcome)
+
+    @asset(
+        key=key["features"],
+        ins={"raw": AssetIn(key["raw"])},
+        io_manager_key="warehouse",
+        kinds={"python", "duckdb"},
+        description=f"Inputs and target from {project.shown('features.py')}: build_features.",
+        check_specs=[_schema_check_spec(key["features"], "features_schema", "FeatureSchema")],
+        **common,
+    )
+    def features(context: AssetExecutionContext, raw: Any) -> Iterator[Any]:
+        frame = project.function("features", "build_features")(raw)
+        outcome = datasets.validate_frame(
+            project.schema("FeatureSchema"),
+            frame,
+            what=f"{project.shown('features.py')}: build_features",
+        )
+        yield Output(outcome.frame, metadata=_frame_metadata(outcome.frame))
+        yield _schema_check_result("features_schema", outcome)
+
+    @asset(
+        key=key["split"],
+        ins={"features": AssetIn(key["features"])},
+        io_manager_key="warehouse",
+        kinds={"python", "duckdb"},
+        description=(
+            f"Features marked train/test ({spec.split.test_size:.0%} holdout"
+            + (f", latest by {spec.split.by}" if spec.split.by else ", seeded random")
+            + "). Candidate and champion are scored on the same holdout."
+        ),
+        **common,
+    )
+    def split(context: AssetExecutionContext, features: Any) -> Output:
+        frame = datasets.split_frame(features, spec)
+        counts = frame[datasets.SPLIT_COLUMN].value_counts()
+        return Output(
+            frame,
+            metadata={
+                **_frame_metadata(frame, preview=False),
+                "train_rows": int(counts.get("train", 0)),
+                "test_rows": int(counts.get("test", 0)),
+            },
+        )
+
+    @asset(
+        key=key["candidate"],
+        ins={"split": AssetIn(key["split"])},
+        kinds={"scikit-learn", "mlflow"},
+        required_resource_keys={"model_registry"},
+        description=(
+            f"{project.shown('train.py')}: train(X, y, params) on the training rows, logged as "
+            "an MLflow run and registered as a model version with alias 'challenger'."
+        ),
+        **common,
+    )
+    def candidate(context: AssetExecutionContext, split: Any) -> Output:
+        registry: ModelRegistry = context.resources.model_registry
+        X, y = datasets.xy(split, spec, "train")
+        params = project.params()
+        estimator = project.function("train", "train")(X, y, params)
+        if not hasattr(estimator, "predict"):
+            raise Failure(
+                f"{project.shown('train.py')}: train must return a fitted estimator with "
+                f"predict(), got {type(estimator).__name__}"
+            )
+        train_scores = compute_metrics(spec.task, y, *predict_with_scores(estimator, X))
+        data_hash = datasets.content_hash(split)
+        tags = {
+            "mf.data_hash": data_hash,
+            "mf.code_version": project.code_version,
+            "mf.git_sha": project.git_sha or "unknown",
+            "mf.dagster_run_id": context.run_id,
+            "mf.train_rows": str(len(X)),
+        }
+        logged = registry.log_candidate(
+            model=name,
+            estimator=estimator,
+            X_sample=X.head(50),
+            params=_as_dict(params),
+            metrics={f"train_{k}": v for k, v in train_scores.items()},
+            tags=tags,
+        )
+        return Output(
+            logged,
+            metadata={
+                "model_version": logged.version,
+                "mlflow_run": MetadataValue.url(
+                    registry.run_url(logged.experiment_id, logged.run_id)
+                ),
+                "mlflow_model_version": MetadataValue.url(
+                    registry.version_url(name, logged.version)
+                ),
+                "data_hash": data_hash,
+                "train_rows": len(X),
+                **{f"train_{k}": v for k, v in train_scores.items()},
+                "params": MetadataValue.json(_as_dict(params)),
+            },
+        )
+
+    @asset(
+        key=key["evaluation"],
+        ins={"split": AssetIn(key["split"]), "candidate": AssetIn(key["candidate"])},
+        kinds={"scikit-learn", "mlflow"},
+        required_resource_keys={"model_registry"},
+        description=(
+            f"Candidate vs the current champion on the same holdout: {metric.name} must improve "
+            f"by at least {spec.promotion.min_improvement:.1%}, thresholds hold and no slice "
+            "strays too far. The verdict is recorded on the model version."
+        ),
+        check_specs=[
+            AssetCheckSpec(
+                "beats_champion",
+                asset=key["evaluation"],
+                description="Candidate beats the champion by min_improvement on the holdout.",
+            ),
+            AssetCheckSpec(
+                "meets_thresholds",
+                asset=key["evaluation"],
+                description="Every promotion.thresholds bound holds on the holdout.",
+            ),
+            AssetCheckSpec(
+                "slice_gap",
+                asset=key["evaluation"],
+                description="No slice's metric strays beyond promotion.slices.max_gap.",
+            ),
+        ],
+        **common,
+    )
+    def evaluation(
+        context: AssetExecutionContext, split: Any, candidate: LoggedCandidate
+    ) -> Iterator[Any]:
+        registry: ModelRegistry = context.resources.model_registry
+        X, y = datasets.xy(split, spec, "test")
+        y_pred, y_score = predict_with_scores(registry.load(name, candidate.version), X)
+        scores = compute_metrics(spec.task, y, y_pred, y_score)
+
+        champion = registry.champion(name)
+        champion_scores = None
+        if champion is not None:
+            try:
+                champion_model = registry.load(name, champion.version)
+                champion_scores = compute_metrics(
+                    spec.task, y, *predict_with_scores(champion_model, X)
+                )
+            except Exception as exc:
+                raise Failure(
+                    f"{name}: champion v{champion.version} could not be loaded or scored on the "
+                    f"holdout ({type(exc).__name__}: {exc}). Roll back with "
+                    f"`modelfactory rollback {name}` or promote a candidate by hand."
+                ) from exc
+
+        slices = None
+        if spec.promotion.slices is not None:
+            by = spec.promotion.slices.by
+            frame = X[by].assign(y_true=y, y_pred=y_pred)
+            if y_score is not None:
+                frame = frame.assign(y_score=y_score)
+            slices = slice_report(
+                frame, by, metric, scores[metric.name], spec.promotion.slices.min_rows
+            )
+        judged = slices[slices["judged"]] if slices is not None else None
+        worst_gap = float(judged["gap"].max()) if judged is not None and len(judged) else None
+
+        verdict = decide(
+            metric=metric,
+            candidate=scores,
+            champion=champion_scores,
+            min_improvement=spec.promotion.min_improvement,
+            thresholds={k: (b.min, b.max) for k, b in spec.promotion.thresholds.items()},
+            worst_slice_gap=worst_gap,
+            max_gap=spec.promotion.slices.max_gap if spec.promotion.slices else None,
+        )
+        registry.log_run_metrics(candidate.run_id, {f"test_{k}": v for k, v in scores.items()})
+        registry.tag_version(
+            name,
+            candidate.version,
+            {
+                "mf.verdict": "passed" if verdict.passed else "failed",
+                "mf.verdict_reasons": "; ".join(verdict.reasons),
+                "mf.compared_with": champion.version if champion else "none",
+                **{f"mf.holdout.{k}": f"{v:.6g}" for k, v in scores.items()},
+            },
+        )
+        result = {
+            "candidate": candidate,
+            "champion_version": champion.version if champion else None,
+            "scores": scores,
+            "champion_scores": champion_scores,
+            "passed": verdict.passed,
+            "summary": verdict.summary,
+        }
+        yield Output(
+            result,
+            metadata={
+                "candidate_version": candidate.version,
+                "champion_version": champion.version if champion else "none",
+                "verdict": "passed" if verdict.passed else "failed",
+                "reasons": MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
+                **{f"holdout_{k}": v for k, v in scores.items()},
+                **{f"champion_{k}": v for k, v in (champion_scores or {}).items()},
+                **(
+                    {"slices": MetadataValue.md(slices.to_markdown(index=False))}
+                    if slices is not None
+                    else {}
+                ),
+            },
+        )
+        yield AssetCheckResult(
+            check_name="beats_champion",
+            passed=verdict.beats_champion,
+            severity=AssetCheckSeverity.WARN,
+            description=verdict.reasons[0],
+            metadata={
+                "candidate": scores[metric.name],
+                "champion": champion_scores[metric.name] if champion_scores else "none",
+            },
+        )
+        yield AssetCheckResult(
+            check_name="meets_thresholds",
+            passed=verdict.meets_thresholds,
+            severity=AssetCheckSeverity.WARN,
+            metadata={k: v for k, v in scores.items() if k in spec.promotion.thresholds},
+        )
+        yield AssetCheckResult(
+            check_name="slice_gap",
+            passed=verdict.slices_ok,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"worst_gap": worst_gap if worst_gap is not None else "not configured"},
+        )
+
+    @asset(
+        key=key["champion"],
+        ins={"evaluation": AssetIn(key["evaluation"])},
+        kinds={"mlflow"},
+        required_resource_keys={"model_registry"},
+        description=(
+            "Moves the registry alias 'champion' to the candidate when the gate passed"
+            + (
+                " (policy auto)."
+                if spec.promotion.policy == "auto"
+                else " and a person approves (policy manual: config `approve: true`)."
+            )
+            + " Every move is recorded; `modelfactory rollback` undoes the last one."
+        ),
+        **common,
+    )
+    def champion(
+        context: AssetExecutionContext, config: PromotionConfig, evaluation: dict
+    ) -> Output:
+        registry: ModelRegistry = context.resources.model_registry
+        candidate: LoggedCandidate = evaluation["candidate"]
+        passed = evaluation["passed"]
+        current = evaluation["champion_version"]
+
+        if spec.promotion.policy == "manual" and not config.approve:
+            decision = (
+                f"awaiting approval: candidate v{candidate.version} {evaluation['summary']}. "
+                "Materialize this asset with config `approve: true` to promote it."
+            )
+            return _champion_output(registry, name, current, promoted=False, decision=decision)
+        if not passed:
+            if config.approve:
+                raise Failure(
+                    f"{name}: candidate v{candidate.version} cannot be promoted, the gate "
+                    f"{evaluation['summary']}"
+                )
+            kept = f"kept v{current}" if current else "no champion yet"
+            decision = f"{kept}: candidate v{candidate.version} {evaluation['summary']}"
+            return _champion_output(registry, name, current, promoted=False, decision=decision)
+
+        reason = config.reason or (
+            f"{'approved' if config.approve else 'auto'}: gate {evaluation['summary']}"
+        )
+        move = registry.promote(
+            name,
+            candidate.version,
+            expected_current=current,
+            actor=actor() if config.approve else f"dagster:{context.run_id}",
+            reason=reason,
+            dagster_run_id=context.run_id,
+            metrics_before=evaluation["champion_scores"] or {},
+            metrics_after=evaluation["scores"],
+        )
+        context.log.info(f"{name}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+        return _champion_output(
+            registry, name, candidate.version, promoted=True, decision=reason, move=move
+        )
+
+    return [raw, features, split, candidate, evaluation, champion]
+
+
+def _champion_output(
+    registry: ModelRegistry,
+    model: str,
+    version: str | None,
+    *,
+    promoted: bool,
+    decision: str,
+    move: AliasMove | None = None,
+) -> Output:
+    metadata: dict[str, Any] = {
+        "champion_version": version or "none",
+        "promoted": promoted,
+        "decision": decision,
+    }
+    if version:
+        metadata["mlflow_model_version"] = MetadataValue.url(registry.version_url(model, version))
+    if move is not None:
+        metadata["moved_from"] = move.from_version or "none"
+        metadata["metrics_before"] = MetadataValue.json(move.metrics_before)
+        metadata["metrics_after"] = MetadataValue.json(move.metrics_after)
+    return Output(
+        {"version": version, "promoted": promoted, "decision": decision}, metadata=metadata
+    )
+
+
+def _schema_check_spec(asset_key: AssetKey, check: str, schema: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        check,
+        asset=asset_key,
+        blocking=True,
+        description=f"Rows pass schemas.py:{schema} (pandera); a failure stops all downstream.",
+    )
+
+
+def _schema_check_result(check: str, outcome: datasets.ValidationOutcome) -> AssetCheckResult:
+    metadata: dict[str, Any] = {"rows": len(outcome.frame)}
+    if outcome.failures is not None:
+        metadata["failure_count"] = len(outcome.failures)
+        metadata["failure_cases"] = MetadataValue.md(
+            outcome.failures.head(20).to_markdown(index=False)
+        )
+    return AssetCheckResult(
+        check_name=check,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.describe(),
+        metadata=metadata,
+    )
+
+
+def _frame_metadata(frame: Any, *, preview: bool = True) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "dagster/row_count": len(frame),
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()]
+        ),
+        "data_hash": datasets.content_hash(frame),
+    }
+    if preview:
+        metadata["preview"] = MetadataValue.md(frame.head(10).to_markdown(index=False))
+    return metadata
+
+
+def _as_dict(params: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)

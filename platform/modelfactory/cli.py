@@ -1,0 +1,224 @@
+"""`modelfactory`: the command line. Thin: each command parses, calls one module, prints.
+
+modelfactory dev         train what has no champion yet, then the Dagster UI + MLflow UI
+modelfactory seed        write the example data of projects that have a simulator
+modelfactory train       materialize a model's graph, raw through champion
+modelfactory status      champion, metric and last verdict of every model
+modelfactory rollback    put the previous champion back
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from modelfactory.errors import ModelFactoryError
+from modelfactory.project import ModelProject, discover_projects, load_project, projects_dir
+from modelfactory.resources import find_repo_root, local_home
+
+__all__ = ["main"]
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Our own errors print as one clear message, never as a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ModelFactoryError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Model Factory: plain model files in, a production ML system on Dagster out."""
+
+
+def _select(names: tuple[str, ...]) -> list[ModelProject]:
+    """The named projects, or every project; broken ones are reported, not fatal."""
+    if names:
+        return [load_project(projects_dir() / name) for name in names]
+    projects, broken = discover_projects()
+    for name, error in broken.items():
+        click.secho(f"skipping {name}: {error}", fg="yellow", err=True)
+    return projects
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@_friendly
+def seed(models: tuple[str, ...]) -> None:
+    """Write example data for projects with a simulate.py (once; existing data is kept)."""
+    from modelfactory.runs import seed_data
+
+    for project in _select(models):
+        wrote = seed_data(project)
+        where = local_home().data(project.name)
+        click.echo(f"{project.name}: {'seeded' if wrote else 'kept existing data in'} {where}")
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option("--approve", is_flag=True, help="Approve the promotion (needed for policy manual).")
+@click.option("--if-no-champion", is_flag=True, help="Only train models that have no champion.")
+@_friendly
+def train(models: tuple[str, ...], approve: bool, if_no_champion: bool) -> None:
+    """Materialize MODELS (default: all): raw, features, split, candidate, evaluation, champion."""
+    from modelfactory.resources import model_registry
+    from modelfactory.runs import local_instance, seed_data, train
+
+    projects = _select(models)
+    instance = local_instance()
+    registry = model_registry()
+    failed = []
+    for project in projects:
+        if if_no_champion and registry.champion(project.name) is not None:
+            click.echo(f"{project.name}: has a champion, skipping")
+            continue
+        seed_data(project)
+        click.echo(f"{project.name}: training ...")
+        outcome = train(project, approve=approve, instance=instance)
+        if outcome.success:
+            mark = "promoted" if outcome.promoted else "champion unchanged"
+            click.secho(
+                f"{project.name}: {mark}; champion v{outcome.champion} ({outcome.seconds:.1f} s)\n"
+                f"  {outcome.decision}",
+                fg="green" if outcome.promoted else None,
+            )
+        else:
+            failed.append(project.name)
+            click.secho(f"{project.name}: run {outcome.run_id} failed", fg="red", err=True)
+            for error in outcome.errors:
+                click.echo(f"  {error}", err=True)
+    if failed:
+        raise click.ClickException(f"training failed for {', '.join(failed)}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_friendly
+def status(as_json: bool) -> None:
+    """For each model: champion version and metric, when and why promoted, last verdict."""
+    from modelfactory.resources import model_registry
+    from modelfactory.status import model_status
+
+    projects, broken = discover_projects()
+    registry = model_registry()
+    rows = [model_status(project, registry) for project in projects]
+    if as_json:
+        click.echo(
+            json.dumps({"models": rows, "broken": {k: str(v) for k, v in broken.items()}}, indent=2)
+        )
+        return
+    for row in rows:
+        if row["champion"] is None:
+            click.echo(f"{row['model']}: no champion yet (last candidate: {row['last_verdict']})")
+            continue
+        click.echo(
+            f"{row['model']}: champion v{row['champion']} "
+            f"{row['metric']}={row['champion_metric']:.4g}"
+            f" since {row['promoted_at']} by {row['promoted_by']}\n"
+            f"  why: {row['why']}\n"
+            f"  last candidate v{row['last_candidate']}: {row['last_verdict']}"
+        )
+    for name, error in broken.items():
+        click.secho(f"{name}: broken: {error}", fg="red")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--reason", default="manual rollback", show_default=True)
+@_friendly
+def rollback(model: str, reason: str) -> None:
+    """Put back the champion that MODEL's current champion replaced."""
+    from modelfactory.registry import actor
+    from modelfactory.resources import model_registry
+
+    load_project(projects_dir() / model)
+    move = model_registry().rollback(model, actor=actor(), reason=reason)
+    click.echo(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
+@click.option("--mlflow-port", default=5000, show_default=True, help="MLflow UI port.")
+@click.option("--no-train", is_flag=True, help="Skip training models that have no champion.")
+@click.pass_context
+@_friendly
+def dev(ctx: click.Context, port: int, mlflow_port: int, no_train: bool) -> None:
+    """Train what has no champion yet, then run the Dagster UI + daemon and the MLflow UI."""
+    from modelfactory.runs import prepare_dagster_home
+
+    if not no_train:
+        ctx.invoke(train, models=(), approve=True, if_no_champion=True)
+    prepare_dagster_home()
+    home = local_home().ensure()
+    env = {**os.environ, "MODELFACTORY_HOME": str(home.root)}
+    root = find_repo_root()
+    commands = {
+        "dagster": [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(root / "workspace.yaml"),
+            "-p",
+            str(port),
+        ],
+        "mlflow": [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            home.tracking_uri,
+            "--default-artifact-root",
+            str(home.artifact_root),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(mlflow_port),
+            "--workers",
+            "1",
+        ],
+    }
+    procs = {name: subprocess.Popen(cmd, env=env, cwd=root) for name, cmd in commands.items()}
+    click.secho(
+        f"Dagster UI: http://localhost:{port}   MLflow UI: http://localhost:{mlflow_port}   "
+        "(Ctrl-C stops both)",
+        fg="green",
+    )
+    try:
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(0.5)
+        exited = [name for name, p in procs.items() if p.poll() is not None]
+        click.secho(f"{', '.join(exited)} exited; stopping the rest", fg="yellow", err=True)
+    except KeyboardInterrupt:
+        click.echo("stopping ...")
+    finally:
+        _stop(procs.values())
+
+
+def _stop(procs: Any, grace: float = 15.0) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,332 @@
+"""The MLflow model registry as a Dagster resource: versions, aliases and their history.
+
+This is the only module that talks to MLflow. Each candidate is an MLflow run registered as a
+model version with the alias `challenger`; `champion` moves only through `promote` and
+`rollback`, and every move is appended to the registered model's history as a tag
+(`mf.alias_event.<ns timestamp>` holding JSON), so the history lives in the registry itself,
+on any MLflow backend, and "what served on date D, and why" has an answer.
+
+mlflow is imported inside methods: it costs seconds, and definitions must load fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from dagster import ConfigurableResource
+
+from modelfactory.errors import RegistryError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+__all__ = ["AliasMove", "LoggedCandidate", "ModelRegistry", "VersionInfo"]
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+_EVENT_PREFIX = "mf.alias_event."
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    """What the candidate asset hands downstream: where its model lives in the registry."""
+
+    model: str
+    version: str
+    run_id: str
+    experiment_id: str
+    data_hash: str
+    code_version: str
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    version: str
+    run_id: str | None
+    tags: dict[str, str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One recorded move of the champion alias."""
+
+    event: str  # "promote" | "rollback"
+    model: str
+    from_version: str | None
+    to_version: str
+    at: str
+    actor: str
+    reason: str
+    dagster_run_id: str | None = None
+    metrics_before: dict[str, float] = field(default_factory=dict)
+    metrics_after: dict[str, float] = field(default_factory=dict)
+
+
+class ModelRegistry(ConfigurableResource):
+    """MLflow tracking and registry, addressed by role (`model_registry`), not by vendor."""
+
+    tracking_uri: str
+    artifact_root: str | None = None
+    ui_url: str = "http://localhost:5000"
+
+    # -- candidates -------------------------------------------------------------------
+
+    def log_candidate(
+        self,
+        *,
+        model: str,
+        estimator: Any,
+        X_sample: pd.DataFrame,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+    ) -> LoggedCandidate:
+        """Log a fitted estimator as an MLflow run and register it as `challenger`."""
+        import mlflow
+        import mlflow.sklearn
+        import skops.io
+        from mlflow.models import infer_signature
+
+        self._use()
+        experiment_id = self._experiment(model)
+        with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+            mlflow.log_params({k: _param(v) for k, v in params.items()})
+            mlflow.log_params({f"env.{k}": v for k, v in environment().items()})
+            mlflow.log_metrics(metrics)
+            info = mlflow.sklearn.log_model(
+                sk_model=estimator,
+                name="model",
+                registered_model_name=model,
+                signature=infer_signature(X_sample, estimator.predict(X_sample)),
+                input_example=X_sample.head(3),
+                pip_requirements=pip_requirements(),
+                serialization_format="skops",
+                skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(estimator)),
+            )
+        version = str(info.registered_model_version)
+        client = self._client()
+        for key, value in tags.items():
+            client.set_model_version_tag(model, version, key, value)
+        client.set_registered_model_alias(model, CHALLENGER, version)
+        return LoggedCandidate(
+            model=model,
+            version=version,
+            run_id=run.info.run_id,
+            experiment_id=experiment_id,
+            data_hash=tags.get("mf.data_hash", ""),
+            code_version=tags.get("mf.code_version", ""),
+        )
+
+    def log_run_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        client = self._client()
+        stamp = int(time.time() * 1000)
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value, timestamp=stamp)
+
+    def tag_version(self, model: str, version: str, tags: dict[str, str]) -> None:
+        client = self._client()
+        for key, value in tags.items():
+            client.set_model_version_tag(model, version, key, value)
+
+    def load(self, model: str, version: str) -> Any:
+        """The fitted estimator of one registered version."""
+        import mlflow.sklearn
+
+        self._use()
+        return mlflow.sklearn.load_model(f"models:/{model}/{version}")
+
+    # -- aliases ----------------------------------------------------------------------
+
+    def version_by_alias(self, model: str, alias: str) -> VersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self._client().get_model_version_by_alias(model, alias)
+        except MlflowException as exc:
+            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+        return _version_info(mv)
+
+    def champion(self, model: str) -> VersionInfo | None:
+        return self.version_by_alias(model, CHAMPION)
+
+    def latest_version(self, model: str) -> VersionInfo | None:
+        versions = self._client().search_model_versions(f"name = '{model}'")
+        if not versions:
+            return None
+        return _version_info(max(versions, key=lambda mv: int(mv.version)))
+
+    def promote(
+        self,
+        model: str,
+        version: str,
+        *,
+        expected_current: str | None,
+        actor: str,
+        reason: str,
+        dagster_run_id: str | None = None,
+        metrics_before: dict[str, float] | None = None,
+        metrics_after: dict[str, float] | None = None,
+    ) -> AliasMove:
+        """Move `champion` to `version`, refusing if it moved since the caller compared."""
+        current = self.champion(model)
+        current_version = current.version if current else None
+        if current_version != expected_current:
+            raise RegistryError(
+                f"{model}: champion is now v{current_version}, but the evaluation compared "
+                f"against v{expected_current}; re-run the evaluation before promoting"
+            )
+        move = AliasMove(
+            event="promote",
+            model=model,
+            from_version=current_version,
+            to_version=version,
+            at=_now(),
+            actor=actor,
+            reason=reason,
+            dagster_run_id=dagster_run_id,
+            metrics_before=metrics_before or {},
+            metrics_after=metrics_after or {},
+        )
+        self._move_champion(move)
+        return move
+
+    def rollback(self, model: str, *, actor: str, reason: str = "manual rollback") -> AliasMove:
+        """Put back the champion that the current one replaced by promotion."""
+        current = self.champion(model)
+        if current is None:
+            raise RegistryError(f"{model}: has no champion, so there is nothing to roll back")
+        promoted_in = [
+            m
+            for m in self.history(model)
+            if m.event == "promote" and m.to_version == current.version
+        ]
+        previous = promoted_in[-1].from_version if promoted_in else None
+        if previous is None:
+            raise RegistryError(
+                f"{model}: champion v{current.version} was the first champion; "
+                "there is no earlier one to roll back to"
+            )
+        move = AliasMove(
+            event="rollback",
+            model=model,
+            from_version=current.version,
+            to_version=previous,
+            at=_now(),
+            actor=actor,
+            reason=reason,
+        )
+        self._move_champion(move)
+        self.tag_version(model, current.version, {"mf.rolled_back_at": move.at})
+        return move
+
+    def history(self, model: str) -> list[AliasMove]:
+        """Every recorded champion move, oldest first."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self._client().get_registered_model(model).tags
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+        events = sorted((k, v) for k, v in tags.items() if k.startswith(_EVENT_PREFIX))
+        return [AliasMove(**json.loads(value)) for _, value in events]
+
+    def _move_champion(self, move: AliasMove) -> None:
+        """Set the alias, then record it; if recording fails, put the alias back."""
+        client = self._client()
+        client.set_registered_model_alias(move.model, CHAMPION, move.to_version)
+        try:
+            client.set_registered_model_tag(
+                move.model, f"{_EVENT_PREFIX}{time.time_ns():020d}", json.dumps(asdict(move))
+            )
+        except Exception:
+            if move.from_version is None:
+                client.delete_registered_model_alias(move.model, CHAMPION)
+            else:
+                client.set_registered_model_alias(move.model, CHAMPION, move.from_version)
+            raise
+
+    # -- links ------------------------------------------------------------------------
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def version_url(self, model: str, version: str) -> str:
+        return f"{self.ui_url}/#/models/{model}/versions/{version}"
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _client(self) -> MlflowClient:
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _use(self) -> None:
+        """Point MLflow's fluent API (start_run, log_model, load_model) at this registry."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+
+    def _experiment(self, model: str) -> str:
+        client = self._client()
+        experiment = client.get_experiment_by_name(model)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = f"{self.artifact_root.rstrip('/')}/{model}" if self.artifact_root else None
+        return client.create_experiment(model, artifact_location=location)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of a logged scikit-learn model, so it loads the same elsewhere."""
+    from importlib.metadata import version
+
+    return [
+        f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
+    ]
+
+
+def environment() -> dict[str, str]:
+    """The interpreter and library versions a candidate was trained with."""
+    from importlib.metadata import version
+
+    env = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("scikit-learn", "pandas", "numpy", "dagster", "mlflow"):
+        env[pkg] = version(pkg)
+    return env
+
+
+def _version_info(mv: Any) -> VersionInfo:
+    return VersionInfo(
+        model=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        tags=dict(mv.tags or {}),
+        created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC),
+    )
+
+
+def _param(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def actor() -> str:
+    """Who is acting, for the record: the OS user unless MODELFACTORY_ACTOR says otherwise."""
+    return os.environ.get("MODELFACTORY_ACTOR") or os.environ.get("USER") or "unknown"

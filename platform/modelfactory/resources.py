@@ -1,0 +1,109 @@
+"""Where state lives and which resource plays each role, decided in one place.
+
+Roles, never vendors: `warehouse` (DataFrames between assets), `io_manager` (small Python
+objects between assets), `model_registry` (MLflow). Locally every store sits under one
+folder, MODELFACTORY_HOME (default `.modelfactory/` in the repo), so a test or a second
+checkout isolates itself by pointing it elsewhere. The production profile will swap the
+implementations here; model projects never change.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelfactory.registry import ModelRegistry
+
+__all__ = ["LocalHome", "find_repo_root", "local_home", "model_registry", "project_resources"]
+
+HOME_ENV = "MODELFACTORY_HOME"
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` holding workspace.yaml (else `start` itself)."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "workspace.yaml").is_file():
+            return folder
+    return start
+
+
+@dataclass(frozen=True)
+class LocalHome:
+    """The layout of MODELFACTORY_HOME: one sub-folder per kind of state."""
+
+    root: Path
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    def warehouse(self, model: str) -> Path:
+        """One DuckDB file per model: DuckDB takes one writer at a time, so models run apart.
+
+        The file is not named after the model: DuckDB would then see a catalog and a schema
+        of the same name and refuse to resolve `<model>.<table>`.
+        """
+        return self.root / "warehouse" / f"{model}_warehouse.duckdb"
+
+    def storage(self, model: str) -> Path:
+        return self.root / "storage" / model
+
+    def data(self, model: str) -> Path:
+        """Where a model's load_raw reads its raw files (seeded by its simulate.py)."""
+        return self.root / "data" / model
+
+    def reports(self, model: str) -> Path:
+        return self.root / "reports" / model
+
+    def ensure(self) -> LocalHome:
+        for folder in (self.dagster_home, self.artifact_root, self.root / "warehouse"):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def local_home() -> LocalHome:
+    """MODELFACTORY_HOME if set, else `.modelfactory/` in the repository."""
+    configured = os.environ.get(HOME_ENV)
+    root = Path(configured) if configured else find_repo_root() / ".modelfactory"
+    return LocalHome(root.resolve())
+
+
+def project_resources(model: str) -> dict[str, Any]:
+    """The resources one model project's assets need, by role, for the local profile."""
+    from dagster import FilesystemIOManager
+    from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+    home = local_home().ensure()
+    return {
+        "warehouse": DuckDBPandasIOManager(database=str(home.warehouse(model))),
+        "io_manager": FilesystemIOManager(base_dir=str(home.storage(model))),
+        "model_registry": model_registry(),
+    }
+
+
+def model_registry() -> ModelRegistry:
+    """The registry of the local profile: MLflow on sqlite with artifacts beside it."""
+    from modelfactory.registry import ModelRegistry
+
+    home = local_home().ensure()
+    return ModelRegistry(
+        tracking_uri=home.tracking_uri,
+        artifact_root=str(home.artifact_root),
+        ui_url=os.environ.get("MODELFACTORY_MLFLOW_UI", "http://localhost:5000"),
+    )

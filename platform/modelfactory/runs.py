@@ -1,0 +1,108 @@
+"""Running a model's asset graph from the command line, on the local Dagster instance.
+
+Runs execute in-process (no per-step subprocess: 0.4 s instead of ~4 s a step) but are
+recorded in the same instance `modelfactory dev` serves, so they show in the UI like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelfactory.project import ModelProject
+from modelfactory.resources import find_repo_root, local_home
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+__all__ = ["TrainOutcome", "local_instance", "prepare_dagster_home", "seed_data", "train"]
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    model: str
+    success: bool
+    seconds: float
+    run_id: str
+    champion: str | None
+    promoted: bool
+    decision: str
+    errors: list[str]
+
+
+def prepare_dagster_home() -> Path:
+    """Point DAGSTER_HOME at MODELFACTORY_HOME/dagster with the repo's dagster.yaml in it.
+
+    Without DAGSTER_HOME Dagster keeps runs in a temporary folder that vanishes on exit.
+    """
+    home = local_home().ensure()
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home.dagster_home)
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    config = find_repo_root() / "dagster.yaml"
+    if config.is_file() and not (dagster_home / "dagster.yaml").exists():
+        shutil.copyfile(config, dagster_home / "dagster.yaml")
+    return dagster_home
+
+
+def local_instance() -> DagsterInstance:
+    from dagster import DagsterInstance
+
+    prepare_dagster_home()
+    return DagsterInstance.get()
+
+
+def seed_data(project: ModelProject) -> bool:
+    """Write a project's example data with its simulate.seed_data, once. True if it wrote."""
+    if not project.has_simulator:
+        return False
+    seed = getattr(project.module("simulate"), "seed_data", None)
+    if seed is None:
+        return False
+    data_dir = local_home().data(project.name)
+    if data_dir.exists() and any(data_dir.iterdir()):
+        return False
+    data_dir.mkdir(parents=True, exist_ok=True)
+    seed(data_dir)
+    return True
+
+
+def train(
+    project: ModelProject, *, approve: bool = False, instance: DagsterInstance | None = None
+) -> TrainOutcome:
+    """Materialize the model's whole graph once: raw through champion.
+
+    approve=True is a person's approval of the promotion (needed under policy manual);
+    the gate still blocks a candidate that fails it.
+    """
+    from modelfactory.assets import build_definitions, train_job_name
+
+    started = time.perf_counter()
+    job = build_definitions(project).resolve_job_def(train_job_name(project.name))
+    result = job.execute_in_process(
+        instance=instance or local_instance(),
+        run_config={"ops": {f"{project.name}__champion": {"config": {"approve": approve}}}},
+        raise_on_error=False,
+    )
+    errors = [
+        event.event_specific_data.error.message.strip()
+        for event in result.get_step_failure_events()
+        if event.event_specific_data and event.event_specific_data.error
+    ]
+    champion = {}
+    if result.success:
+        champion = result.output_for_node(f"{project.name}__champion")
+    return TrainOutcome(
+        model=project.name,
+        success=result.success,
+        seconds=time.perf_counter() - started,
+        run_id=result.run_id,
+        champion=champion.get("version"),
+        promoted=bool(champion.get("promoted")),
+        decision=champion.get("decision", ""),
+        errors=errors,
+    )

@@ -1,0 +1,286 @@
+"""ModelSpec: the validated contents of a model project's model.yaml.
+
+Everything a model may vary lives in its model.yaml and is checked here, before Dagster ever
+sees it, so a mistake surfaces as one line naming the file, the field and what was expected:
+
+    model_projects/churn/model.yaml: metric.direction must be 'maximize' or 'minimize', got 'up'
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from modelfactory.errors import SpecError
+from modelfactory.evaluation import METRICS
+
+__all__ = [
+    "Bounds",
+    "CanarySpec",
+    "DriftSpec",
+    "MetricSpec",
+    "ModelSpec",
+    "PromotionSpec",
+    "ResourcesSpec",
+    "ScheduleSpec",
+    "ServingSpec",
+    "SlicesSpec",
+    "SplitSpec",
+    "load_spec",
+]
+
+_IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+_CRON_FIELD = re.compile(
+    r"^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$"
+)
+_OWNER = re.compile(r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[A-Za-z0-9_.-]+)$")
+
+ColumnName = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+class _Section(BaseModel):
+    """Every section rejects unknown keys: a typo must not silently become a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricSpec(_Section):
+    name: str
+    direction: Literal["maximize", "minimize"]
+
+    @field_validator("name")
+    @classmethod
+    def _known_metric(cls, name: str) -> str:
+        if name not in METRICS:
+            raise ValueError(f"must be one of {sorted(METRICS)}, got {name!r}")
+        return name
+
+
+class Bounds(_Section):
+    """Limits a metric must stay within on the holdout for a candidate to be promoted."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError("give at least one of 'min' or 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class SlicesSpec(_Section):
+    """Per-segment check: no slice's metric may stray further than max_gap from the overall.
+
+    The gap is relative: |slice metric - overall metric| / |overall metric|.
+    """
+
+    by: list[ColumnName] = Field(min_length=1)
+    max_gap: float = Field(gt=0)
+    min_rows: int = Field(default=20, ge=1)
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _one_column_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class PromotionSpec(_Section):
+    policy: Literal["auto", "manual"] = "auto"
+    min_improvement: float = Field(default=0.0, ge=0)
+    thresholds: dict[str, Bounds] = Field(default_factory=dict)
+    slices: SlicesSpec | None = None
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, thresholds: dict[str, Bounds]) -> dict[str, Bounds]:
+        unknown = sorted(set(thresholds) - set(METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; expected one of {sorted(METRICS)}")
+        return thresholds
+
+
+class SplitSpec(_Section):
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    by: ColumnName | None = Field(
+        default=None, description="time column: the latest rows become the holdout"
+    )
+    seed: int = 0
+
+
+class ScheduleSpec(_Section):
+    retrain: str | None = None
+    predict: str | None = None
+
+    @field_validator("retrain", "predict")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError(f"must be a 5-field cron expression like '0 3 * * 1', got {value!r}")
+        return value
+
+
+class DriftSpec(_Section):
+    method: Literal["psi", "ks", "jensenshannon", "chisquare"] = "psi"
+    threshold: float = Field(default=0.2, gt=0)
+    max_share: float = Field(default=0.3, gt=0, le=1)
+    window: int = Field(default=5000, ge=10)
+
+
+class CanarySpec(_Section):
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
+    min_requests: int = Field(default=200, ge=1)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: list[int]) -> list[int]:
+        if any(not 0 < s <= 100 for s in steps):
+            raise ValueError(f"each step is a traffic percentage in 1..100, got {steps}")
+        if steps != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError(f"steps must strictly increase and end at 100, got {steps}")
+        return steps
+
+
+class ServingSpec(_Section):
+    canary: CanarySpec = Field(default_factory=CanarySpec)
+
+
+class ResourcesSpec(_Section):
+    cpus: float = Field(default=1, gt=0)
+    memory: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(Mi|Gi)$")] = "2Gi"
+    timeout: Annotated[str, StringConstraints(pattern=r"^\d+(s|m|h)$")] = "30m"
+
+    @property
+    def timeout_seconds(self) -> int:
+        unit = {"s": 1, "m": 60, "h": 3600}[self.timeout[-1]]
+        return int(self.timeout[:-1]) * unit
+
+
+class ModelSpec(_Section):
+    """One model project's model.yaml."""
+
+    name: Annotated[str, StringConstraints(pattern=_IDENTIFIER, max_length=64)]
+    owner: str
+    description: str = Field(min_length=1)
+    task: Literal["regression", "classification"]
+    target: ColumnName
+    metric: MetricSpec
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="hyper-parameters handed to train(X, y, params)"
+    )
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, owner: str) -> str:
+        if not _OWNER.match(owner):
+            raise ValueError(f"must be an email address or 'team:<name>', got {owner!r}")
+        return owner
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        metric = METRICS[self.metric.name]
+        if metric.task != self.task:
+            raise ValueError(
+                f"metric.name {self.metric.name!r} is a {metric.task} metric, "
+                f"but task is {self.task!r}"
+            )
+        if metric.direction != self.metric.direction:
+            raise ValueError(
+                f"metric.direction must be {metric.direction!r} for {self.metric.name!r}, "
+                f"got {self.metric.direction!r}"
+            )
+        for name in self.promotion.thresholds:
+            if METRICS[name].task != self.task:
+                raise ValueError(
+                    f"promotion.thresholds.{name} is a {METRICS[name].task} metric, "
+                    f"but task is {self.task!r}"
+                )
+        return self
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return self.metric.direction
+
+
+def load_spec(path: Path) -> ModelSpec:
+    """Read and validate a model.yaml; raise SpecError naming the file and field on any mistake."""
+    path = Path(path)
+    shown = _display_path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(
+            f"{shown}: file not found; every model project needs a model.yaml"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{shown}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{shown}: expected a mapping of fields, got {type(data).__name__}")
+    try:
+        spec = ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_describe(shown, exc)) from None
+    if spec.name != path.parent.name:
+        raise SpecError(
+            f"{shown}: name must match the project folder {path.parent.name!r}, got {spec.name!r}"
+        )
+    return spec
+
+
+def _describe(shown: str, exc: ValidationError) -> str:
+    """One line per problem: `file: field.path message, got value`."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            lines.append(f"{shown}: {field} is required")
+        elif error["type"] == "extra_forbidden":
+            lines.append(f"{shown}: {field} is not a known field (check its spelling)")
+        elif error["type"].startswith("value_error") or "got " in message:
+            where = f"{field} " if field else ""
+            lines.append(f"{shown}: {where}{message}")
+        else:
+            lines.append(f"{shown}: {field}: {_lower_first(message)}, got {error['input']!r}")
+    return "\n".join(lines)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _display_path(path: Path) -> str:
+    """The path relative to the working directory where possible, as people type it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
