@@ -100,8 +100,10 @@ def train(models: tuple[str, ...], approve: bool, if_no_champion: bool) -> None:
         else:
             failed.append(project.name)
             click.secho(f"{project.name}: run {outcome.run_id} failed", fg="red", err=True)
+            for check, why in outcome.failed_checks.items():
+                click.echo(f"  check {check} failed: {why}", err=True)
             for error in outcome.errors:
-                click.echo(f"  {error}", err=True)
+                click.echo(f"  {error.splitlines()[0]}", err=True)
     if failed:
         raise click.ClickException(f"training failed for {', '.join(failed)}")
 

@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,12 @@ class ModelRegistry(ConfigurableResource):
 
         self._use()
         experiment_id = self._experiment(model)
-        with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+        with (
+            warnings.catch_warnings(),
+            mlflow.start_run(experiment_id=experiment_id, tags=tags) as run,
+        ):
+            # MLflow hints that integer columns cannot hold missing values; schemas.py decides.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
             mlflow.log_params({k: _param(v) for k, v in params.items()})
             mlflow.log_params({f"env.{k}": v for k, v in environment().items()})
             mlflow.log_metrics(metrics)

@@ -32,6 +32,8 @@ class TrainOutcome:
     promoted: bool
     decision: str
     errors: list[str]
+    failed_checks: dict[str, str]  # "<step>:<check>" -> what failed
+    checks_run: int
 
 
 def prepare_dagster_home() -> Path:
@@ -85,9 +87,18 @@ def train(
     job = build_definitions(project).resolve_job_def(train_job_name(project.name))
     result = job.execute_in_process(
         instance=instance or local_instance(),
-        run_config={"ops": {f"{project.name}__champion": {"config": {"approve": approve}}}},
+        run_config={
+            "ops": {f"{project.name}__champion": {"config": {"approve": approve}}},
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        },
         raise_on_error=False,
     )
+    checks = result.get_asset_check_evaluations()
+    failed_checks = {
+        f"{c.asset_key.path[-1]}:{c.check_name}": c.description or "failed"
+        for c in checks
+        if not c.passed
+    }
     errors = [
         event.event_specific_data.error.message.strip()
         for event in result.get_step_failure_events()
@@ -105,4 +116,6 @@ def train(
         promoted=bool(champion.get("promoted")),
         decision=champion.get("decision", ""),
         errors=errors,
+        failed_checks=failed_checks,
+        checks_run=len(checks),
     )

@@ -1,0 +1,70 @@
+"""Shared fixtures: every test gets its own MODELFACTORY_HOME, and copies of model projects.
+
+Nothing is mocked: runs go to a real Dagster instance, models to a real MLflow registry on
+sqlite and DataFrames to a real DuckDB file, all inside the test's temporary home.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "model_projects"
+
+
+@pytest.fixture(autouse=True)
+def mf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated MODELFACTORY_HOME (and DAGSTER_HOME inside it) for each test."""
+    home = tmp_path / "mfhome"
+    monkeypatch.setenv("MODELFACTORY_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "dagster").mkdir(parents=True)
+    return home
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch repository (workspace.yaml + model_projects/) that is the working directory."""
+    root = tmp_path / "repo"
+    (root / "model_projects").mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", root / "dagster.yaml")
+    (root / "workspace.yaml").write_text("load_from: []\n")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def copy_example(workdir: Path) -> Callable[..., Path]:
+    """Copy an example project into the scratch repo, optionally renamed and edited.
+
+    `edit` receives the parsed model.yaml as a dict and changes it in place.
+    """
+
+    def copy(
+        example: str, name: str | None = None, edit: Callable[[dict], None] | None = None
+    ) -> Path:
+        name = name or example
+        target = workdir / "model_projects" / name
+        shutil.copytree(
+            EXAMPLES / example, target, ignore=shutil.ignore_patterns("tests", "__pycache__")
+        )
+        spec = yaml.safe_load((target / "model.yaml").read_text())
+        spec["name"] = name
+        if edit:
+            edit(spec)
+        (target / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        return target
+
+    return copy
+
+
+def edit_spec(project: Path, edit: Callable[[dict], None]) -> None:
+    """Change a copied project's model.yaml, as a data scientist would between runs."""
+    spec = yaml.safe_load((project / "model.yaml").read_text())
+    edit(spec)
+    (project / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
