@@ -1,7 +1,5 @@
 """Every measurement is a non-negative float; the label is 0 or 1."""
 
-from __future__ import annotations
-
 import pandera.pandas as pa
 
 _MEASURES = (

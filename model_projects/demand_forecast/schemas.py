@@ -1,7 +1,5 @@
 """What valid data looks like. A row breaking these stops training before it starts."""
 
-from __future__ import annotations
-
 import pandera.pandas as pa
 from pandera.typing import Series
 

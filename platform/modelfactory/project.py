@@ -178,17 +178,23 @@ def discover_projects(
 
 
 def _ensure_package(project: ModelProject) -> str:
-    """Register the project's folder as a package so its modules import by name."""
+    """Register the project's folder as a package so its modules import by name.
+
+    The package is `modelfactory_projects.<name>`; a second folder with the same project name
+    (a copy in a test, a second checkout) gets a suffixed package of its own, so neither
+    replaces the other's modules while they are in use.
+    """
     if _PACKAGE_ROOT not in sys.modules:
         root = types.ModuleType(_PACKAGE_ROOT)
         root.__path__ = []
         sys.modules[_PACKAGE_ROOT] = root
     package = f"{_PACKAGE_ROOT}.{project.name}"
     existing = sys.modules.get(package)
-    if existing is None or list(existing.__path__) != [str(project.root)]:
-        if existing is not None:
-            for key in [k for k in sys.modules if k.startswith(package + ".")]:
-                del sys.modules[key]
+    if existing is not None and list(existing.__path__) != [str(project.root)]:
+        suffix = hashlib.sha256(str(project.root).encode()).hexdigest()[:8]
+        package = f"{package}_{suffix}"
+        existing = sys.modules.get(package)
+    if existing is None:
         module = types.ModuleType(package)
         module.__path__ = [str(project.root)]
         module.__file__ = str(project.root / "__init__.py")
