@@ -101,11 +101,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def raw(context: AssetExecutionContext) -> Iterator[Any]:
         frame = project.function("features", "load_raw")(local_home().data(name))
-        outcome = datasets.validate_frame(
-            project.schema("RawSchema"), frame, what=f"{project.shown('features.py')}: load_raw"
-        )
-        yield Output(outcome.frame, metadata=_frame_metadata(outcome.frame))
-        yield _schema_check_result("raw_schema", outcome)
+        yield from _validated(project, frame, "load_raw", "RawSchema", "raw_schema")
 
     @asset(
         key=key["features"],
@@ -118,13 +114,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def features(context: AssetExecutionContext, raw: Any) -> Iterator[Any]:
         frame = project.function("features", "build_features")(raw)
-        outcome = datasets.validate_frame(
-            project.schema("FeatureSchema"),
-            frame,
-            what=f"{project.shown('features.py')}: build_features",
-        )
-        yield Output(outcome.frame, metadata=_frame_metadata(outcome.frame))
-        yield _schema_check_result("features_schema", outcome)
+        yield from _validated(project, frame, "build_features", "FeatureSchema", "features_schema")
 
     @asset(
         key=key["split"],
@@ -420,6 +410,20 @@ def _champion_output(
     return Output(
         {"version": version, "promoted": promoted, "decision": decision}, metadata=metadata
     )
+
+
+def _validated(
+    project: ModelProject, frame: Any, function: str, schema: str, check: str
+) -> Iterator[Any]:
+    """Store the frame whatever its verdict (bad data stays for inspection), then the check.
+
+    The check is blocking at ERROR severity: Dagster fails the step, so nothing downstream
+    runs and the run fails.
+    """
+    what = f"{project.shown('features.py')}: {function}"
+    outcome = datasets.validate_frame(project.schema(schema), frame, what=what)
+    yield Output(outcome.frame, metadata=_frame_metadata(outcome.frame))
+    yield _schema_check_result(check, outcome)
 
 
 def _schema_check_spec(asset_key: AssetKey, check: str, schema: str) -> AssetCheckSpec:

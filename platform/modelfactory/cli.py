@@ -197,7 +197,9 @@ def dev(ctx: click.Context, port: int, mlflow_port: int, no_train: bool) -> None
             "1",
         ],
     }
-    procs = {name: subprocess.Popen(cmd, env=env, cwd=root) for name, cmd in commands.items()}
+    # From DAGSTER_HOME, so Dagster does not warn about the repo's dagster.yaml in its cwd.
+    cwd = {"dagster": os.environ["DAGSTER_HOME"], "mlflow": str(root)}
+    procs = {name: subprocess.Popen(cmd, env=env, cwd=cwd[name]) for name, cmd in commands.items()}
     click.secho(
         f"Dagster UI: http://localhost:{port}   MLflow UI: http://localhost:{mlflow_port}   "
         "(Ctrl-C stops both)",

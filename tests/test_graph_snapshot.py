@@ -1,0 +1,51 @@
+"""Pins the graph each example generates: a rename or a lost check shows up as a reviewable diff.
+
+After an intended change, refresh with `MODELFACTORY_UPDATE_SNAPSHOTS=1 make test`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from modelfactory.assets import build_definitions
+from modelfactory.project import load_project
+
+REPO = Path(__file__).resolve().parents[1]
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+EXAMPLES = ["breast_cancer", "demand_forecast"]  # the examples shipped with the platform
+
+
+def graph(model: str) -> dict:
+    defs = build_definitions(load_project(REPO / "model_projects" / model))
+    assets = {}
+    for spec in sorted(defs.resolve_all_asset_specs(), key=lambda s: s.key.to_user_string()):
+        checks = defs.resolve_assets_def(spec.key).check_specs
+        assets[spec.key.to_user_string()] = {
+            "group": spec.group_name,
+            "owners": list(spec.owners),
+            "kinds": sorted(spec.kinds),
+            "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
+            "checks": {c.name: {"blocking": c.blocking} for c in checks if c.asset_key == spec.key},
+        }
+    return {
+        "assets": assets,
+        "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
+        "schedules": sorted(s.name for s in defs.schedules or []),
+        "sensors": sorted(s.name for s in defs.sensors or []),
+    }
+
+
+@pytest.mark.parametrize("model", EXAMPLES)
+def test_generated_graph_matches_snapshot(model: str) -> None:
+    current = graph(model)
+    snapshot = SNAPSHOTS / f"{model}.json"
+    if os.environ.get("MODELFACTORY_UPDATE_SNAPSHOTS"):
+        snapshot.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert snapshot.exists(), (
+        f"no snapshot {snapshot}; create it with MODELFACTORY_UPDATE_SNAPSHOTS=1"
+    )
+    assert current == json.loads(snapshot.read_text())
