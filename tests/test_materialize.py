@@ -211,3 +211,19 @@ def test_rollback_without_champion_is_a_clear_error(copy_example) -> None:
     copy_example("demand_forecast")
     with pytest.raises(RegistryError, match="has no champion"):
         model_registry().rollback("demand_forecast", actor="test")
+
+
+def test_cli_seeds_trains_and_skips_models_that_have_a_champion(copy_example) -> None:
+    copy_example("demand_forecast")
+    cli = CliRunner()
+    seeded = cli.invoke(main, ["seed"])
+    assert seeded.exit_code == 0 and "demand_forecast: seeded" in seeded.output
+    assert (local_home().data("demand_forecast") / "sales.csv").is_file()
+
+    trained = cli.invoke(main, ["train", "--if-no-champion"])
+    assert trained.exit_code == 0, trained.output
+    assert "demand_forecast: promoted; champion v1" in trained.output
+
+    again = cli.invoke(main, ["train", "--if-no-champion"])
+    assert "demand_forecast: has a champion, skipping" in again.output
+    assert model_registry().latest_version("demand_forecast").version == "1"
