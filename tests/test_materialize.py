@@ -146,6 +146,14 @@ def test_champion_moves_only_for_a_better_candidate_and_rollback_restores_it(cop
     assert "champion v3 -> v1" in result.output
     assert registry.champion("demand_forecast").version == "1"
     assert registry.history("demand_forecast")[-1].reason == "bad live metrics"
+    (observed,) = (
+        DagsterInstance.get()
+        .fetch_observations(AssetKey(["demand_forecast", "champion"]), limit=1)
+        .records
+    )
+    observation = observed.asset_observation
+    assert observation.metadata["champion_version"].value == "1"
+    assert observation.metadata["reason"].value == "bad live metrics"
 
     again = cli.invoke(main, ["rollback", "demand_forecast"])
     assert again.exit_code == 1

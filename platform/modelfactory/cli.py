@@ -149,7 +149,10 @@ def rollback(model: str, reason: str) -> None:
     from modelfactory.resources import model_registry
 
     load_project(projects_dir() / model)
+    from modelfactory.runs import record_alias_move
+
     move = model_registry().rollback(model, actor=actor(), reason=reason)
+    record_alias_move(move)
     click.echo(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
 
 

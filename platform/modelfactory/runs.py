@@ -19,7 +19,16 @@ from modelfactory.resources import find_repo_root, local_home
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
-__all__ = ["TrainOutcome", "local_instance", "prepare_dagster_home", "seed_data", "train"]
+    from modelfactory.registry import AliasMove
+
+__all__ = [
+    "TrainOutcome",
+    "local_instance",
+    "prepare_dagster_home",
+    "record_alias_move",
+    "seed_data",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -118,4 +127,27 @@ def train(
         errors=errors,
         failed_checks=failed_checks,
         checks_run=len(checks),
+    )
+
+
+def record_alias_move(move: AliasMove, instance: DagsterInstance | None = None) -> None:
+    """Tell Dagster the champion moved outside a run (a rollback), so the UI shows it.
+
+    An observation, not a materialization: the asset's stored value is not rewritten, but its
+    event history in the UI says which version serves now, and why.
+    """
+    from dagster import AssetKey, AssetObservation
+
+    (instance or local_instance()).report_runless_asset_event(
+        AssetObservation(
+            asset_key=AssetKey([move.model, "champion"]),
+            description=f"{move.event}: champion v{move.from_version} -> v{move.to_version}",
+            metadata={
+                "champion_version": move.to_version,
+                "moved_from": move.from_version or "none",
+                "event": move.event,
+                "actor": move.actor,
+                "reason": move.reason,
+            },
+        )
     )
