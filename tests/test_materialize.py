@@ -20,11 +20,11 @@ from conftest import edit_spec
 from modelfactory.cli import main
 from modelfactory.errors import RegistryError
 from modelfactory.project import load_project
-from modelfactory.resources import local_home, model_registry
+from modelfactory.resources import local_home, model_registry, rollout_store
 from modelfactory.runs import seed_data, train
 
 pytestmark = pytest.mark.slow
-STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion")
+STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion", "endpoint")
 
 
 def run(root: Path, approve: bool = False):
@@ -139,11 +139,16 @@ def test_champion_moves_only_for_a_better_candidate_and_rollback_restores_it(cop
     ]
     assert history[1].metrics_after["mae"] < history[1].metrics_before["mae"]
     assert history[1].dagster_run_id == better.run_id
+    rollout = rollout_store().active("demand_forecast")  # the endpoint asset started it
+    assert (rollout.stable_version, rollout.canary_version) == ("1", "3")
+    assert (rollout.state, rollout.percent) == ("canary", 5)
 
     cli = CliRunner()
     result = cli.invoke(main, ["rollback", "demand_forecast", "--reason", "bad live metrics"])
     assert result.exit_code == 0, result.output
     assert "champion v3 -> v1" in result.output
+    assert "cancelled the rollout" in result.output
+    assert rollout_store().active("demand_forecast") is None
     assert registry.champion("demand_forecast").version == "1"
     assert registry.history("demand_forecast")[-1].reason == "bad live metrics"
     (observed,) = (

@@ -1,9 +1,9 @@
 """The asset factory: one model project in, its Dagster assets, checks and jobs out.
 
-    raw ──► features ──► split ──► candidate ──► evaluation ──► champion
-    (pandera, blocking)            (MLflow run,   (vs champion,  (alias moves only
-                                    registered)    thresholds,    through the gate)
-                                                   slices)
+    raw ──► features ──► split ──► candidate ──► evaluation ──► champion ──► endpoint
+    (pandera, blocking)            (MLflow run,   (vs champion,  (alias moves   (canary
+                                    registered)    thresholds,    only through   rollout)
+                                                   slices)        the gate)
 
 This is the only module that knows Dagster's asset API; the project's functions stay plain.
 Keys are `<model>/<step>`, grouped by model, with owner, kinds and tags applied here once.
@@ -43,11 +43,13 @@ from modelfactory.evaluation import (
 )
 from modelfactory.project import ModelProject
 from modelfactory.registry import AliasMove, LoggedCandidate, ModelRegistry, actor
-from modelfactory.resources import local_home, project_resources
+from modelfactory.resources import endpoint_url, local_home, project_resources
+from modelfactory.sensors import build_sensors
+from modelfactory.serving.rollouts import Rollout, RolloutStore
 
 __all__ = ["PromotionConfig", "build_assets", "build_definitions", "train_job_name"]
 
-STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion")
+STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion", "endpoint")
 
 
 class PromotionConfig(Config):
@@ -74,6 +76,7 @@ def build_definitions(project: ModelProject) -> Definitions:
                 tags={"modelfactory/model": name},
             )
         ],
+        sensors=build_sensors(project),
         resources=project_resources(name),
         executor=in_process_executor,
     )
@@ -90,6 +93,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         "code_version": project.code_version,
     }
     metric = METRICS[spec.metric.name]
+    canary = spec.serving.canary
 
     @asset(
         key=key["raw"],
@@ -330,7 +334,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         key=key["champion"],
         ins={"evaluation": AssetIn(key["evaluation"])},
         kinds={"mlflow"},
-        required_resource_keys={"model_registry"},
+        required_resource_keys={"model_registry", "rollouts"},
         description=(
             "Moves the registry alias 'champion' to the candidate when the gate passed"
             + (
@@ -369,22 +373,84 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         reason = config.reason or (
             f"{'approved' if config.approve else 'auto'}: gate {evaluation['summary']}"
         )
-        move = registry.promote(
-            name,
-            candidate.version,
-            expected_current=current,
-            actor=actor() if config.approve else f"dagster:{context.run_id}",
-            reason=reason,
-            dagster_run_id=context.run_id,
-            metrics_before=evaluation["champion_scores"] or {},
-            metrics_after=evaluation["scores"],
-        )
+        rollouts: RolloutStore = context.resources.rollouts
+        # Reserved before the alias moves: the endpoint keeps serving the old champion until
+        # `<model>/endpoint` starts the canary, never the new one to everyone in between.
+        reserved = None
+        if current is not None:
+            reserved = rollouts.reserve(
+                name, stable=current, canary=candidate.version, spec=canary, reason=reason
+            )
+        try:
+            move = registry.promote(
+                name,
+                candidate.version,
+                expected_current=current,
+                actor=actor() if config.approve else f"dagster:{context.run_id}",
+                reason=reason,
+                dagster_run_id=context.run_id,
+                metrics_before=evaluation["champion_scores"] or {},
+                metrics_after=evaluation["scores"],
+            )
+        except Exception:
+            if reserved is not None:
+                rollouts.finish(reserved, "cancelled", "the promotion failed")
+            raise
         context.log.info(f"{name}: champion v{move.from_version} -> v{move.to_version} ({reason})")
         return _champion_output(
             registry, name, candidate.version, promoted=True, decision=reason, move=move
         )
 
-    return [raw, features, split, candidate, evaluation, champion]
+    @asset(
+        key=key["endpoint"],
+        ins={"champion": AssetIn(key["champion"])},
+        kinds={"fastapi"},
+        required_resource_keys={"rollouts"},
+        description=(
+            f"Starts the rollout of a newly promoted champion on the endpoint "
+            f"(`modelfactory serve`): {' → '.join(f'{s}%' for s in canary.steps)} of requests"
+            + (", after a shadow phase" if canary.shadow else "")
+            + f"; the sensor {name}_canary moves it on or rolls it back from live traffic."
+        ),
+        **common,
+    )
+    def endpoint(context: AssetExecutionContext, champion: dict) -> Output:
+        rollouts: RolloutStore = context.resources.rollouts
+        rollout = rollouts.active(name)
+        if rollout is not None and rollout.state == "pending":
+            rollout = rollouts.start(rollout, reason=f"started by run {context.run_id}")
+            context.log.info(f"{name}: rollout {rollout.describe()}")
+        rollout = rollout or rollouts.latest(name)
+        return _endpoint_output(name, champion.get("version"), rollout)
+
+    return [raw, features, split, candidate, evaluation, champion, endpoint]
+
+
+def _endpoint_output(model: str, champion: str | None, rollout: Rollout | None) -> Output:
+    """What the endpoint serves now, with the rollout's state as metadata."""
+    url = endpoint_url()
+    if rollout is not None and rollout.active:
+        serving = rollout.describe()
+    elif rollout is not None and rollout.canary_version == champion:
+        serving = f"v{champion} ({rollout.state.replace('_', ' ')})"
+    else:
+        serving = f"v{champion}" if champion else "nothing: no champion yet"
+    metadata: dict[str, Any] = {
+        "serving": serving,
+        "champion_version": champion or "none",
+        "predict_url": MetadataValue.url(f"{url}/models/{model}/predict"),
+        "docs": MetadataValue.url(f"{url}/docs"),
+    }
+    if rollout is not None:
+        metadata.update(rollout.as_metadata())
+    return Output(
+        {
+            "champion": champion,
+            "rollout_id": rollout.id if rollout else None,
+            "rollout_state": rollout.state if rollout else None,
+        },
+        metadata=metadata,
+    )
 
 
 def _champion_output(

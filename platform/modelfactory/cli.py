@@ -1,6 +1,7 @@
 """`modelfactory`: the command line. Thin: each command parses, calls one module, prints.
 
-modelfactory dev         train what has no champion yet, then the Dagster UI + MLflow UI
+modelfactory dev         train what has no champion yet, then the Dagster UI, MLflow UI, endpoint
+modelfactory serve       the prediction endpoint for every model (canary-aware)
 modelfactory seed        write the example data of projects that have a simulator
 modelfactory train       materialize a model's graph, raw through champion
 modelfactory status      champion, metric and last verdict of every model
@@ -149,28 +150,97 @@ def rollback(model: str, reason: str) -> None:
     from modelfactory.resources import model_registry
 
     load_project(projects_dir() / model)
+    from modelfactory.resources import rollout_store
     from modelfactory.runs import record_alias_move
 
     move = model_registry().rollback(model, actor=actor(), reason=reason)
+    cancelled = rollout_store().cancel_active(model, reason=f"rolled back by {move.actor}")
     record_alias_move(move)
     click.echo(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+    if cancelled is not None:
+        click.echo(f"  cancelled the rollout {cancelled.describe()}")
+
+
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option(
+    "--refresh",
+    default=1.0,
+    show_default=True,
+    help="Seconds between checks of the champion alias and the rollout table.",
+)
+@click.option("--max-rows", default=1000, show_default=True, help="Rows allowed per request.")
+@click.option(
+    "--max-body-mb", default=4.0, show_default=True, help="Largest request body (413 above)."
+)
+@_friendly
+def serve(
+    models: tuple[str, ...],
+    host: str,
+    port: int,
+    refresh: float,
+    max_rows: int,
+    max_body_mb: float,
+) -> None:
+    """Serve predictions of MODELS (default: all) at POST /models/<name>/predict.
+
+    Each model answers with its champion; during a rollout the canary version takes its share.
+    Every answered request is captured to the warehouse table <model>_inference_log.
+    """
+    import logging
+
+    import uvicorn
+
+    from modelfactory.resources import model_registry, rollout_store
+    from modelfactory.serving import create_app
+    from modelfactory.serving.app import ServingSettings
+
+    projects = _select(models)
+    if not projects:
+        raise click.ClickException(f"no model projects to serve in {projects_dir()}")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("modelfactory").setLevel(logging.INFO)
+    app = create_app(
+        projects,
+        registry=model_registry(),
+        rollouts=rollout_store(),
+        home=local_home().ensure(),
+        settings=ServingSettings(
+            refresh_seconds=refresh,
+            max_rows=max_rows,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+        ),
+    )
+    names = ", ".join(p.name for p in projects)
+    click.secho(f"serving {names} at http://{host}:{port} (docs: /docs)", fg="green")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @main.command()
 @click.option("--port", default=3000, show_default=True, help="Dagster UI port.")
 @click.option("--mlflow-port", default=5000, show_default=True, help="MLflow UI port.")
+@click.option("--endpoint-port", default=8000, show_default=True, help="Prediction endpoint port.")
 @click.option("--no-train", is_flag=True, help="Skip training models that have no champion.")
 @click.pass_context
 @_friendly
-def dev(ctx: click.Context, port: int, mlflow_port: int, no_train: bool) -> None:
-    """Train what has no champion yet, then run the Dagster UI + daemon and the MLflow UI."""
+def dev(
+    ctx: click.Context, port: int, mlflow_port: int, endpoint_port: int, no_train: bool
+) -> None:
+    """Train what has no champion yet, then run the Dagster UI + daemon, MLflow UI and endpoint."""
     from modelfactory.runs import prepare_dagster_home
 
     if not no_train:
         ctx.invoke(train, models=(), approve=True, if_no_champion=True)
     prepare_dagster_home()
     home = local_home().ensure()
-    env = {**os.environ, "MODELFACTORY_HOME": str(home.root)}
+    env = {
+        **os.environ,
+        "MODELFACTORY_HOME": str(home.root),
+        "MODELFACTORY_ENDPOINT_URL": f"http://localhost:{endpoint_port}",
+        "MODELFACTORY_MLFLOW_UI": f"http://localhost:{mlflow_port}",
+    }
     root = find_repo_root()
     commands = {
         "dagster": [
@@ -199,13 +269,21 @@ def dev(ctx: click.Context, port: int, mlflow_port: int, no_train: bool) -> None
             "--workers",
             "1",
         ],
+        "endpoint": [
+            sys.executable,
+            "-m",
+            "modelfactory",
+            "serve",
+            "--port",
+            str(endpoint_port),
+        ],
     }
     # From DAGSTER_HOME, so Dagster does not warn about the repo's dagster.yaml in its cwd.
-    cwd = {"dagster": os.environ["DAGSTER_HOME"], "mlflow": str(root)}
+    cwd = {"dagster": os.environ["DAGSTER_HOME"], "mlflow": str(root), "endpoint": str(root)}
     procs = {name: subprocess.Popen(cmd, env=env, cwd=cwd[name]) for name, cmd in commands.items()}
     click.secho(
         f"Dagster UI: http://localhost:{port}   MLflow UI: http://localhost:{mlflow_port}   "
-        "(Ctrl-C stops both)",
+        f"endpoint: http://localhost:{endpoint_port}/docs   (Ctrl-C stops all three)",
         fg="green",
     )
     try:

@@ -15,9 +15,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from modelfactory.notify import Notifier
     from modelfactory.registry import ModelRegistry
+    from modelfactory.serving.rollouts import RolloutStore
 
-__all__ = ["LocalHome", "find_repo_root", "local_home", "model_registry", "project_resources"]
+__all__ = [
+    "LocalHome",
+    "endpoint_url",
+    "find_repo_root",
+    "local_home",
+    "model_registry",
+    "notifier",
+    "project_resources",
+    "rollout_store",
+]
 
 HOME_ENV = "MODELFACTORY_HOME"
 
@@ -71,6 +82,19 @@ class LocalHome:
     def reports(self, model: str) -> Path:
         return self.root / "reports" / model
 
+    def capture(self, model: str) -> Path:
+        """The endpoint's spool of answered requests, before they reach the warehouse."""
+        return self.root / "capture" / model
+
+    @property
+    def serving_db_url(self) -> str:
+        """Rollout state, shared by the endpoint, the endpoint asset and the canary sensor."""
+        return f"sqlite:///{self.root / 'serving.db'}"
+
+    @property
+    def alerts_log(self) -> Path:
+        return self.root / "alerts.jsonl"
+
     def ensure(self) -> LocalHome:
         for folder in (self.dagster_home, self.artifact_root, self.root / "warehouse"):
             folder.mkdir(parents=True, exist_ok=True)
@@ -94,6 +118,8 @@ def project_resources(model: str) -> dict[str, Any]:
         "warehouse": DuckDBPandasIOManager(database=str(home.warehouse(model))),
         "io_manager": FilesystemIOManager(base_dir=str(home.storage(model))),
         "model_registry": model_registry(),
+        "rollouts": rollout_store(),
+        "notifier": notifier(),
     }
 
 
@@ -107,3 +133,22 @@ def model_registry() -> ModelRegistry:
         artifact_root=str(home.artifact_root),
         ui_url=os.environ.get("MODELFACTORY_MLFLOW_UI", "http://localhost:5000"),
     )
+
+
+def rollout_store() -> RolloutStore:
+    """Rollout state: MODELFACTORY_SERVING_DB (any SQLAlchemy URL), else sqlite in the home."""
+    from modelfactory.serving.rollouts import RolloutStore
+
+    url = os.environ.get("MODELFACTORY_SERVING_DB") or local_home().ensure().serving_db_url
+    return RolloutStore(url=url)
+
+
+def notifier() -> Notifier:
+    from modelfactory.notify import Notifier
+
+    return Notifier(log_path=str(local_home().ensure().alerts_log))
+
+
+def endpoint_url() -> str:
+    """Where the endpoint answers, for links in the UI (`modelfactory serve` defaults)."""
+    return os.environ.get("MODELFACTORY_ENDPOINT_URL", "http://localhost:8000").rstrip("/")

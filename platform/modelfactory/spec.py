@@ -145,9 +145,21 @@ class DriftSpec(_Section):
 
 
 class CanarySpec(_Section):
+    """How a new champion reaches traffic: percentages of requests, step by step.
+
+    The canary sensor moves to the next step once the new version has answered
+    `min_requests` at the current one, and rolls back when its error rate exceeds
+    `max_error_rate` or its p95 latency exceeds `max_latency_ratio` times the stable
+    version's. With `shadow`, the new version first scores a copy of all traffic without
+    answering, and must pass the same bar before it answers anyone.
+    """
+
     steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
     min_requests: int = Field(default=200, ge=1)
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_latency_ratio: float = Field(default=3.0, gt=1)
+    shadow: bool = False
+    check_every_seconds: int = Field(default=30, ge=1)
 
     @field_validator("steps")
     @classmethod

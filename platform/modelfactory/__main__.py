@@ -1,0 +1,5 @@
+"""`python -m modelfactory ...` is the `modelfactory` command."""
+
+from modelfactory.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The canary's judge: from captured traffic, shift on, wait, or roll back.
+
+`judge` is a plain function of the rollout, the live statistics and the spec, so every rule
+is testable on its own. `step` applies its verdict: it moves the rollout on in the rollout
+table, or rolls back (the `champion` alias first, then the rollout, so the endpoint never
+serves the bad version to everyone in between) and sends an alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from modelfactory.serving.capture import VersionStats, version_stats
+
+if TYPE_CHECKING:
+    from modelfactory.notify import Notifier
+    from modelfactory.registry import AliasMove, ModelRegistry
+    from modelfactory.serving.rollouts import Rollout, RolloutStore
+    from modelfactory.spec import CanarySpec
+
+__all__ = ["CanaryOutcome", "Verdict", "judge", "step"]
+
+Action = Literal["wait", "advance", "rollback"]
+_LATENCY_FLOOR_MS = 5.0  # below this, latency differences are noise, not a regression
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class CanaryOutcome:
+    verdict: Verdict
+    rollout: Rollout  # as it is after the verdict was applied
+    move: AliasMove | None = None
+
+
+def judge(rollout: Rollout, stats: list[VersionStats], spec: CanarySpec) -> Verdict:
+    """Compare the new version's live traffic at this stage with the stable version's."""
+    role = "shadow" if rollout.state == "shadow" else "canary"
+    new = _find(stats, rollout.canary_version, role)
+    old = _find(stats, rollout.stable_version, "stable")
+    where = f"v{rollout.canary_version} ({role})"
+    budget = spec.max_error_rate * spec.min_requests
+    if new.errors > budget:
+        # Even if every remaining request of this stage succeeded, the stage would fail.
+        return Verdict(
+            "rollback",
+            f"{where} failed {new.errors} of {new.requests} requests "
+            f"(limit {spec.max_error_rate:.1%} of {spec.min_requests})",
+        )
+    if new.requests < spec.min_requests:
+        return Verdict("wait", f"{where} answered {new.requests}/{spec.min_requests} requests")
+    if new.error_rate > spec.max_error_rate:
+        return Verdict(
+            "rollback",
+            f"{where} error rate {new.error_rate:.2%} > {spec.max_error_rate:.2%}",
+        )
+    if new.p95_latency_ms is not None and old.p95_latency_ms is not None:
+        limit = spec.max_latency_ratio * max(old.p95_latency_ms, _LATENCY_FLOOR_MS)
+        if new.p95_latency_ms > limit:
+            return Verdict(
+                "rollback",
+                f"{where} p95 latency {new.p95_latency_ms:.1f} ms > {limit:.1f} ms "
+                f"({spec.max_latency_ratio:g}x stable v{rollout.stable_version})",
+            )
+    healthy = f"{where} healthy over {new.requests} requests ({new.error_rate:.2%} errors"
+    if new.p95_latency_ms is not None:
+        healthy += f", p95 {new.p95_latency_ms:.1f} ms"
+    return Verdict("advance", healthy + ")")
+
+
+def step(
+    rollout: Rollout,
+    spec: CanarySpec,
+    *,
+    warehouse: Path,
+    store: RolloutStore,
+    registry: ModelRegistry,
+    notifier: Notifier,
+    actor: str = "canary-sensor",
+) -> CanaryOutcome:
+    """Judge the rollout from captured data and apply the verdict."""
+    from modelfactory.notify import Alert
+
+    champion = registry.champion(rollout.model)
+    if champion is None or champion.version != rollout.canary_version:
+        now = champion.version if champion else "none"
+        verdict = Verdict("rollback", f"champion is v{now}, no longer v{rollout.canary_version}")
+        return CanaryOutcome(verdict, store.finish(rollout, "cancelled", verdict.reason))
+
+    stats = version_stats(warehouse, rollout.model, since=rollout.stage_started_at)
+    verdict = judge(rollout, stats, spec)
+    if verdict.action == "wait":
+        return CanaryOutcome(verdict, rollout)
+    if verdict.action == "advance":
+        after = store.advance(rollout, verdict.reason)
+        if after.state == "completed":
+            notifier.send(
+                Alert(
+                    model=rollout.model,
+                    event="rollout_completed",
+                    text=f"v{rollout.canary_version} now serves all traffic: {verdict.reason}",
+                    severity="info",
+                )
+            )
+        return CanaryOutcome(verdict, after)
+
+    move = registry.rollback(rollout.model, actor=actor, reason=f"canary: {verdict.reason}")
+    after = store.finish(rollout, "rolled_back", verdict.reason)
+    notifier.send(
+        Alert(
+            model=rollout.model,
+            event="canary_rollback",
+            text=(f"rolled back v{rollout.canary_version} -> v{move.to_version}: {verdict.reason}"),
+            links={"mlflow": registry.version_url(rollout.model, rollout.canary_version)},
+        )
+    )
+    return CanaryOutcome(verdict, after, move)
+
+
+def _find(stats: list[VersionStats], version: str, role: str) -> VersionStats:
+    for item in stats:
+        if item.version == version and item.role == role:
+            return item
+    return VersionStats(version=version, role=role, requests=0, errors=0, p95_latency_ms=None)

@@ -1,0 +1,361 @@
+"""Data capture: every answered request lands in the warehouse table `<model>_inference_log`.
+
+Two stages keep capture off the request's critical path and lose nothing:
+
+1. **Spool** — before a response is sent, its record is appended (one `write`, no fsync) to
+   a spool file under MODELFACTORY_HOME. The kernel holds it from then on, so killing the
+   server cannot lose an answered request.
+2. **Flush** — a background thread moves spooled records into the warehouse in batches,
+   one row per input row. The spool offset it has reached is committed in the same DuckDB
+   transaction as the rows, and rows are keyed (request, role, row), so a crash between
+   the two never loses or doubles a row. A restarted server starts a new spool segment and
+   flushes what the old process left.
+
+The warehouse is the model's DuckDB file, which Dagster's runs also open; a flush that finds
+it locked simply tries again on the next tick, the records wait in the spool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+__all__ = [
+    "CaptureFlusher",
+    "CaptureSpool",
+    "VersionStats",
+    "WarehouseBusy",
+    "inference_log_table",
+    "read_inference_log",
+    "version_stats",
+]
+
+log = logging.getLogger(__name__)
+
+_OFFSETS = "mf_capture_offsets"
+_SEGMENT_BYTES = 16 * 1024 * 1024
+_SCHEMA = {
+    "request_id": "VARCHAR NOT NULL",
+    "role": "VARCHAR NOT NULL",  # stable | canary | shadow
+    "row_index": "INTEGER NOT NULL",
+    "received_at": "TIMESTAMP NOT NULL",  # UTC
+    "model_version": "VARCHAR NOT NULL",
+    "status": "VARCHAR NOT NULL",  # ok | error
+    "error": "VARCHAR",
+    "latency_ms": "DOUBLE",
+    "features": "VARCHAR",  # the input row as JSON
+    "prediction": "DOUBLE",
+    "score": "DOUBLE",  # probability of the positive class, for classifiers
+}
+_COLUMN_NAMES = list(_SCHEMA)
+_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA.items()) + (
+    ", PRIMARY KEY (request_id, role, row_index)"
+)
+
+
+def inference_log_table(model: str) -> str:
+    return f"{model}_inference_log"
+
+
+class CaptureSpool:
+    """Append-only spool segments of one model; `append` is one write to the page cache."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._size = 0
+        self.current: Path | None = None
+        self._open_segment()
+
+    def append(self, record: bytes) -> None:
+        """Write one record (a JSON object, no newline) durably enough to survive a kill."""
+        with self._lock:
+            os.write(self._fd, record + b"\n")
+            self._size += len(record) + 1
+            if self._size >= _SEGMENT_BYTES:
+                self._open_segment()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def _open_segment(self) -> None:
+        """Segments are named `<ns timestamp>-<pid>.jsonl`: ordered, and their writer known."""
+        if self._fd >= 0:
+            os.close(self._fd)
+        self.current = self.directory / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
+        self._fd = os.open(self.current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = 0
+
+
+@dataclass(frozen=True)
+class _Segment:
+    path: Path
+    writer_pid: int
+
+    @property
+    def writer_alive(self) -> bool:
+        if self.writer_pid == os.getpid():
+            return True
+        try:
+            os.kill(self.writer_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class CaptureFlusher:
+    """Moves one model's spooled records into its warehouse table, in the background."""
+
+    def __init__(
+        self, model: str, spool: CaptureSpool, warehouse: Path, interval: float = 1.0
+    ) -> None:
+        self.model = model
+        self.spool = spool
+        self.warehouse = Path(warehouse)
+        self.interval = interval
+        self.table = inference_log_table(model)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rows_flushed = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name=f"capture-{self.model}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the thread, then flush whatever is left (retrying while the file is busy)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.flush()
+                return
+            except WarehouseBusy:
+                if time.monotonic() > deadline:
+                    log.warning("%s: warehouse busy; records stay in the spool", self.model)
+                    return
+                time.sleep(0.2)
+
+    def flush(self) -> int:
+        """Flush every complete record the spool holds; returns the rows written."""
+        written = 0
+        for segment in self._segments():
+            written += self._flush_segment(segment)
+        self.rows_flushed += written
+        return written
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except WarehouseBusy:
+                continue
+            except Exception:
+                log.exception("%s: capture flush failed; records stay in the spool", self.model)
+
+    def _segments(self) -> list[_Segment]:
+        segments = []
+        for path in sorted(self.spool.directory.glob("*.jsonl")):
+            try:
+                pid = int(path.stem.rsplit("-", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            segment = _Segment(path, pid)
+            if segment.writer_pid == os.getpid() or not segment.writer_alive:
+                segments.append(segment)
+        return segments
+
+    def _flush_segment(self, segment: _Segment) -> int:
+        # Only our own current segment can still grow; any other is read to its end and removed.
+        finished = segment.path != self.spool.current
+        with _connect(self.warehouse) as con:
+            _ensure_tables(con, self.table)
+            offset = _offset(con, segment.path.name)
+            with segment.path.open("rb") as spool_file:
+                spool_file.seek(offset)
+                chunk = spool_file.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]
+            rows = _rows(complete.splitlines())
+            if complete:
+                con.execute("BEGIN TRANSACTION")
+                if rows is not None and len(rows):
+                    con.register("captured", rows)
+                    con.execute(f'INSERT OR IGNORE INTO "{self.table}" SELECT * FROM captured')
+                    con.unregister("captured")
+                con.execute(
+                    f"INSERT OR REPLACE INTO {_OFFSETS} VALUES (?, ?)",
+                    [segment.path.name, offset + len(complete)],
+                )
+                con.execute("COMMIT")
+            if finished:
+                # A dead writer's torn last line was never answered: it is dropped with the file.
+                con.execute(f"DELETE FROM {_OFFSETS} WHERE segment = ?", [segment.path.name])
+        if finished:
+            segment.path.unlink(missing_ok=True)
+        return 0 if rows is None else len(rows)
+
+
+def _rows(lines: list[bytes]) -> pd.DataFrame | None:
+    """One table row per input row of each record."""
+    import pandas as pd
+
+    if not lines:
+        return None
+    out: dict[str, list[Any]] = {c: [] for c in _COLUMN_NAMES}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            log.warning("skipping an unreadable capture record: %.80r", line)
+            continue
+        received = datetime.fromisoformat(record["received_at"]).astimezone(UTC)
+        outputs = record.get("outputs") or []
+        scores = record.get("scores") or []
+        for i, features in enumerate(record["inputs"]):
+            out["request_id"].append(record["request_id"])
+            out["role"].append(record["role"])
+            out["row_index"].append(i)
+            out["received_at"].append(received.replace(tzinfo=None))
+            out["model_version"].append(record["model_version"])
+            out["status"].append(record["status"])
+            out["error"].append(record.get("error"))
+            out["latency_ms"].append(record.get("latency_ms"))
+            out["features"].append(json.dumps(features, separators=(",", ":")))
+            out["prediction"].append(_number(outputs[i]) if i < len(outputs) else None)
+            out["score"].append(_number(scores[i]) if i < len(scores) else None)
+    frame = pd.DataFrame(out)
+    return frame.astype({"row_index": "int32", "prediction": "float64", "score": "float64"})
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# -- reading, for the canary sensor, drift and tests ----------------------------------
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """What one version did with live traffic since a moment, from captured data."""
+
+    version: str
+    role: str
+    requests: int
+    errors: int
+    p95_latency_ms: float | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+def version_stats(warehouse: Path, model: str, since: datetime) -> list[VersionStats]:
+    """Requests, errors and p95 latency per (version, role) since `since`."""
+    table = inference_log_table(model)
+    with _connect(warehouse, wait=10.0) as con:
+        if not _has_table(con, table):
+            return []
+        rows = con.execute(
+            f"""
+            WITH requests AS (
+                SELECT request_id, role, any_value(model_version) AS version,
+                       bool_or(status = 'error') AS failed, any_value(latency_ms) AS latency_ms
+                FROM "{table}" WHERE received_at >= ? GROUP BY request_id, role
+            )
+            SELECT version, role, count(*), count(*) FILTER (WHERE failed),
+                   quantile_cont(latency_ms, 0.95)
+            FROM requests GROUP BY version, role ORDER BY version, role
+            """,
+            [since.astimezone(UTC).replace(tzinfo=None)],
+        ).fetchall()
+    return [VersionStats(str(v), r, int(n), int(e), p) for v, r, n, e, p in rows]
+
+
+def read_inference_log(warehouse: Path, model: str) -> pd.DataFrame:
+    """The whole inference log of a model (empty if nothing was captured yet)."""
+    import pandas as pd
+
+    table = inference_log_table(model)
+    with _connect(warehouse, wait=10.0) as con:
+        if not _has_table(con, table):
+            return pd.DataFrame(columns=_COLUMN_NAMES)
+        return con.execute(f'SELECT * FROM "{table}" ORDER BY received_at, row_index').df()
+
+
+# -- DuckDB plumbing ------------------------------------------------------------------
+
+
+class WarehouseBusy(Exception):
+    """Another process holds the warehouse file; try again later."""
+
+
+@contextlib.contextmanager
+def _connect(path: Path, wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection: DuckDB lets one process write a file at a time."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            con = duckdb.connect(str(path))
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(str(exc)) from None
+            time.sleep(0.1)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _ensure_tables(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({_COLUMNS})')
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {_OFFSETS} (segment VARCHAR PRIMARY KEY, offset_bytes BIGINT)"
+    )
+
+
+def _offset(con: duckdb.DuckDBPyConnection, segment: str) -> int:
+    row = con.execute(
+        f"SELECT offset_bytes FROM {_OFFSETS} WHERE segment = ?", [segment]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        ).fetchone()[0]
+    )

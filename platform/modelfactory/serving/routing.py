@@ -1,0 +1,197 @@
+"""Which loaded version answers a request, and how that changes without dropping one.
+
+Each model has a `ModelSlot` holding an immutable `Route`: the stable version, and during a
+rollout the canary version with its share of traffic (or shadow mode). A request reads the
+slot's route once and keeps it to the end, so swapping the route is a single reference
+assignment: in-flight requests finish on the versions they started with, new ones take the
+new route. A `Refresher` thread polls the rollout table and the registry's `champion` alias,
+loads any version it lacks *before* switching, and never touches the request path: predict
+does no registry or disk I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelfactory.serving.batching import MicroBatcher, PredictResult
+
+__all__ = ["LoadedVersion", "ModelSlot", "Refresher", "Route", "RouteTarget"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class LoadedVersion:
+    """One registered version, in memory, with its own batcher."""
+
+    model: str
+    version: str
+    estimator: Any
+    columns: list[str]
+    batcher: MicroBatcher
+
+    async def predict(self, rows: Sequence[dict[str, Any]]) -> PredictResult:
+        return await self.batcher.predict(rows)
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """What a model should serve: the refresher's wish, compared to detect a change."""
+
+    stable: str
+    canary: str | None = None
+    percent: int = 0
+    shadow: bool = False
+    rollout_id: int | None = None
+
+    def describe(self) -> str:
+        if self.canary is None:
+            return f"v{self.stable}"
+        if self.shadow:
+            return f"v{self.stable}, v{self.canary} in shadow"
+        return f"v{self.stable} + v{self.canary} at {self.percent}%"
+
+
+@dataclass(frozen=True)
+class Route:
+    target: RouteTarget
+    stable: LoadedVersion
+    canary: LoadedVersion | None = None
+
+    def pick(self) -> tuple[LoadedVersion, str]:
+        """The version that answers one request, and its role (stable or canary)."""
+        target = self.target
+        if self.canary is not None and not target.shadow and random.random() * 100 < target.percent:
+            return self.canary, "canary"
+        return self.stable, "stable"
+
+    @property
+    def shadow(self) -> LoadedVersion | None:
+        return self.canary if self.target.shadow else None
+
+
+@dataclass(eq=False)
+class ModelSlot:
+    """One model's place in the app: its request model, columns and current route."""
+
+    name: str
+    request_model: Any
+    columns: list[str]
+    route: Route | None = None
+    problem: str | None = None  # why the slot cannot serve (yet), for /ready
+    loaded: dict[str, LoadedVersion] = field(default_factory=dict)
+    published: list[tuple[str, ...]] = field(default_factory=list)  # metric labels now set
+
+
+class Refresher:
+    """Keeps every slot's route in line with the rollout table and the champion alias."""
+
+    def __init__(
+        self,
+        slots: dict[str, ModelSlot],
+        *,
+        resolve: Callable[[], dict[str, RouteTarget | str]],
+        load: Callable[[str, str], Any],
+        executor: Executor,
+        interval: float = 1.0,
+        on_swap: Callable[[ModelSlot, Route], None] | None = None,
+    ) -> None:
+        self.slots = slots
+        self._resolve = resolve
+        self._load = load
+        self._executor = executor
+        self.interval = interval
+        self._on_swap = on_swap
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="route-refresher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def refresh(self) -> None:
+        """One pass: resolve what each model should serve, load what is missing, swap."""
+        try:
+            targets = self._resolve()
+        except Exception as exc:
+            log.warning("could not read the registry or rollout table: %s", exc)
+            return
+        for name, slot in self.slots.items():
+            target = targets.get(name, "no champion yet")
+            if isinstance(target, str):
+                if slot.route is None:
+                    slot.problem = target
+                continue
+            if slot.route is not None and slot.route.target == target:
+                continue
+            self._apply(slot, target)
+
+    def _apply(self, slot: ModelSlot, target: RouteTarget) -> None:
+        try:
+            stable = self._version(slot, target.stable)
+        except Exception as exc:
+            slot.problem = f"v{target.stable} failed to load: {type(exc).__name__}: {exc}"
+            log.error("%s: %s; still serving %s", slot.name, slot.problem, _current(slot))
+            return
+        canary = None
+        if target.canary is not None:
+            try:
+                canary = self._version(slot, target.canary)
+            except Exception as exc:
+                # The canary never answers; the stable version goes on serving everyone.
+                log.error("%s: canary v%s failed to load: %s", slot.name, target.canary, exc)
+                target = RouteTarget(stable=target.stable, rollout_id=target.rollout_id)
+        route = Route(target=target, stable=stable, canary=canary)
+        slot.route = route
+        slot.problem = None
+        keep = {target.stable, target.canary}
+        for version in [v for v in slot.loaded if v not in keep]:
+            slot.loaded.pop(version).batcher.close()
+        log.info("%s: now serving %s", slot.name, target.describe())
+        if self._on_swap:
+            self._on_swap(slot, route)
+
+    def _version(self, slot: ModelSlot, version: str) -> LoadedVersion:
+        if version not in slot.loaded:
+            estimator = self._load(slot.name, version)
+            slot.loaded[version] = LoadedVersion(
+                model=slot.name,
+                version=version,
+                estimator=estimator,
+                columns=slot.columns,
+                batcher=MicroBatcher(_predictor(estimator, slot.columns), self._executor),
+            )
+        return slot.loaded[version]
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+
+def _predictor(estimator: Any, columns: list[str]) -> Callable[..., PredictResult]:
+    """rows -> (predictions, positive-class scores) as plain Python lists."""
+    import pandas as pd
+
+    from modelfactory.evaluation import predict_with_scores
+
+    def predict(rows: Sequence[dict[str, Any]]) -> PredictResult:
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+        predictions, scores = predict_with_scores(estimator, frame)
+        return predictions.tolist(), (scores.tolist() if scores is not None else None)
+
+    return predict
+
+
+def _current(slot: ModelSlot) -> str:
+    return slot.route.target.describe() if slot.route else "nothing"
