@@ -171,6 +171,12 @@ def rollback(model: str, reason: str) -> None:
     show_default=True,
     help="Seconds between checks of the champion alias and the rollout table.",
 )
+@click.option(
+    "--flush-every",
+    default=1.0,
+    show_default=True,
+    help="Seconds between moves of captured requests from the spool to the warehouse.",
+)
 @click.option("--max-rows", default=1000, show_default=True, help="Rows allowed per request.")
 @click.option(
     "--max-body-mb", default=4.0, show_default=True, help="Largest request body (413 above)."
@@ -181,6 +187,7 @@ def serve(
     host: str,
     port: int,
     refresh: float,
+    flush_every: float,
     max_rows: int,
     max_body_mb: float,
 ) -> None:
@@ -209,6 +216,7 @@ def serve(
         home=local_home().ensure(),
         settings=ServingSettings(
             refresh_seconds=refresh,
+            flush_seconds=flush_every,
             max_rows=max_rows,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
         ),

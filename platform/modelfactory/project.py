@@ -195,8 +195,14 @@ def _ensure_package(project: ModelProject) -> str:
         package = f"{package}_{suffix}"
         existing = sys.modules.get(package)
     if existing is None:
-        module = types.ModuleType(package)
-        module.__path__ = [str(project.root)]
-        module.__file__ = str(project.root / "__init__.py")
-        sys.modules[package] = module
+        existing = types.ModuleType(package)
+        existing.__path__ = [str(project.root)]
+        existing.__file__ = str(project.root / "__init__.py")
+        sys.modules[package] = existing
+    if getattr(existing, "__mf_code_version__", None) != project.code_version:
+        # The files changed since they were imported: forget the old modules, so the next
+        # step runs the project as it is now, not as this process first saw it.
+        for loaded in [m for m in sys.modules if m.startswith(f"{package}.")]:
+            del sys.modules[loaded]
+        existing.__mf_code_version__ = project.code_version  # type: ignore[attr-defined]
     return package

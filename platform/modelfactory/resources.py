@@ -32,6 +32,11 @@ __all__ = [
 
 HOME_ENV = "MODELFACTORY_HOME"
 
+# DuckDB refuses a second connection to a file from the same process unless its settings
+# match, so every connection to a warehouse file (Dagster's IO manager, the endpoint's
+# capture) uses these.
+WAREHOUSE_CONNECTION_CONFIG = {"custom_user_agent": "modelfactory"}
+
 
 def find_repo_root(start: Path | None = None) -> Path:
     """The nearest folder at or above `start` holding workspace.yaml (else `start` itself)."""
@@ -115,7 +120,9 @@ def project_resources(model: str) -> dict[str, Any]:
 
     home = local_home().ensure()
     return {
-        "warehouse": DuckDBPandasIOManager(database=str(home.warehouse(model))),
+        "warehouse": DuckDBPandasIOManager(
+            database=str(home.warehouse(model)), connection_config=WAREHOUSE_CONNECTION_CONFIG
+        ),
         "io_manager": FilesystemIOManager(base_dir=str(home.storage(model))),
         "model_registry": model_registry(),
         "rollouts": rollout_store(),

@@ -321,11 +321,13 @@ def _connect(path: Path, wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnectio
     """A short-lived connection: DuckDB lets one process write a file at a time."""
     import duckdb
 
+    from modelfactory.resources import WAREHOUSE_CONNECTION_CONFIG
+
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
     while True:
         try:
-            con = duckdb.connect(str(path))
+            con = duckdb.connect(str(path), config=WAREHOUSE_CONNECTION_CONFIG)
             break
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():

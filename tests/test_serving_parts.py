@@ -1,0 +1,261 @@
+"""The serving parts on their own: request schemas, rollout states, the canary's judge, capture.
+
+Each runs on its real store (sqlite for rollouts, DuckDB for capture) in a temp home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from modelfactory.errors import ProjectError
+from modelfactory.project import load_project
+from modelfactory.resources import local_home, rollout_store
+from modelfactory.serving.canary import judge
+from modelfactory.serving.capture import (
+    CaptureFlusher,
+    CaptureSpool,
+    VersionStats,
+    read_inference_log,
+    version_stats,
+)
+from modelfactory.serving.request_schema import build_request_model, input_columns
+from modelfactory.serving.rollouts import RolloutConflict
+from modelfactory.spec import CanarySpec
+
+ROW = {"marketplace": "uk", "price": 9.5, "promo": 1, "temperature": 20.0, "is_weekend": 0}
+
+
+# -- request schema -------------------------------------------------------------------
+
+
+def test_request_rows_are_derived_from_the_feature_schema(copy_example) -> None:
+    request = build_request_model(load_project(copy_example("demand_forecast")), max_rows=3)
+
+    # the target and the time column are not inputs
+    assert input_columns(request) == ["marketplace", "price", "promo", "temperature", "is_weekend"]
+    assert request.model_validate({"rows": [ROW]}).rows[0].price == 9.5
+
+    cases = [
+        ("price", -1.0, "greater than 0"),
+        ("price", "9.5", "valid number"),  # strict: a string is not a number
+        ("marketplace", "fr", "'uk', 'de' or 'us'"),
+        ("temperature", 51.0, "less than or equal to 50"),
+        ("promo", "1", "0 or 1"),
+    ]
+    for field, value, message in cases:
+        with pytest.raises(ValidationError) as caught:
+            request.model_validate({"rows": [{**ROW, field: value}]})
+        (error,) = caught.value.errors()
+        assert error["loc"] == ("rows", 0, field) and message in error["msg"]
+
+    with pytest.raises(ValidationError, match="extra"):
+        request.model_validate({"rows": [{**ROW, "colour": "red"}]})
+    with pytest.raises(ValidationError, match="at most 3"):
+        request.model_validate({"rows": [ROW] * 4})
+    with pytest.raises(ValidationError, match="at least 1"):
+        request.model_validate({"rows": []})
+
+
+def test_a_project_may_give_its_own_request_row(copy_example) -> None:
+    root = copy_example("demand_forecast")
+    with (root / "schemas.py").open("a") as schemas:
+        schemas.write(
+            "\n\nfrom pydantic import BaseModel\n\n\n"
+            "class RequestRow(BaseModel):\n"
+            "    marketplace: str\n    price: float\n    promo: int\n"
+            "    temperature: float\n    is_weekend: int\n    note: str = ''\n"
+        )
+    request = build_request_model(load_project(root))
+    assert input_columns(request)[-1] == "note"
+
+
+def test_a_feature_type_json_cannot_carry_is_a_clear_error(copy_example) -> None:
+    root = copy_example("demand_forecast")
+    text = (root / "schemas.py").read_text()
+    (root / "schemas.py").write_text(
+        text.replace(
+            "is_weekend: Series[int] = pa.Field(isin=[0, 1])", "is_weekend: Series[pa.Timedelta]"
+        )
+    )
+    with pytest.raises(
+        ProjectError, match=r"schemas.py: FeatureSchema column 'is_weekend'.*RequestRow"
+    ):
+        build_request_model(load_project(root))
+
+
+# -- rollout states -------------------------------------------------------------------
+
+
+def test_a_rollout_walks_its_steps_and_refuses_stale_changes() -> None:
+    store = rollout_store()
+    spec = CanarySpec(steps=[5, 50, 100])
+
+    pending = store.reserve("m", stable="1", canary="2", spec=spec, reason="gate passed")
+    assert (pending.state, pending.percent, pending.active) == ("pending", 0, True)
+
+    first = store.start(pending)
+    assert (first.state, first.stage, first.percent) == ("canary", 0, 5)
+    second = store.advance(first, "healthy")
+    assert (second.percent, second.stage_started_at >= first.stage_started_at) == (50, True)
+
+    with pytest.raises(RolloutConflict, match="step 2/3"):
+        store.advance(first, "a second sensor acting on what it saw before")
+
+    done = store.advance(second, "healthy")
+    assert (done.state, done.percent, done.active) == ("completed", 100, False)
+    assert store.active("m") is None and store.latest("m") == done
+
+
+def test_a_new_promotion_supersedes_an_active_rollout_and_shadow_comes_first() -> None:
+    store = rollout_store()
+    old = store.start(store.reserve("m", stable="1", canary="2", spec=CanarySpec(), reason=""))
+    new = store.reserve("m", stable="2", canary="3", spec=CanarySpec(shadow=True), reason="")
+
+    assert store.get(old.id).state == "cancelled" and "superseded by v3" in store.get(old.id).reason
+    assert store.all_active() == {"m": new}
+    shadow = store.start(new)
+    assert (shadow.state, shadow.percent) == ("shadow", 0)
+    assert store.advance(shadow, "shadow healthy").percent == 5
+
+
+def test_a_single_step_rollout_completes_when_it_starts() -> None:
+    store = rollout_store()
+    pending = store.reserve("m", stable="1", canary="2", spec=CanarySpec(steps=[100]), reason="")
+    assert store.start(pending).state == "completed"
+
+
+# -- the canary's judge ---------------------------------------------------------------
+
+
+def _canary(spec: CanarySpec):
+    store = rollout_store()
+    return store.start(store.reserve("m", stable="1", canary="2", spec=spec, reason=""))
+
+
+@pytest.mark.parametrize(
+    ("canary", "stable", "action", "why"),
+    [
+        (
+            VersionStats("2", "canary", 50, 0, 3.0),
+            VersionStats("1", "stable", 900, 0, 3.0),
+            "wait",
+            "50/200",
+        ),
+        (
+            VersionStats("2", "canary", 200, 1, 3.0),
+            VersionStats("1", "stable", 900, 0, 3.0),
+            "advance",
+            "healthy over 200",
+        ),
+        (
+            VersionStats("2", "canary", 30, 3, 3.0),
+            VersionStats("1", "stable", 900, 0, 3.0),
+            "rollback",
+            "failed 3 of 30",
+        ),
+        (
+            VersionStats("2", "canary", 400, 5, 3.0),
+            VersionStats("1", "stable", 900, 0, 3.0),
+            "rollback",
+            "failed 5 of 400",
+        ),
+        (
+            VersionStats("2", "canary", 250, 0, 40.0),
+            VersionStats("1", "stable", 900, 0, 8.0),
+            "rollback",
+            "p95 latency 40.0 ms > 24.0 ms",
+        ),
+        (
+            VersionStats("2", "canary", 250, 0, 12.0),
+            VersionStats("1", "stable", 900, 0, 1.0),
+            "advance",
+            "p95 12.0 ms",
+        ),
+    ],
+)
+def test_the_canary_judge(canary, stable, action, why) -> None:
+    spec = CanarySpec(min_requests=200, max_error_rate=0.01, max_latency_ratio=3.0)
+    verdict = judge(_canary(spec), [stable, canary], spec)
+    assert verdict.action == action and why in verdict.reason
+
+
+def test_the_judge_reads_shadow_traffic_in_the_shadow_phase() -> None:
+    spec = CanarySpec(min_requests=10, shadow=True)
+    rollout = _canary(spec)
+    assert rollout.state == "shadow"
+    answered = VersionStats("2", "canary", 50, 0, 1.0)  # not shadow traffic: does not count
+    assert judge(rollout, [answered], spec).action == "wait"
+    shadow = VersionStats("2", "shadow", 10, 0, 1.0)
+    assert judge(rollout, [shadow], spec).action == "advance"
+
+
+# -- capture --------------------------------------------------------------------------
+
+
+def _record(request_id: str, rows: int = 2, version: str = "1") -> bytes:
+    return json.dumps(
+        {
+            "request_id": request_id,
+            "received_at": datetime.now(UTC).isoformat(),
+            "model_version": version,
+            "role": "stable",
+            "status": "ok",
+            "error": None,
+            "latency_ms": 1.5,
+            "inputs": [ROW] * rows,
+            "outputs": [float(i) for i in range(rows)],
+            "scores": None,
+        }
+    ).encode()
+
+
+def test_capture_flushes_each_row_once(tmp_path: Path) -> None:
+    home = local_home()
+    spool = CaptureSpool(home.capture("m"))
+    flusher = CaptureFlusher("m", spool, home.warehouse("m"))
+    for i in range(3):
+        spool.append(_record(f"r{i}"))
+
+    assert flusher.flush() == 6
+    assert flusher.flush() == 0  # the committed offset moved: nothing twice
+    spool.append(_record("r3", rows=1, version="2"))
+    assert flusher.flush() == 1
+
+    log = read_inference_log(home.warehouse("m"), "m")
+    assert len(log) == 7 and log["request_id"].nunique() == 4
+    assert json.loads(log["features"].iloc[0]) == ROW
+    assert sorted(log.loc[log.request_id == "r1", "prediction"]) == [0.0, 1.0]
+    stats = version_stats(home.warehouse("m"), "m", since=datetime.now(UTC) - timedelta(minutes=1))
+    assert [(s.version, s.requests, s.errors) for s in stats] == [("1", 3, 0), ("2", 1, 0)]
+
+
+def test_capture_takes_over_what_a_dead_server_spooled(tmp_path: Path) -> None:
+    """A killed server's segment is flushed by the next one; its torn last line was never answered."""
+    home = local_home()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    segment = home.capture("m") / f"{1:020d}-{int(dead.stdout)}.jsonl"
+    segment.parent.mkdir(parents=True)
+    segment.write_bytes(
+        _record("answered-1") + b"\n" + _record("answered-2") + b"\n" + _record("torn")[:40]
+    )
+
+    spool = CaptureSpool(home.capture("m"))  # the restarted server
+    flusher = CaptureFlusher("m", spool, home.warehouse("m"))
+    assert flusher.flush() == 4
+    assert not segment.exists()
+    log = read_inference_log(home.warehouse("m"), "m")
+    assert set(log["request_id"]) == {"answered-1", "answered-2"}
+    assert os.listdir(home.capture("m")) == [spool.current.name]
