@@ -142,8 +142,10 @@ def test_champion_moves_only_for_a_better_candidate_and_rollback_restores_it(cop
     rollout = rollout_store().active("demand_forecast")  # the endpoint asset started it
     assert (rollout.stable_version, rollout.canary_version) == ("1", "3")
     assert (rollout.state, rollout.percent) == ("canary", 5)
-
     cli = CliRunner()
+    (status,) = json.loads(cli.invoke(main, ["status", "--json"]).output)["models"]
+    assert status["rollout"] == "v1 -> v3, step 1/4: 5% of requests"
+
     result = cli.invoke(main, ["rollback", "demand_forecast", "--reason", "bad live metrics"])
     assert result.exit_code == 0, result.output
     assert "champion v3 -> v1" in result.output

@@ -114,12 +114,12 @@ def train(models: tuple[str, ...], approve: bool, if_no_champion: bool) -> None:
 @_friendly
 def status(as_json: bool) -> None:
     """For each model: champion version and metric, when and why promoted, last verdict."""
-    from modelfactory.resources import model_registry
+    from modelfactory.resources import model_registry, rollout_store
     from modelfactory.status import model_status
 
     projects, broken = discover_projects()
-    registry = model_registry()
-    rows = [model_status(project, registry) for project in projects]
+    registry, rollouts = model_registry(), rollout_store()
+    rows = [model_status(project, registry, rollouts) for project in projects]
     if as_json:
         click.echo(
             json.dumps({"models": rows, "broken": {k: str(v) for k, v in broken.items()}}, indent=2)
@@ -136,6 +136,8 @@ def status(as_json: bool) -> None:
             f"  why: {row['why']}\n"
             f"  last candidate v{row['last_candidate']}: {row['last_verdict']}"
         )
+        if row["rollout"]:
+            click.echo(f"  endpoint rollout: {row['rollout']} ({row['rollout_reason']})")
     for name, error in broken.items():
         click.secho(f"{name}: broken: {error}", fg="red")
 

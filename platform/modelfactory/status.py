@@ -6,13 +6,18 @@ from typing import Any
 
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry
+from modelfactory.serving.rollouts import RolloutStore
 
 __all__ = ["model_status"]
 
 
-def model_status(project: ModelProject, registry: ModelRegistry) -> dict[str, Any]:
-    """Champion version and holdout metric, its last move, and the latest candidate's verdict."""
+def model_status(
+    project: ModelProject, registry: ModelRegistry, rollouts: RolloutStore | None = None
+) -> dict[str, Any]:
+    """Champion version and holdout metric, its last move, the latest candidate's verdict,
+    and the rollout on the endpoint (active, or the last one)."""
     name, metric = project.name, project.spec.metric.name
+    rollout = rollouts.latest(name) if rollouts is not None else None
     champion = registry.champion(name)
     latest = registry.latest_version(name)
     moves = [m for m in registry.history(name) if champion and m.to_version == champion.version]
@@ -31,6 +36,8 @@ def model_status(project: ModelProject, registry: ModelRegistry) -> dict[str, An
         "last_candidate_metric": _float(latest.tags.get(f"mf.holdout.{metric}"))
         if latest
         else None,
+        "rollout": rollout.describe() if rollout else None,
+        "rollout_reason": rollout.reason if rollout else None,
     }
 
 
