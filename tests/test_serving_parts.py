@@ -142,48 +142,19 @@ def _canary(spec: CanarySpec):
 
 @pytest.mark.parametrize(
     ("canary", "stable", "action", "why"),
-    [
-        (
-            VersionStats("2", "canary", 50, 0, 3.0),
-            VersionStats("1", "stable", 900, 0, 3.0),
-            "wait",
-            "50/200",
-        ),
-        (
-            VersionStats("2", "canary", 200, 1, 3.0),
-            VersionStats("1", "stable", 900, 0, 3.0),
-            "advance",
-            "healthy over 200",
-        ),
-        (
-            VersionStats("2", "canary", 30, 3, 3.0),
-            VersionStats("1", "stable", 900, 0, 3.0),
-            "rollback",
-            "failed 3 of 30",
-        ),
-        (
-            VersionStats("2", "canary", 400, 5, 3.0),
-            VersionStats("1", "stable", 900, 0, 3.0),
-            "rollback",
-            "failed 5 of 400",
-        ),
-        (
-            VersionStats("2", "canary", 250, 0, 40.0),
-            VersionStats("1", "stable", 900, 0, 8.0),
-            "rollback",
-            "p95 latency 40.0 ms > 24.0 ms",
-        ),
-        (
-            VersionStats("2", "canary", 250, 0, 12.0),
-            VersionStats("1", "stable", 900, 0, 1.0),
-            "advance",
-            "p95 12.0 ms",
-        ),
+    [  # (requests, errors, p95 ms) of each version
+        ((50, 0, 3.0), (900, 0, 3.0), "wait", "50/200"),
+        ((200, 1, 3.0), (900, 0, 3.0), "advance", "healthy over 200"),
+        ((30, 3, 3.0), (900, 0, 3.0), "rollback", "failed 3 of 30"),
+        ((400, 5, 3.0), (900, 0, 3.0), "rollback", "failed 5 of 400"),
+        ((250, 0, 40.0), (900, 0, 8.0), "rollback", "p95 latency 40.0 ms > 24.0 ms"),
+        ((250, 0, 12.0), (900, 0, 1.0), "advance", "p95 12.0 ms"),  # within 3x the 5 ms floor
     ],
 )
 def test_the_canary_judge(canary, stable, action, why) -> None:
     spec = CanarySpec(min_requests=200, max_error_rate=0.01, max_latency_ratio=3.0)
-    verdict = judge(_canary(spec), [stable, canary], spec)
+    stats = [VersionStats("2", "canary", *canary), VersionStats("1", "stable", *stable)]
+    verdict = judge(_canary(spec), stats, spec)
     assert verdict.action == action and why in verdict.reason
 
 
