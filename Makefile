@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 export MODELFACTORY_HOME ?= $(CURDIR)/.modelfactory
 
-.PHONY: install dev test lint format clean
+.PHONY: install dev test lint format clean bench bench-serving
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ test: install  ## lint, then the whole test suite
 lint: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+bench: bench-serving  ## every benchmark; results in bench/results/
+
+# BENCH_ARGS passes options, e.g. make bench-serving BENCH_ARGS="--duration 2 --rows 1"
+bench-serving: install  ## our endpoint vs mlflow models serve vs a bare FastAPI (needs wrk)
+	$(BIN)/python bench/serving.py $(BENCH_ARGS)
 
 clean:  ## forget local state (runs, registry, warehouse); keeps .venv
 	rm -rf $(MODELFACTORY_HOME)

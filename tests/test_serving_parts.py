@@ -41,7 +41,7 @@ def test_request_rows_are_derived_from_the_feature_schema(copy_example) -> None:
 
     # the target and the time column are not inputs
     assert input_columns(request) == ["marketplace", "price", "promo", "temperature", "is_weekend"]
-    assert request.model_validate({"rows": [ROW]}).rows[0].price == 9.5
+    assert request.model_validate({"rows": [ROW]}).rows == [ROW]  # plain dicts, ready for pandas
 
     cases = [
         ("price", -1.0, "greater than 0"),
@@ -175,7 +175,7 @@ def _record(request_id: str, rows: int = 2, version: str = "1") -> bytes:
     return json.dumps(
         {
             "request_id": request_id,
-            "received_at": datetime.now(UTC).isoformat(),
+            "received_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
             "model_version": version,
             "role": "stable",
             "status": "ok",

@@ -92,6 +92,9 @@ def create_app(
         executor=executor,
         interval=settings.refresh_seconds,
         on_swap=lambda slot, route: _publish_route(metrics, slot, route),
+        on_batch=lambda model, version, rows: metrics.batch_rows.labels(model, version).observe(
+            rows
+        ),
     )
     background: set[asyncio.Task] = set()
 
@@ -195,7 +198,9 @@ def _add_predict_route(
         if route is None:
             metrics.rejected.labels(name, "not_ready").inc()
             return _error(503, f"{name} is not ready: {slot.problem or 'loading'}")
-        rows = [row.model_dump() for row in parsed.rows]
+        rows = parsed.rows
+        if rows and not isinstance(rows[0], dict):  # a project's own pydantic RequestRow
+            rows = [row.model_dump() for row in rows]
         request_id = uuid.uuid4().hex
         version, role = route.pick()
 
@@ -327,7 +332,7 @@ def _record(
 ) -> dict[str, Any]:
     return {
         "request_id": request_id,
-        "received_at": received_at.isoformat(),
+        "received_at": received_at.replace(tzinfo=None).isoformat(),  # UTC
         "model_version": version.version,
         "role": role,
         "status": "error" if error else "ok",

@@ -18,7 +18,6 @@ it locked simply tries again on the next tick, the records wait in the spool.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -27,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import duckdb
@@ -192,70 +191,53 @@ class CaptureFlusher:
     def _flush_segment(self, segment: _Segment) -> int:
         # Only our own current segment can still grow; any other is read to its end and removed.
         finished = segment.path != self.spool.current
+        written = 0
         with _connect(self.warehouse) as con:
+            con.execute("SET threads = 1")  # leave the other cores to the requests
             _ensure_tables(con, self.table)
             offset = _offset(con, segment.path.name)
             with segment.path.open("rb") as spool_file:
                 spool_file.seek(offset)
                 chunk = spool_file.read()
             complete = chunk[: chunk.rfind(b"\n") + 1]
-            rows = _rows(complete.splitlines())
             if complete:
-                con.execute("BEGIN TRANSACTION")
-                if rows is not None and len(rows):
-                    con.register("captured", rows)
-                    con.execute(f'INSERT OR IGNORE INTO "{self.table}" SELECT * FROM captured')
-                    con.unregister("captured")
-                con.execute(
-                    f"INSERT OR REPLACE INTO {_OFFSETS} VALUES (?, ?)",
-                    [segment.path.name, offset + len(complete)],
-                )
-                con.execute("COMMIT")
+                # DuckDB parses and explodes the records itself: no per-row Python, and the
+                # GIL stays free for the requests being answered meanwhile.
+                staged = self.spool.directory / f".flushing-{os.getpid()}.tmp"
+                staged.write_bytes(complete)
+                try:
+                    con.execute("BEGIN TRANSACTION")
+                    insert = _INSERT.replace("{table}", self.table)
+                    written = con.execute(insert, [str(staged)]).fetchone()[0]
+                    con.execute(
+                        f"INSERT OR REPLACE INTO {_OFFSETS} VALUES (?, ?)",
+                        [segment.path.name, offset + len(complete)],
+                    )
+                    con.execute("COMMIT")
+                finally:
+                    staged.unlink(missing_ok=True)
             if finished:
                 # A dead writer's torn last line was never answered: it is dropped with the file.
                 con.execute(f"DELETE FROM {_OFFSETS} WHERE segment = ?", [segment.path.name])
         if finished:
             segment.path.unlink(missing_ok=True)
-        return 0 if rows is None else len(rows)
+        return written
 
 
-def _rows(lines: list[bytes]) -> pd.DataFrame | None:
-    """One table row per input row of each record."""
-    import pandas as pd
-
-    if not lines:
-        return None
-    out: dict[str, list[Any]] = {c: [] for c in _COLUMN_NAMES}
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            log.warning("skipping an unreadable capture record: %.80r", line)
-            continue
-        received = datetime.fromisoformat(record["received_at"]).astimezone(UTC)
-        outputs = record.get("outputs") or []
-        scores = record.get("scores") or []
-        for i, features in enumerate(record["inputs"]):
-            out["request_id"].append(record["request_id"])
-            out["role"].append(record["role"])
-            out["row_index"].append(i)
-            out["received_at"].append(received.replace(tzinfo=None))
-            out["model_version"].append(record["model_version"])
-            out["status"].append(record["status"])
-            out["error"].append(record.get("error"))
-            out["latency_ms"].append(record.get("latency_ms"))
-            out["features"].append(json.dumps(features, separators=(",", ":")))
-            out["prediction"].append(_number(outputs[i]) if i < len(outputs) else None)
-            out["score"].append(_number(scores[i]) if i < len(scores) else None)
-    frame = pd.DataFrame(out)
-    return frame.astype({"row_index": "int32", "prediction": "float64", "score": "float64"})
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+_RECORD_COLUMNS = (
+    "{request_id: 'VARCHAR', received_at: 'VARCHAR', model_version: 'VARCHAR', role: 'VARCHAR', "
+    "status: 'VARCHAR', error: 'VARCHAR', latency_ms: 'DOUBLE', inputs: 'JSON[]', "
+    "outputs: 'JSON[]', scores: 'DOUBLE[]'}"
+)
+# One record per request -> one table row per input row; the lists unnest side by side.
+_INSERT = (
+    'INSERT OR IGNORE INTO "{table}" '
+    "SELECT request_id, role, generate_subscripts(inputs, 1) - 1, CAST(received_at AS TIMESTAMP), "
+    "model_version, status, error, latency_ms, CAST(unnest(inputs) AS VARCHAR), "
+    "TRY_CAST(unnest(outputs) AS DOUBLE), unnest(scores) "
+    "FROM read_json(?, format = 'newline_delimited', ignore_errors = true, "
+    f"columns = {_RECORD_COLUMNS})"
+)
 
 
 # -- reading, for the canary sensor, drift and tests ----------------------------------

@@ -11,9 +11,10 @@ pydantic-core, with errors that name the row and the field.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from typing_extensions import TypedDict
 
 from modelfactory.errors import ProjectError
 
@@ -53,10 +54,14 @@ def build_request_model(project: ModelProject, max_rows: int = DEFAULT_MAX_ROWS)
 def input_columns(request_model: type[BaseModel]) -> list[str]:
     """The model's input columns, in the order the row model declares them."""
     row = request_model.model_fields["rows"].annotation.__args__[0]  # type: ignore[union-attr]
-    return list(row.model_fields)
+    if isinstance(row, type) and issubclass(row, BaseModel):
+        return list(row.model_fields)
+    return list(row.__annotations__)
 
 
-def derive_row_model(project: ModelProject) -> type[BaseModel]:
+def derive_row_model(project: ModelProject) -> type:
+    """A TypedDict of the feature columns: validated rows arrive as plain dicts, ready for
+    a DataFrame, with no per-row model objects to build and dump on the request path."""
     schema = project.schema("FeatureSchema")
     frame_schema = schema.to_schema() if hasattr(schema, "to_schema") else schema
     spec = project.spec
@@ -69,14 +74,16 @@ def derive_row_model(project: ModelProject) -> type[BaseModel]:
         constraints, kind = _constraints(column.checks, kind)
         if column.nullable:
             kind = kind | None
-        fields[str(name)] = (kind, Field(**constraints))
+        fields[str(name)] = Annotated[kind, Field(**constraints)]
     if not fields:
         raise ProjectError(
             f"{project.shown('schemas.py')}: FeatureSchema has no input columns besides the "
             f"target {spec.target!r}; the endpoint needs at least one"
         )
     title = "".join(part.title() for part in project.name.split("_"))
-    return create_model(f"{title}Row", __config__=ConfigDict(extra="forbid"), **fields)
+    row = TypedDict(f"{title}Row", fields)  # type: ignore[operator]
+    row.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    return row
 
 
 def _project_row_model(project: ModelProject) -> type[BaseModel] | None:
@@ -94,8 +101,6 @@ def _project_row_model(project: ModelProject) -> type[BaseModel] | None:
 def _python_type(project: ModelProject, column: str, dtype: Any) -> Any:
     text = str(dtype).lower()
     strict = Field(strict=True)
-    from typing import Annotated
-
     if text.startswith("float"):
         return Annotated[float, strict]
     if text.startswith(("int", "uint")):

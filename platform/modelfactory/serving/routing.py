@@ -101,6 +101,7 @@ class Refresher:
         executor: Executor,
         interval: float = 1.0,
         on_swap: Callable[[ModelSlot, Route], None] | None = None,
+        on_batch: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.slots = slots
         self._resolve = resolve
@@ -108,6 +109,7 @@ class Refresher:
         self._executor = executor
         self.interval = interval
         self._on_swap = on_swap
+        self._on_batch = on_batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -165,12 +167,19 @@ class Refresher:
     def _version(self, slot: ModelSlot, version: str) -> LoadedVersion:
         if version not in slot.loaded:
             estimator = self._load(slot.name, version)
+            on_batch = self._on_batch
             slot.loaded[version] = LoadedVersion(
                 model=slot.name,
                 version=version,
                 estimator=estimator,
                 columns=slot.columns,
-                batcher=MicroBatcher(_predictor(estimator, slot.columns), self._executor),
+                batcher=MicroBatcher(
+                    _predictor(estimator, slot.columns),
+                    self._executor,
+                    on_batch=(lambda rows: on_batch(slot.name, version, rows))
+                    if on_batch
+                    else None,
+                ),
             )
         return slot.loaded[version]
 
