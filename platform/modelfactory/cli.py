@@ -181,6 +181,12 @@ def rollback(model: str, reason: str) -> None:
 )
 @click.option("--max-rows", default=1000, show_default=True, help="Rows allowed per request.")
 @click.option(
+    "--predict-threads",
+    default=0,
+    show_default=True,
+    help="Threads for predict calls; 0 predicts on the event loop (fastest for scikit-learn).",
+)
+@click.option(
     "--max-body-mb", default=4.0, show_default=True, help="Largest request body (413 above)."
 )
 @_friendly
@@ -191,6 +197,7 @@ def serve(
     refresh: float,
     flush_every: float,
     max_rows: int,
+    predict_threads: int,
     max_body_mb: float,
 ) -> None:
     """Serve predictions of MODELS (default: all) at POST /models/<name>/predict.
@@ -220,6 +227,7 @@ def serve(
             refresh_seconds=refresh,
             flush_seconds=flush_every,
             max_rows=max_rows,
+            predict_threads=predict_threads,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
         ),
     )

@@ -2,10 +2,11 @@
 
 A scikit-learn pipeline's predict costs about the same for 1 row as for 100 (most of it is
 per-call overhead: validation, column transforms, numpy dispatch). So while one predict runs,
-the requests that arrive queue up, and the next call takes all of them at once. Nothing waits
-on a timer: a lone request is predicted immediately, and under load the batches grow by
-themselves. A failing batch is retried request by request, so one request that breaks the
-model never fails the others that happened to share its batch.
+the requests that arrive queue up, and the next call takes all of them at once; requests that
+the server has already received but not yet validated get a few event-loop turns (at most
+`max_wait`) to join. A lone request is predicted immediately: nothing waits on a timer. A
+failing batch is retried request by request, so one request that breaks the model never fails
+the others that happened to share its batch.
 """
 
 from __future__ import annotations
@@ -28,14 +29,18 @@ class MicroBatcher:
     def __init__(
         self,
         predict: PredictFn,
-        executor: Executor,
+        executor: Executor | None,
         *,
         max_rows: int = 4096,
+        max_wait: float = 0.002,
+        arriving: Callable[[], int] | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._predict = predict
         self._executor = executor
         self._max_rows = max_rows
+        self._max_wait = max_wait
+        self._arriving = arriving
         self._on_batch = on_batch
         self._queue: asyncio.Queue[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -68,6 +73,13 @@ class MicroBatcher:
                 continue
             batch = [first]
             size = len(batch[0][0])
+            if self._arriving is not None and self._arriving():
+                # Requests already read off their sockets are still being validated: let them
+                # join this batch (a few loop turns, never past max_wait). A lone request,
+                # with nothing arriving, goes straight on.
+                deadline = loop.time() + self._max_wait
+                while self._arriving() and loop.time() < deadline:
+                    await asyncio.sleep(0)
             while size < self._max_rows and not queue.empty():
                 item = queue.get_nowait()
                 if item is _STOP:
@@ -79,7 +91,7 @@ class MicroBatcher:
                 self._on_batch(size)
             rows = [row for request_rows, _ in batch for row in request_rows]
             try:
-                result = await loop.run_in_executor(self._executor, self._predict, rows)
+                result = await self._call(loop, rows)
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0][1], error=exc)
@@ -88,11 +100,16 @@ class MicroBatcher:
                 continue
             _split(batch, result)
 
+    async def _call(self, loop: asyncio.AbstractEventLoop, rows: list[dict]) -> PredictResult:
+        if self._executor is None:
+            return self._predict(rows)
+        return await loop.run_in_executor(self._executor, self._predict, rows)
+
     async def _one_by_one(self, batch: list[tuple[Sequence[dict], asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
         for rows, future in batch:
             try:
-                _settle(future, await loop.run_in_executor(self._executor, self._predict, rows))
+                _settle(future, await self._call(loop, rows))
             except Exception as exc:
                 _settle(future, error=exc)
 

@@ -6,9 +6,9 @@ Two stages keep capture off the request's critical path and lose nothing:
    a spool file under MODELFACTORY_HOME. The kernel holds it from then on, so killing the
    server cannot lose an answered request.
 2. **Flush** — a background thread moves spooled records into the warehouse in batches,
-   one row per input row. The spool offset it has reached is committed in the same DuckDB
-   transaction as the rows, and rows are keyed (request, role, row), so a crash between
-   the two never loses or doubles a row. A restarted server starts a new spool segment and
+   one row per input row, parsed and exploded by DuckDB itself (no per-row Python). The
+   spool offset it has reached commits in the same DuckDB transaction as the rows, so a
+   crash never loses or doubles a row. A restarted server starts a new spool segment and
    flushes what the old process left.
 
 The warehouse is the model's DuckDB file, which Dagster's runs also open; a flush that finds
@@ -60,9 +60,7 @@ _SCHEMA = {
     "score": "DOUBLE",  # probability of the positive class, for classifiers
 }
 _COLUMN_NAMES = list(_SCHEMA)
-_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA.items()) + (
-    ", PRIMARY KEY (request_id, role, row_index)"
-)
+_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA.items())
 
 
 def inference_log_table(model: str) -> str:
@@ -231,7 +229,7 @@ _RECORD_COLUMNS = (
 )
 # One record per request -> one table row per input row; the lists unnest side by side.
 _INSERT = (
-    'INSERT OR IGNORE INTO "{table}" '
+    'INSERT INTO "{table}" '
     "SELECT request_id, role, generate_subscripts(inputs, 1) - 1, CAST(received_at AS TIMESTAMP), "
     "model_version, status, error, latency_ms, CAST(unnest(inputs) AS VARCHAR), "
     "TRY_CAST(unnest(outputs) AS DOUBLE), unnest(scores) "

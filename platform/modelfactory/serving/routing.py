@@ -87,6 +87,7 @@ class ModelSlot:
     problem: str | None = None  # why the slot cannot serve (yet), for /ready
     loaded: dict[str, LoadedVersion] = field(default_factory=dict)
     published: list[tuple[str, ...]] = field(default_factory=list)  # metric labels now set
+    arriving: int = 0  # requests received, not yet handed to a batcher (event-loop only)
 
 
 class Refresher:
@@ -98,7 +99,7 @@ class Refresher:
         *,
         resolve: Callable[[], dict[str, RouteTarget | str]],
         load: Callable[[str, str], Any],
-        executor: Executor,
+        executor: Executor | None,
         interval: float = 1.0,
         on_swap: Callable[[ModelSlot, Route], None] | None = None,
         on_batch: Callable[[str, str, int], None] | None = None,
@@ -176,6 +177,7 @@ class Refresher:
                 batcher=MicroBatcher(
                     _predictor(estimator, slot.columns),
                     self._executor,
+                    arriving=lambda: slot.arriving,
                     on_batch=(lambda rows: on_batch(slot.name, version, rows))
                     if on_batch
                     else None,
