@@ -10,6 +10,7 @@ modelfactory rollback    put the previous champion back
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -298,12 +299,18 @@ def dev(
     }
     # From DAGSTER_HOME, so Dagster does not warn about the repo's dagster.yaml in its cwd.
     cwd = {"dagster": os.environ["DAGSTER_HOME"], "mlflow": str(root), "endpoint": str(root)}
-    procs = {name: subprocess.Popen(cmd, env=env, cwd=cwd[name]) for name, cmd in commands.items()}
+    # Each in a session of its own, so stopping one can take its whole process tree with it.
+    procs = {
+        name: subprocess.Popen(cmd, env=env, cwd=cwd[name], start_new_session=True)
+        for name, cmd in commands.items()
+    }
     click.secho(
         f"Dagster UI: http://localhost:{port}   MLflow UI: http://localhost:{mlflow_port}   "
         f"endpoint: http://localhost:{endpoint_port}/docs   (Ctrl-C stops all three)",
         fg="green",
     )
+    # `kill` (SIGTERM) stops the three as Ctrl-C does, instead of orphaning them.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while all(p.poll() is None for p in procs.values()):
             time.sleep(0.5)
@@ -315,13 +322,19 @@ def dev(
         _stop(procs.values())
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(procs: Any, grace: float = 15.0) -> None:
+    """Ask each process to stop (SIGTERM: SIGINT may be ignored in a background shell), then
+    kill what is left of its process tree after `grace` seconds."""
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.terminate()
     deadline = time.monotonic() + grace
     for proc in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
