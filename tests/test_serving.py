@@ -402,3 +402,25 @@ def _ready(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_canary_whose_artifact_is_corrupt_never_serves_and_is_rolled_back(
+    copy_example, mf_home: Path
+) -> None:
+    root = demand_project(copy_example, steps=[50, 100], min_requests=20)
+    train_with(root, alpha=100.0)  # v1
+    assert train_with(root, alpha=1.0).promoted  # v2
+    newest = max(mf_home.rglob("model.skops"), key=lambda path: path.stat().st_mtime)
+    newest.write_bytes(b"not a model")
+
+    with serve(root) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        answers = [predict(client) for _ in range(20)]
+        state = serving(client)
+        wait_for(lambda: rollout_store().active(MODEL).serving_error, "the endpoint to report")
+        tick_canary(root)
+
+    assert state["serving"] == "v1" and state["canary_version"] is None
+    assert {(r.status_code, r.json()["predictions"][0]["version"]) for r in answers} == {(200, "1")}
+    assert model_registry().champion(MODEL).version == "1"
+    rolled_back = rollout_store().latest(MODEL)
+    assert rolled_back.state == "rolled_back" and "v2 failed to load" in rolled_back.reason

@@ -103,6 +103,7 @@ def create_app(
         on_batch=lambda model, version, rows: metrics.batch_rows.labels(model, version).observe(
             rows
         ),
+        on_canary_error=rollouts.report_serving_error,
     )
     background: set[asyncio.Task] = set()
 

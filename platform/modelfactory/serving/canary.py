@@ -93,8 +93,11 @@ def step(
         verdict = Verdict("rollback", f"champion is v{now}, no longer v{rollout.canary_version}")
         return CanaryOutcome(verdict, store.finish(rollout, "cancelled", verdict.reason))
 
-    stats = version_stats(warehouse, rollout.model, since=rollout.stage_started_at)
-    verdict = judge(rollout, stats, spec)
+    if rollout.serving_error:
+        verdict = Verdict("rollback", f"the endpoint cannot serve it: {rollout.serving_error}")
+    else:
+        stats = version_stats(warehouse, rollout.model, since=rollout.stage_started_at)
+        verdict = judge(rollout, stats, spec)
     if verdict.action == "wait":
         return CanaryOutcome(verdict, rollout)
     if verdict.action == "advance":

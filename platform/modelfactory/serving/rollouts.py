@@ -58,6 +58,7 @@ class Rollout:
     stage_started_at: datetime
     updated_at: datetime
     reason: str
+    serving_error: str | None = None  # set by an endpoint that could not load the new version
 
     @property
     def active(self) -> bool:
@@ -81,6 +82,7 @@ class Rollout:
             "shadow": self.shadow,
             "stage_started_at": self.stage_started_at.isoformat(timespec="seconds"),
             "reason": self.reason or "-",
+            **({"serving_error": self.serving_error} if self.serving_error else {}),
         }
 
 
@@ -163,6 +165,19 @@ class RolloutStore(ConfigurableResource):
         percent = 100 if state == "completed" else 0
         return self._change(rollout, state=state, percent=percent, reason=reason)
 
+    def report_serving_error(self, rollout_id: int, error: str) -> None:
+        """An endpoint could not serve the new version (it failed to load): the canary sensor
+        rolls the rollout back on its next tick. The first report is kept."""
+        import sqlalchemy as sa
+
+        table, engine = self._table()
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(table)
+                .where((table.c.id == rollout_id) & table.c.serving_error.is_(None))
+                .values(serving_error=error[:2000], updated_at=_now())
+            )
+
     def cancel_active(self, model: str, reason: str) -> Rollout | None:
         rollout = self.active(model)
         return self.finish(rollout, "cancelled", reason) if rollout else None
@@ -244,6 +259,7 @@ def _schema(url: str) -> tuple[sa.Table, sa.Engine]:
                 sa.Column("stage_started_at", sa.DateTime(timezone=True), nullable=False),
                 sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
                 sa.Column("reason", sa.Text, nullable=False, default=""),
+                sa.Column("serving_error", sa.Text, nullable=True),
             )
             metadata.create_all(engine)
             _schemas[url] = (table, engine)
@@ -280,6 +296,7 @@ def _rollout(row: Any) -> Rollout:
         stage_started_at=_utc(row["stage_started_at"]),
         updated_at=_utc(row["updated_at"]),
         reason=row["reason"] or "",
+        serving_error=row["serving_error"],
     )
 
 

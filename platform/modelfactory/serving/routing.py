@@ -88,6 +88,7 @@ class ModelSlot:
     loaded: dict[str, LoadedVersion] = field(default_factory=dict)
     published: list[tuple[str, ...]] = field(default_factory=list)  # metric labels now set
     arriving: int = 0  # requests received, not yet handed to a batcher (event-loop only)
+    unloadable: set[tuple[int | None, str | None]] = field(default_factory=set)  # (rollout, v)
 
 
 class Refresher:
@@ -103,6 +104,7 @@ class Refresher:
         interval: float = 1.0,
         on_swap: Callable[[ModelSlot, Route], None] | None = None,
         on_batch: Callable[[str, str, int], None] | None = None,
+        on_canary_error: Callable[[int, str], None] | None = None,
     ) -> None:
         self.slots = slots
         self._resolve = resolve
@@ -111,6 +113,7 @@ class Refresher:
         self.interval = interval
         self._on_swap = on_swap
         self._on_batch = on_batch
+        self._on_canary_error = on_canary_error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -136,6 +139,8 @@ class Refresher:
                 if slot.route is None:
                     slot.problem = target
                 continue
+            if (target.rollout_id, target.canary) in slot.unloadable:
+                target = RouteTarget(stable=target.stable, rollout_id=target.rollout_id)
             if slot.route is not None and slot.route.target == target:
                 continue
             self._apply(slot, target)
@@ -152,8 +157,13 @@ class Refresher:
             try:
                 canary = self._version(slot, target.canary)
             except Exception as exc:
-                # The canary never answers; the stable version goes on serving everyone.
-                log.error("%s: canary v%s failed to load: %s", slot.name, target.canary, exc)
+                # The canary never answers; the stable version goes on serving everyone, and
+                # the rollout is told, so the canary sensor rolls it back.
+                error = f"v{target.canary} failed to load: {type(exc).__name__}: {exc}"
+                log.error("%s: %s", slot.name, error)
+                slot.unloadable.add((target.rollout_id, target.canary))
+                if self._on_canary_error and target.rollout_id is not None:
+                    self._on_canary_error(target.rollout_id, error)
                 target = RouteTarget(stable=target.stable, rollout_id=target.rollout_id)
         route = Route(target=target, stable=stable, canary=canary)
         slot.route = route
