@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ def test_request_rows_are_derived_from_the_feature_schema(copy_example) -> None:
     cases = [
         ("price", -1.0, "greater than 0"),
         ("price", "9.5", "valid number"),  # strict: a string is not a number
+        ("temperature", float("inf"), "finite number"),  # JSON's 1e400
         ("marketplace", "fr", "'uk', 'de' or 'us'"),
         ("temperature", 51.0, "less than or equal to 50"),
         ("promo", "1", "0 or 1"),
@@ -114,16 +116,27 @@ def test_a_rollout_walks_its_steps_and_refuses_stale_changes() -> None:
     assert store.active("m") is None and store.latest("m") == done
 
 
-def test_a_new_promotion_supersedes_an_active_rollout_and_shadow_comes_first() -> None:
+def test_a_new_promotion_starts_from_what_serves_and_supersedes_when_it_starts() -> None:
     store = rollout_store()
     old = store.start(store.reserve("m", stable="1", canary="2", spec=CanarySpec(), reason=""))
+    # the alias already points at the unproven v2; v1 is what serves, so v3 is tried against v1
     new = store.reserve("m", stable="2", canary="3", spec=CanarySpec(shadow=True), reason="")
+    assert new.stable_version == "1"
+    assert store.get(old.id).state == "canary"  # until the new one starts
+    assert store.all_active() == {"m": new} and store.active("m") == new
 
-    assert store.get(old.id).state == "cancelled" and "superseded by v3" in store.get(old.id).reason
-    assert store.all_active() == {"m": new}
     shadow = store.start(new)
+    assert store.get(old.id).state == "cancelled" and "superseded by v3" in store.get(old.id).reason
     assert (shadow.state, shadow.percent) == ("shadow", 0)
     assert store.advance(shadow, "shadow healthy").percent == 5
+
+
+def test_a_failed_promotion_leaves_the_running_rollout_in_charge() -> None:
+    store = rollout_store()
+    running = store.start(store.reserve("m", stable="1", canary="2", spec=CanarySpec(), reason=""))
+    reserved = store.reserve("m", stable="2", canary="3", spec=CanarySpec(), reason="")
+    store.finish(reserved, "cancelled", "the promotion failed")
+    assert store.active("m") == running
 
 
 def test_a_single_step_rollout_completes_when_it_starts() -> None:
@@ -217,11 +230,14 @@ def test_capture_takes_over_what_a_dead_server_spooled(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    segment = home.capture("m") / f"{1:020d}-{int(dead.stdout)}.jsonl"
+    host = socket.gethostname().replace("-", "_")
+    segment = home.capture("m") / f"{1:020d}-{host}-{int(dead.stdout)}.jsonl"
+    elsewhere = home.capture("m") / f"{2:020d}-another_host-{int(dead.stdout)}.jsonl"
     segment.parent.mkdir(parents=True)
     segment.write_bytes(
         _record("answered-1") + b"\n" + _record("answered-2") + b"\n" + _record("torn")[:40]
     )
+    elsewhere.write_bytes(_record("another host's") + b"\n")  # its own server flushes it
 
     spool = CaptureSpool(home.capture("m"))  # the restarted server
     flusher = CaptureFlusher("m", spool, home.warehouse("m"))
@@ -229,4 +245,88 @@ def test_capture_takes_over_what_a_dead_server_spooled(tmp_path: Path) -> None:
     assert not segment.exists()
     log = read_inference_log(home.warehouse("m"), "m")
     assert set(log["request_id"]) == {"answered-1", "answered-2"}
-    assert os.listdir(home.capture("m")) == [spool.current.name]
+    assert sorted(os.listdir(home.capture("m"))) == sorted([spool.current.name, elsewhere.name])
+    assert flusher.flush() == 0  # nothing twice
+
+
+# -- micro-batching -------------------------------------------------------------------
+
+
+def _batcher(fail_on: str | None = None, delay: float = 0.01):
+    import time as _time
+
+    from modelfactory.serving.batching import MicroBatcher
+
+    sizes: list[int] = []
+
+    def predict(rows):
+        _time.sleep(delay)  # a predict call that costs the same for 1 row or many
+        if any(row.get("x") == fail_on for row in rows):
+            raise ValueError(f"cannot predict {fail_on!r}")
+        return [row["x"] * 2 for row in rows], None
+
+    return MicroBatcher(predict, None, on_batch=sizes.append), sizes
+
+
+def test_concurrent_requests_share_predict_calls_and_get_their_own_answers() -> None:
+    import asyncio
+
+    batcher, sizes = _batcher()
+
+    async def main():
+        return await asyncio.gather(
+            *(batcher.predict([{"x": f"{i}"}] * (1 + i % 3)) for i in range(30))
+        )
+
+    answers = asyncio.run(main())
+    assert [preds for preds, _ in answers] == [[f"{i}" * 2] * (1 + i % 3) for i in range(30)]
+    assert sum(sizes) == sum(1 + i % 3 for i in range(30)) and len(sizes) < 30 / 3
+
+
+def test_a_request_that_breaks_the_model_fails_alone() -> None:
+    import asyncio
+
+    batcher, _ = _batcher(fail_on="bad")
+
+    async def main():
+        return await asyncio.gather(
+            *(batcher.predict([{"x": x}]) for x in ["a", "bad", "c"]), return_exceptions=True
+        )
+
+    good_a, bad, good_c = asyncio.run(main())
+    assert good_a == (["aa"], None) and good_c == (["cc"], None)
+    assert isinstance(bad, ValueError)
+
+
+def test_a_closed_batcher_answers_what_it_holds_and_restarts_for_a_late_request() -> None:
+    import asyncio
+
+    batcher, _ = _batcher()
+
+    async def main():
+        queued = [asyncio.ensure_future(batcher.predict([{"x": "q"}])) for _ in range(5)]
+        await asyncio.sleep(0)
+        batcher.close()
+        batcher.close()  # twice is harmless
+        answered = await asyncio.wait_for(asyncio.gather(*queued), timeout=5)
+        late = await asyncio.wait_for(batcher.predict([{"x": "late"}]), timeout=5)
+        return answered, late
+
+    answered, late = asyncio.run(main())
+    assert answered == [(["qq"], None)] * 5 and late == (["latelate"], None)
+
+
+def test_a_forgotten_pending_rollout_is_started_or_cancelled(monkeypatch) -> None:
+    """The endpoint asset did not run after a promotion (its run failed): the sensor steps in."""
+    from modelfactory.serving import canary
+
+    store = rollout_store()
+    pending = store.reserve("m", stable="1", canary="2", spec=CanarySpec(), reason="")
+    assert canary._start_if_forgotten(pending, store, promoted=True).verdict.action == "wait"
+
+    monkeypatch.setattr(canary, "PENDING_GRACE", timedelta(0))
+    started = canary._start_if_forgotten(pending, store, promoted=True).rollout
+    assert (started.state, started.percent) == ("canary", 5)
+    never = store.reserve("n", stable="1", canary="2", spec=CanarySpec(), reason="")
+    cancelled = canary._start_if_forgotten(never, store, promoted=False).rollout
+    assert cancelled.state == "cancelled" and "never promoted" in cancelled.reason

@@ -208,17 +208,35 @@ class ModelRegistry(ConfigurableResource):
         self._move_champion(move)
         return move
 
-    def rollback(self, model: str, *, actor: str, reason: str = "manual rollback") -> AliasMove:
-        """Put back the champion that the current one replaced by promotion."""
+    def rollback(
+        self,
+        model: str,
+        *,
+        actor: str,
+        reason: str = "manual rollback",
+        to_version: str | None = None,
+        expected_current: str | None = None,
+    ) -> AliasMove:
+        """Put back the champion that the current one replaced by promotion.
+
+        `to_version` names the version to put back instead (a canary rolls back to the
+        version that served while it was tried); `expected_current` refuses the move if the
+        champion changed since the caller looked.
+        """
         current = self.champion(model)
         if current is None:
             raise RegistryError(f"{model}: has no champion, so there is nothing to roll back")
+        if expected_current is not None and current.version != expected_current:
+            raise RegistryError(
+                f"{model}: champion is now v{current.version}, not v{expected_current}; "
+                "nothing rolled back"
+            )
         promoted_in = [
             m
             for m in self.history(model)
             if m.event == "promote" and m.to_version == current.version
         ]
-        previous = promoted_in[-1].from_version if promoted_in else None
+        previous = to_version or (promoted_in[-1].from_version if promoted_in else None)
         if previous is None:
             raise RegistryError(
                 f"{model}: champion v{current.version} was the first champion; "

@@ -62,12 +62,8 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         from modelfactory.serving.capture import WarehouseBusy
 
         rollout = rollouts.active(name)
-        if rollout is None or rollout.state == "pending":
-            return SkipReason(
-                "no rollout in progress"
-                if rollout is None
-                else f"rollout {rollout.describe()}: waiting for {name}/endpoint to start it"
-            )
+        if rollout is None:
+            return SkipReason("no rollout in progress")
         try:
             outcome = step(
                 rollout,

@@ -232,28 +232,32 @@ def _add_predict_route(
         request_id = uuid.uuid4().hex
         version, role = route.pick()
 
+        canary_failure: dict[str, Any] | None = None
         try:
             predictions, scores = await version.predict(rows)
         except Exception as exc:
-            failed_ms = (time.perf_counter() - started) * 1000
-            capture(slot, _record(request_id, received_at, version, role, rows, failed_ms, exc))
-            metrics.requests.labels(name, version.version, role, "error").inc()
-            if role != "canary":
-                return _error(
-                    503,
-                    f"{name} v{version.version} failed to predict ({type(exc).__name__}: {exc})",
-                    request_id=request_id,
-                )
-            version, role = route.stable, "stable"
+            failed = _record(
+                request_id, received_at, version, role, rows,
+                (time.perf_counter() - started) * 1000, exc,
+            )  # fmt: skip
+            if role == "canary":  # the stable version answers instead
+                canary_failure, version, role = failed, route.stable, "stable"
             try:
+                if canary_failure is None:
+                    raise
                 predictions, scores = await version.predict(rows)
-            except Exception as exc2:
+            except Exception as final:
+                # The rows break the stable version too: the request's fault or the model's,
+                # not the canary's, so it never counts against a canary.
+                error = f"{type(final).__name__}: {final}"
+                failed.update(model_version=version.version, role=role, error=error)
+                capture(slot, failed)
                 metrics.requests.labels(name, version.version, role, "error").inc()
-                return _error(
-                    503,
-                    f"{name} v{version.version} failed to predict ({type(exc2).__name__})",
-                    request_id=request_id,
-                )
+                message = f"{name} v{version.version} failed to predict ({error})"
+                return _error(503, message, request_id=request_id)
+        if canary_failure is not None:
+            capture(slot, canary_failure)
+            metrics.requests.labels(name, canary_failure["model_version"], "canary", "error").inc()
         latency = time.perf_counter() - started
         record = _record(request_id, received_at, version, role, rows, latency * 1000)
         record["outputs"], record["scores"] = predictions, scores

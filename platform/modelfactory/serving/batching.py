@@ -43,6 +43,7 @@ class MicroBatcher:
         self._arriving = arriving
         self._on_batch = on_batch
         self._queue: asyncio.Queue[Any] | None = None
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def predict(self, rows: Sequence[dict[str, Any]]) -> PredictResult:
@@ -50,6 +51,7 @@ class MicroBatcher:
             # Created on first use, inside the serving event loop (models load in a thread).
             self._loop = asyncio.get_running_loop()
             self._queue = asyncio.Queue()
+            self._stopping = False
             self._loop.create_task(self._run(self._queue))
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((rows, future))
@@ -59,10 +61,14 @@ class MicroBatcher:
         """Stop the worker once it has answered everything queued so far (thread-safe)."""
         loop, queue = self._loop, self._queue
         if loop is not None and queue is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(queue.put_nowait, _STOP)
+            loop.call_soon_threadsafe(self._stop_once, queue)
+
+    def _stop_once(self, queue: asyncio.Queue[Any]) -> None:
+        if queue is self._queue and not self._stopping:
+            self._stopping = True
+            queue.put_nowait(_STOP)
 
     async def _run(self, queue: asyncio.Queue[Any]) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             first = await queue.get()
             if first is _STOP:
@@ -70,35 +76,48 @@ class MicroBatcher:
                     # A request that still holds this version later starts a fresh worker.
                     self._queue = None
                     return
+                queue.put_nowait(_STOP)  # stop after the requests that came in late
                 continue
             batch = [first]
-            size = len(batch[0][0])
-            if self._arriving is not None and self._arriving():
-                # Requests already read off their sockets are still being validated: let them
-                # join this batch (a few loop turns, never past max_wait). A lone request,
-                # with nothing arriving, goes straight on.
-                deadline = loop.time() + self._max_wait
-                while self._arriving() and loop.time() < deadline:
-                    await asyncio.sleep(0)
-            while size < self._max_rows and not queue.empty():
-                item = queue.get_nowait()
-                if item is _STOP:
-                    queue.put_nowait(_STOP)
-                    break
-                batch.append(item)
-                size += len(item[0])
-            if self._on_batch:
-                self._on_batch(size)
-            rows = [row for request_rows, _ in batch for row in request_rows]
             try:
-                result = await self._call(loop, rows)
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0][1], error=exc)
-                else:
-                    await self._one_by_one(batch)
-                continue
-            _split(batch, result)
+                await self._answer(queue, batch)
+            except Exception as exc:  # a bug here must never strand the requests it holds
+                for _, future in batch:
+                    _settle(future, error=exc)
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    _settle(future, error=RuntimeError("the endpoint is shutting down"))
+                raise
+
+    async def _answer(self, queue: asyncio.Queue[Any], batch: list[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        size = len(batch[0][0])
+        if self._arriving is not None and self._arriving():
+            # Requests already read off their sockets are still being validated: let them
+            # join this batch (a few loop turns, never past max_wait). A lone request, with
+            # nothing arriving, goes straight on.
+            deadline = loop.time() + self._max_wait
+            while self._arriving() and loop.time() < deadline:
+                await asyncio.sleep(0)
+        while size < self._max_rows and not queue.empty():
+            item = queue.get_nowait()
+            if item is _STOP:
+                queue.put_nowait(_STOP)
+                break
+            batch.append(item)
+            size += len(item[0])
+        if self._on_batch:
+            self._on_batch(size)
+        rows = [row for request_rows, _ in batch for row in request_rows]
+        try:
+            result = await self._call(loop, rows)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], error=exc)
+            else:
+                await self._one_by_one(batch)
+            return
+        _split(batch, result)
 
     async def _call(self, loop: asyncio.AbstractEventLoop, rows: list[dict]) -> PredictResult:
         if self._executor is None:

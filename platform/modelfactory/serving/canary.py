@@ -9,9 +9,11 @@ serves the bad version to everyone in between) and sends an alert.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from modelfactory.errors import RegistryError
 from modelfactory.serving.capture import VersionStats, version_stats
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ __all__ = ["CanaryOutcome", "Verdict", "judge", "step"]
 
 Action = Literal["wait", "advance", "rollback"]
 _LATENCY_FLOOR_MS = 5.0  # below this, latency differences are noise, not a regression
+PENDING_GRACE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,10 @@ def step(
     from modelfactory.notify import Alert
 
     champion = registry.champion(rollout.model)
-    if champion is None or champion.version != rollout.canary_version:
+    is_champion = champion is not None and champion.version == rollout.canary_version
+    if rollout.state == "pending":
+        return _start_if_forgotten(rollout, store, is_champion)
+    if not is_champion:
         now = champion.version if champion else "none"
         verdict = Verdict("rollback", f"champion is v{now}, no longer v{rollout.canary_version}")
         return CanaryOutcome(verdict, store.finish(rollout, "cancelled", verdict.reason))
@@ -113,7 +119,18 @@ def step(
             )
         return CanaryOutcome(verdict, after)
 
-    move = registry.rollback(rollout.model, actor=actor, reason=f"canary: {verdict.reason}")
+    try:
+        move = registry.rollback(
+            rollout.model,
+            actor=actor,
+            reason=f"canary: {verdict.reason}",
+            to_version=rollout.stable_version,
+            expected_current=rollout.canary_version,
+        )
+    except RegistryError as exc:  # the champion moved while we judged: not ours to undo
+        return CanaryOutcome(
+            Verdict("rollback", str(exc)), store.finish(rollout, "cancelled", str(exc))
+        )
     after = store.finish(rollout, "rolled_back", verdict.reason)
     notifier.send(
         Alert(
@@ -124,6 +141,22 @@ def step(
         )
     )
     return CanaryOutcome(verdict, after, move)
+
+
+def _start_if_forgotten(rollout: Rollout, store: RolloutStore, promoted: bool) -> CanaryOutcome:
+    """The endpoint asset starts a pending rollout right after the promotion. If it has not
+    within PENDING_GRACE (its run failed, or only `champion` was materialized), start it here
+    so the new champion is not left unserved; if the promotion never happened, cancel."""
+    age = datetime.now(UTC) - rollout.started_at
+    if age < PENDING_GRACE:
+        return CanaryOutcome(Verdict("wait", f"waiting for {rollout.model}/endpoint"), rollout)
+    if not promoted:
+        reason = f"v{rollout.canary_version} was never promoted"
+        return CanaryOutcome(
+            Verdict("rollback", reason), store.finish(rollout, "cancelled", reason)
+        )
+    reason = f"started by the canary sensor: {rollout.model}/endpoint did not start it"
+    return CanaryOutcome(Verdict("advance", reason), store.start(rollout, reason))
 
 
 def _find(stats: list[VersionStats], version: str, role: str) -> VersionStats:

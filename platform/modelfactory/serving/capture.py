@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _OFFSETS = "mf_capture_offsets"
+_HOST = socket.gethostname().replace("-", "_")
 _SEGMENT_BYTES = 16 * 1024 * 1024
 _SCHEMA = {
     "request_id": "VARCHAR NOT NULL",
@@ -94,10 +96,11 @@ class CaptureSpool:
                 self._fd = -1
 
     def _open_segment(self) -> None:
-        """Segments are named `<ns timestamp>-<pid>.jsonl`: ordered, and their writer known."""
+        """Segments are named `<ns timestamp>-<host>-<pid>.jsonl`: ordered, and their writer
+        known (a server on another host sharing the folder is never taken for dead)."""
         if self._fd >= 0:
             os.close(self._fd)
-        self.current = self.directory / f"{time.time_ns():020d}-{os.getpid()}.jsonl"
+        self.current = self.directory / f"{time.time_ns():020d}-{_HOST}-{os.getpid()}.jsonl"
         self._fd = os.open(self.current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = 0
 
@@ -177,11 +180,11 @@ class CaptureFlusher:
     def _segments(self) -> list[_Segment]:
         segments = []
         for path in sorted(self.spool.directory.glob("*.jsonl")):
-            try:
-                pid = int(path.stem.rsplit("-", 1)[1])
-            except (IndexError, ValueError):
-                continue
-            segment = _Segment(path, pid)
+            _, _, rest = path.stem.partition("-")
+            host, _, pid = rest.rpartition("-")
+            if host != _HOST or not pid.isdigit():
+                continue  # another host's server flushes its own segments
+            segment = _Segment(path, int(pid))
             if segment.writer_pid == os.getpid() or not segment.writer_alive:
                 segments.append(segment)
         return segments
@@ -194,9 +197,12 @@ class CaptureFlusher:
             con.execute("SET threads = 1")  # leave the other cores to the requests
             _ensure_tables(con, self.table)
             offset = _offset(con, segment.path.name)
-            with segment.path.open("rb") as spool_file:
-                spool_file.seek(offset)
-                chunk = spool_file.read()
+            try:
+                with segment.path.open("rb") as spool_file:
+                    spool_file.seek(offset)
+                    chunk = spool_file.read()
+            except FileNotFoundError:  # another server on this host flushed it meanwhile
+                return 0
             complete = chunk[: chunk.rfind(b"\n") + 1]
             if complete:
                 # DuckDB parses and explodes the records itself: no per-row Python, and the
@@ -215,10 +221,11 @@ class CaptureFlusher:
                 finally:
                     staged.unlink(missing_ok=True)
             if finished:
-                # A dead writer's torn last line was never answered: it is dropped with the file.
+                # The file goes before its offset, both while we hold the warehouse: no other
+                # flusher can then read the file again from offset 0. A dead writer's torn last
+                # line was never answered; it goes with the file.
+                segment.path.unlink(missing_ok=True)
                 con.execute(f"DELETE FROM {_OFFSETS} WHERE segment = ?", [segment.path.name])
-        if finished:
-            segment.path.unlink(missing_ok=True)
         return written
 
 

@@ -102,7 +102,8 @@ def _python_type(project: ModelProject, column: str, dtype: Any) -> Any:
     text = str(dtype).lower()
     strict = Field(strict=True)
     if text.startswith("float"):
-        return Annotated[float, strict]
+        # JSON allows 1e400 (infinity); no feature pipeline does.
+        return Annotated[float, Field(strict=True, allow_inf_nan=False)]
     if text.startswith(("int", "uint")):
         return Annotated[int, strict]
     if text.startswith("bool"):

@@ -13,7 +13,8 @@ A rollout moves through these states; only the first three are *active*:
 
 `pending` is reserved by the promotion itself, before the `champion` alias moves, so an
 endpoint never serves a new champion to everyone in the moment between promotion and the
-start of its canary.
+start of its canary. When a model has several active rollouts (a newer one reserved while an
+older one runs), the newest is the one that counts.
 """
 
 from __future__ import annotations
@@ -118,18 +119,19 @@ class RolloutStore(ConfigurableResource):
     ) -> Rollout:
         """A pending rollout: the endpoint keeps serving `stable` until it starts.
 
-        An active rollout of the same model is cancelled first: a newer champion supersedes it.
+        If a rollout of the model is still under way, its *stable* version is the one that
+        serves, so the new rollout starts from it, not from the unproven canary the alias
+        points at. The older rollout is cancelled only when the new one starts: if the
+        promotion fails, the older one simply carries on.
         """
         import sqlalchemy as sa
 
+        under_way = self.active(model)
+        if under_way is not None:
+            stable = under_way.stable_version
         table, engine = self._table()
         now = _now()
         with engine.begin() as conn:
-            conn.execute(
-                sa.update(table)
-                .where((table.c.model == model) & table.c.state.in_(ACTIVE))
-                .values(state="cancelled", reason=f"superseded by v{canary}", updated_at=now)
-            )
             result = conn.execute(
                 sa.insert(table).values(
                     model=model,
@@ -150,7 +152,25 @@ class RolloutStore(ConfigurableResource):
         return self.get(rollout_id)
 
     def start(self, rollout: Rollout, reason: str = "started") -> Rollout:
-        """pending → shadow (if configured) or the first canary step."""
+        """pending → shadow (if configured) or the first canary step; older rollouts of the
+        model that are still under way are cancelled (superseded)."""
+        import sqlalchemy as sa
+
+        table, engine = self._table()
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(table)
+                .where(
+                    (table.c.model == rollout.model)
+                    & (table.c.id < rollout.id)
+                    & table.c.state.in_(ACTIVE)
+                )
+                .values(
+                    state="cancelled",
+                    reason=f"superseded by v{rollout.canary_version}",
+                    updated_at=_now(),
+                )
+            )
         if rollout.shadow:
             return self._change(rollout, state="shadow", stage=-1, percent=0, reason=reason)
         return self._to_step(rollout, 0, reason)

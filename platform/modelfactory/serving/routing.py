@@ -88,7 +88,9 @@ class ModelSlot:
     loaded: dict[str, LoadedVersion] = field(default_factory=dict)
     published: list[tuple[str, ...]] = field(default_factory=list)  # metric labels now set
     arriving: int = 0  # requests received, not yet handed to a batcher (event-loop only)
-    unloadable: set[tuple[int | None, str | None]] = field(default_factory=set)  # (rollout, v)
+    # canary versions that failed to load, by (rollout id, version), and rollouts told so
+    unloadable: dict[tuple[int | None, str | None], str] = field(default_factory=dict)
+    reported: set[int] = field(default_factory=set)
 
 
 class Refresher:
@@ -134,16 +136,35 @@ class Refresher:
             log.warning("could not read the registry or rollout table: %s", exc)
             return
         for name, slot in self.slots.items():
-            target = targets.get(name, "no champion yet")
-            if isinstance(target, str):
-                if slot.route is None:
-                    slot.problem = target
-                continue
-            if (target.rollout_id, target.canary) in slot.unloadable:
-                target = RouteTarget(stable=target.stable, rollout_id=target.rollout_id)
-            if slot.route is not None and slot.route.target == target:
-                continue
-            self._apply(slot, target)
+            try:
+                self._refresh_slot(slot, targets.get(name, "no champion yet"))
+            except Exception:  # one model's trouble must not stop the others' routes
+                log.exception("%s: route refresh failed; still serving %s", name, _current(slot))
+
+    def _refresh_slot(self, slot: ModelSlot, target: RouteTarget | str) -> None:
+        if isinstance(target, str):
+            if slot.route is None:
+                slot.problem = target
+            return
+        unloadable = slot.unloadable.get((target.rollout_id, target.canary))
+        if unloadable is not None:
+            self._report(slot, target.rollout_id, unloadable)  # until the rollout hears it
+            target = RouteTarget(stable=target.stable, rollout_id=target.rollout_id)
+        if slot.route is not None and slot.route.target == target:
+            return
+        self._apply(slot, target)
+
+    def _report(self, slot: ModelSlot, rollout_id: int | None, error: str) -> None:
+        if self._on_canary_error is None or rollout_id is None or rollout_id in slot.reported:
+            return
+        try:
+            self._on_canary_error(rollout_id, error)
+        except Exception as exc:
+            log.warning(
+                "%s: could not report to rollout %s (%s); retrying", slot.name, rollout_id, exc
+            )
+            return
+        slot.reported.add(rollout_id)
 
     def _apply(self, slot: ModelSlot, target: RouteTarget) -> None:
         try:
@@ -161,9 +182,8 @@ class Refresher:
                 # the rollout is told, so the canary sensor rolls it back.
                 error = f"v{target.canary} failed to load: {type(exc).__name__}: {exc}"
                 log.error("%s: %s", slot.name, error)
-                slot.unloadable.add((target.rollout_id, target.canary))
-                if self._on_canary_error and target.rollout_id is not None:
-                    self._on_canary_error(target.rollout_id, error)
+                slot.unloadable[(target.rollout_id, target.canary)] = error
+                self._report(slot, target.rollout_id, error)
                 target = RouteTarget(stable=target.stable, rollout_id=target.rollout_id)
         route = Route(target=target, stable=stable, canary=canary)
         slot.route = route
@@ -197,7 +217,10 @@ class Refresher:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # the thread must outlive any one bad pass
+                log.exception("route refresh failed")
 
 
 def _predictor(estimator: Any, columns: list[str]) -> Callable[..., PredictResult]:
