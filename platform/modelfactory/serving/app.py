@@ -232,29 +232,30 @@ def _add_predict_route(
         request_id = uuid.uuid4().hex
         version, role = route.pick()
 
+        def failed(version: LoadedVersion, role: str, exc: Exception) -> dict[str, Any]:
+            ms = (time.perf_counter() - started) * 1000
+            return _record(request_id, received_at, version, role, rows, ms, exc)
+
+        def unavailable(record: dict[str, Any]) -> Response:
+            capture(slot, record)
+            metrics.requests.labels(name, record["model_version"], record["role"], "error").inc()
+            message = f"{name} v{record['model_version']} failed to predict ({record['error']})"
+            return _error(503, message, request_id=request_id)
+
         canary_failure: dict[str, Any] | None = None
         try:
             predictions, scores = await version.predict(rows)
         except Exception as exc:
-            failed = _record(
-                request_id, received_at, version, role, rows,
-                (time.perf_counter() - started) * 1000, exc,
-            )  # fmt: skip
-            if role == "canary":  # the stable version answers instead
-                canary_failure, version, role = failed, route.stable, "stable"
+            if role != "canary":
+                return unavailable(failed(version, role, exc))
+            # The stable version answers instead. If it fails too, the rows are at fault (or
+            # the model is), not the canary: only then does the failure not count against it.
+            canary_failure = failed(version, role, exc)
+            version, role = route.stable, "stable"
             try:
-                if canary_failure is None:
-                    raise
                 predictions, scores = await version.predict(rows)
-            except Exception as final:
-                # The rows break the stable version too: the request's fault or the model's,
-                # not the canary's, so it never counts against a canary.
-                error = f"{type(final).__name__}: {final}"
-                failed.update(model_version=version.version, role=role, error=error)
-                capture(slot, failed)
-                metrics.requests.labels(name, version.version, role, "error").inc()
-                message = f"{name} v{version.version} failed to predict ({error})"
-                return _error(503, message, request_id=request_id)
+            except Exception as again:
+                return unavailable(failed(version, role, again))
         if canary_failure is not None:
             capture(slot, canary_failure)
             metrics.requests.labels(name, canary_failure["model_version"], "canary", "error").inc()
