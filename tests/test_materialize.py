@@ -56,6 +56,8 @@ def test_example_materializes_end_to_end(copy_example, example: str, approve: bo
     metadata = candidate.asset_materialization.metadata
     assert metadata["model_version"].value == "1"
     assert metadata["mlflow_run"].value.startswith("http://localhost:5000/#/experiments/")
+    reference = model_registry().reference_profile(example, "1")  # for drift checks
+    assert reference is not None and reference.rows == metadata["train_rows"].value
     raw = instance.get_latest_materialization_event(AssetKey([example, "raw"]))
     assert raw.asset_materialization.metadata["dagster/row_count"].value > 500
     assert "preview" in raw.asset_materialization.metadata

@@ -33,7 +33,7 @@ from dagster import (
     in_process_executor,
 )
 
-from modelfactory import datasets
+from modelfactory import datasets, monitoring
 from modelfactory.evaluation import (
     METRICS,
     compute_metrics,
@@ -181,6 +181,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             params=_as_dict(params),
             metrics={f"train_{k}": v for k, v in train_scores.items()},
             tags=tags,
+            reference_profile=monitoring.profile(X).to_json(),
         )
         return Output(
             logged,

@@ -29,11 +29,14 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
+    from modelfactory.monitoring import ReferenceProfile
+
 __all__ = ["AliasMove", "LoggedCandidate", "ModelRegistry", "VersionInfo"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 _EVENT_PREFIX = "mf.alias_event."
+_REFERENCE_FILE = "reference_profile.json"
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,13 @@ class ModelRegistry(ConfigurableResource):
         params: dict[str, Any],
         metrics: dict[str, float],
         tags: dict[str, str],
+        reference_profile: str | None = None,
     ) -> LoggedCandidate:
-        """Log a fitted estimator as an MLflow run and register it as `challenger`."""
+        """Log a fitted estimator as an MLflow run and register it as `challenger`.
+
+        `reference_profile` (JSON, see monitoring.profile) summarises the training inputs;
+        it is kept with the run so a drift check never reloads the training data.
+        """
         import mlflow
         import mlflow.sklearn
         import skops.io
@@ -109,6 +117,8 @@ class ModelRegistry(ConfigurableResource):
             mlflow.log_params({k: _param(v) for k, v in params.items()})
             mlflow.log_params({f"env.{k}": v for k, v in environment().items()})
             mlflow.log_metrics(metrics)
+            if reference_profile is not None:
+                mlflow.log_text(reference_profile, _REFERENCE_FILE)
             info = mlflow.sklearn.log_model(
                 sk_model=estimator,
                 name="model",
@@ -132,6 +142,21 @@ class ModelRegistry(ConfigurableResource):
             data_hash=tags.get("mf.data_hash", ""),
             code_version=tags.get("mf.code_version", ""),
         )
+
+    def reference_profile(self, model: str, version: str) -> ReferenceProfile | None:
+        """The training-input summary logged with a version (None for versions without one)."""
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        from modelfactory.monitoring import ReferenceProfile
+
+        info = self._client().get_model_version(model, version)
+        self._use()
+        try:
+            text = mlflow.artifacts.load_text(f"runs:/{info.run_id}/{_REFERENCE_FILE}")
+        except (MlflowException, OSError):
+            return None
+        return ReferenceProfile.from_json(text)
 
     def log_run_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         client = self._client()

@@ -1,0 +1,223 @@
+"""Drift statistics: cheap, vectorised comparisons of live data with the training reference.
+
+The reference is *summarised* once, when a candidate is trained (`profile`): for a numeric
+column the edges of its reference deciles, the share of rows in each bin and a quantile
+sketch; for a categorical column the share of each category. The summary is a small JSON
+document kept with the model version, so a drift check (`compare`) never reloads the
+training data and costs one pass of numpy over the current window.
+
+Methods (model.yaml `drift.method`; a column is drifted when its score reaches
+`drift.threshold`):
+
+    psi            population stability index over the reference bins / categories
+    jensenshannon  Jensen-Shannon distance (base 2, 0..1) over the same bins / categories
+    ks             Kolmogorov-Smirnov statistic D (0..1) against the quantile sketch;
+                   categorical columns use jensenshannon
+    chisquare      1 - p-value of a chi-square test of the current counts against the
+                   reference shares (so "higher is more drifted" holds for every method)
+
+The model is drifted when the share of drifted columns exceeds `drift.max_share`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from modelfactory.spec import DriftSpec
+
+__all__ = ["ColumnDrift", "DriftResult", "ReferenceProfile", "compare", "profile"]
+
+_EPSILON = 1e-6  # keeps empty bins from sending PSI to infinity
+_SKETCH = 101  # quantiles kept per numeric column for KS
+
+
+@dataclass(frozen=True)
+class NumericReference:
+    edges: list[float]  # inner bin edges (reference deciles, deduplicated)
+    shares: list[float]  # share of reference rows per bin (len(edges) + 1 bins)
+    sketch: list[float]  # reference quantiles at 0, 1/100, ..., 1
+
+
+@dataclass(frozen=True)
+class CategoricalReference:
+    shares: dict[str, float]  # share of reference rows per category
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    rows: int
+    numeric: dict[str, NumericReference] = field(default_factory=dict)
+    categorical: dict[str, CategoricalReference] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ReferenceProfile:
+        data = json.loads(text)
+        return cls(
+            rows=data["rows"],
+            numeric={k: NumericReference(**v) for k, v in data["numeric"].items()},
+            categorical={k: CategoricalReference(**v) for k, v in data["categorical"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    kind: str  # numeric | categorical
+    method: str
+    score: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    columns: list[ColumnDrift]
+    rows: int
+    max_share: float
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+    @property
+    def share(self) -> float:
+        return len(self.drifted_columns) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def drifted(self) -> bool:
+        return self.share > self.max_share
+
+    def describe(self) -> str:
+        if not self.drifted_columns:
+            return f"no drift in {len(self.columns)} columns over {self.rows} rows"
+        worst = max(self.columns, key=lambda c: c.score)
+        return (
+            f"{len(self.drifted_columns)}/{len(self.columns)} columns drifted "
+            f"({self.share:.0%}, limit {self.max_share:.0%}) over {self.rows} rows; "
+            f"worst {worst.column} {worst.method}={worst.score:.3g}"
+        )
+
+
+def profile(frame: pd.DataFrame, bins: int = 10) -> ReferenceProfile:
+    """Summarise a reference frame: numeric columns by quantile bins, the rest by category."""
+    import numpy as np
+    import pandas as pd
+
+    numeric, categorical = {}, {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            data = values.to_numpy(dtype=float)
+            data = data[np.isfinite(data)]
+            inner = np.quantile(data, np.linspace(0, 1, bins + 1)[1:-1]) if len(data) else []
+            edges = np.unique(inner)
+            numeric[str(column)] = NumericReference(
+                edges=edges.tolist(),
+                shares=_shares(np.searchsorted(edges, data, side="right"), len(edges) + 1),
+                sketch=np.quantile(data, np.linspace(0, 1, _SKETCH)).tolist() if len(data) else [],
+            )
+        elif not pd.api.types.is_datetime64_any_dtype(values):
+            shares = values.astype(str).value_counts(normalize=True)
+            categorical[str(column)] = CategoricalReference(
+                shares={str(k): float(v) for k, v in shares.items()}
+            )
+    return ReferenceProfile(rows=len(frame), numeric=numeric, categorical=categorical)
+
+
+def compare(reference: ReferenceProfile, current: pd.DataFrame, spec: DriftSpec) -> DriftResult:
+    """Score every reference column present in `current` against the reference."""
+    import numpy as np
+
+    results = []
+    for column, ref in reference.numeric.items():
+        if column not in current.columns:
+            continue
+        data = current[column].to_numpy(dtype=float)
+        data = data[np.isfinite(data)]
+        edges = np.asarray(ref.edges)
+        counts = np.bincount(np.searchsorted(edges, data, side="right"), minlength=len(ref.shares))
+        if spec.method == "ks":
+            score = _ks(np.asarray(ref.sketch), data)
+        else:
+            score = _score(spec.method, np.asarray(ref.shares), counts)
+        results.append(_verdict(column, "numeric", spec, score))
+    for column, ref in reference.categorical.items():
+        if column not in current.columns:
+            continue
+        categories = list(ref.shares)
+        observed = current[column].astype(str).value_counts()
+        unseen = float(observed.drop(labels=categories, errors="ignore").sum())
+        counts = np.array([float(observed.get(c, 0)) for c in categories] + [unseen])
+        expected = np.array([ref.shares[c] for c in categories] + [0.0])
+        method = "jensenshannon" if spec.method == "ks" else spec.method
+        results.append(_verdict(column, "categorical", spec, _score(method, expected, counts)))
+    return DriftResult(columns=results, rows=len(current), max_share=spec.max_share)
+
+
+def _verdict(column: str, kind: str, spec: DriftSpec, score: float) -> ColumnDrift:
+    method = "jensenshannon" if spec.method == "ks" and kind == "categorical" else spec.method
+    return ColumnDrift(column, kind, method, float(score), bool(score >= spec.threshold))
+
+
+def _shares(bin_index: np.ndarray, n_bins: int) -> list[float]:
+    import numpy as np
+
+    counts = np.bincount(bin_index, minlength=n_bins).astype(float)
+    return (counts / max(counts.sum(), 1.0)).tolist()
+
+
+def _score(method: str, expected_shares: np.ndarray, counts: np.ndarray) -> float:
+    import numpy as np
+
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    actual = counts / total
+    expected = np.asarray(expected_shares, dtype=float)
+    if method == "psi":
+        e, a = np.clip(expected, _EPSILON, None), np.clip(actual, _EPSILON, None)
+        return float(np.sum((a - e) * np.log(a / e)))
+    if method == "jensenshannon":
+        from scipy.spatial.distance import jensenshannon
+
+        return float(jensenshannon(expected, actual, base=2))
+    if method == "chisquare":
+        from scipy.stats import chisquare
+
+        e = np.clip(expected, _EPSILON, None)
+        return float(1.0 - chisquare(counts, f_exp=e / e.sum() * total).pvalue)
+    raise ValueError(f"unknown drift method {method!r}")
+
+
+def _ks(sketch: np.ndarray, data: np.ndarray) -> float:
+    """KS statistic between the current sample and the reference's quantile sketch."""
+    import numpy as np
+
+    if not len(data) or not len(sketch):
+        return 0.0
+    points = np.union1d(sketch, np.quantile(data, np.linspace(0, 1, _SKETCH)))
+    reference_cdf = np.interp(points, sketch, np.linspace(0, 1, len(sketch)), left=0, right=1)
+    current_cdf = np.searchsorted(np.sort(data), points, side="right") / len(data)
+    return float(np.max(np.abs(current_cdf - reference_cdf)))
+
+
+def as_dict(result: DriftResult) -> dict[str, Any]:
+    """For metadata and reports: the per-column table and the overall verdict."""
+    return {
+        "drifted": result.drifted,
+        "share": result.share,
+        "rows": result.rows,
+        "columns": [asdict(c) for c in result.columns],
+    }

@@ -1,0 +1,77 @@
+"""Drift statistics against the simulator, whose drift knob says which columns moved."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import EXAMPLES
+from modelfactory.monitoring import ReferenceProfile, compare, profile
+from modelfactory.project import load_project
+from modelfactory.spec import DriftSpec
+
+ROWS = 3000
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    project = load_project(EXAMPLES / "demand_forecast")
+    simulate = project.module("simulate").simulate
+    build = project.function("features", "build_features")
+
+    def inputs(**knobs) -> pd.DataFrame:
+        return build(simulate(**knobs)).drop(columns=["date", "units_sold"])
+
+    return {
+        "reference": inputs(seed=0),
+        "same": inputs(seed=1).sample(ROWS, random_state=0),  # same process, other draws
+        "drifted": inputs(seed=2, drift=0.5).sample(ROWS, random_state=0),  # price, temperature
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "threshold"), [("psi", 0.2), ("jensenshannon", 0.1), ("ks", 0.1)]
+)
+def test_each_method_flags_exactly_the_columns_the_simulator_moved(
+    frames, method, threshold
+) -> None:
+    reference = profile(frames["reference"])
+    spec = DriftSpec(method=method, threshold=threshold, max_share=0.3)
+
+    same = compare(reference, frames["same"], spec)
+    assert same.drifted_columns == [] and not same.drifted, same.describe()
+
+    drifted = compare(reference, frames["drifted"], spec)
+    assert sorted(drifted.drifted_columns) == ["price", "temperature"]
+    assert drifted.drifted and drifted.share == pytest.approx(2 / 5)
+    assert "2/5 columns drifted" in drifted.describe() and "worst price" in drifted.describe()
+
+
+def test_chisquare_scores_one_minus_p_and_flags_the_moved_price(frames) -> None:
+    reference = profile(frames["reference"])
+    drifted = compare(reference, frames["drifted"], DriftSpec(method="chisquare", threshold=0.999))
+    assert "price" in drifted.drifted_columns
+    assert all(0.0 <= c.score <= 1.0 for c in drifted.columns)
+
+
+def test_the_reference_is_a_small_json_summary_not_the_data(frames) -> None:
+    reference = profile(frames["reference"])
+    text = reference.to_json()
+    assert len(text) < 20_000 and reference.rows == len(frames["reference"])
+    assert ReferenceProfile.from_json(text) == reference
+    assert set(reference.numeric) == {"price", "promo", "temperature", "is_weekend"}
+    assert set(reference.categorical) == {"marketplace"}
+    assert sum(reference.numeric["price"].shares) == pytest.approx(1.0)
+
+
+def test_an_unseen_category_counts_as_drift(frames) -> None:
+    reference = profile(frames["reference"])
+    current = frames["same"].assign(marketplace="fr")
+    result = compare(reference, current, DriftSpec(method="psi", threshold=0.2))
+    assert result.drifted_columns == ["marketplace"]
+
+
+def test_columns_missing_from_the_window_are_not_judged(frames) -> None:
+    reference = profile(frames["reference"])
+    result = compare(reference, frames["same"][["price"]], DriftSpec())
+    assert [c.column for c in result.columns] == ["price"]
