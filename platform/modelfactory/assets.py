@@ -76,7 +76,7 @@ def build_definitions(project: ModelProject) -> Definitions:
                 tags={"modelfactory/model": name},
             )
         ],
-        sensors=build_sensors(project),
+        sensors=build_sensors(project, train_job_name(name)),
         resources=project_resources(name),
         executor=in_process_executor,
     )

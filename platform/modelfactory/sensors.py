@@ -1,4 +1,5 @@
-"""Sensors of one model: the canary that moves a rollout on or rolls it back.
+"""Sensors of one model: the canary that moves a rollout on or rolls it back, and the drift
+watch that retrains the model when live inputs move away from its training data.
 
 Sensors start running (`default_status=RUNNING`): a canary that nobody switched on would
 leave a new champion at 5% forever. The work is in modelfactory.serving.canary; here it is
@@ -12,6 +13,7 @@ from dagster import (
     AssetKey,
     AssetObservation,
     DefaultSensorStatus,
+    RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
@@ -23,15 +25,19 @@ from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry
 from modelfactory.serving.rollouts import RolloutStore
 
-__all__ = ["build_sensors", "canary_sensor_name"]
+__all__ = ["build_sensors", "canary_sensor_name", "drift_sensor_name"]
 
 
 def canary_sensor_name(model: str) -> str:
     return f"{model}_canary"
 
 
-def build_sensors(project: ModelProject) -> list[SensorDefinition]:
-    return [_canary_sensor(project)]
+def drift_sensor_name(model: str) -> str:
+    return f"{model}_drift"
+
+
+def build_sensors(project: ModelProject, train_job: str) -> list[SensorDefinition]:
+    return [_canary_sensor(project), _drift_sensor(project, train_job)]
 
 
 def _canary_sensor(project: ModelProject) -> SensorDefinition:
@@ -90,3 +96,84 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         return SkipReason(f"{outcome.rollout.describe()}: {outcome.verdict.reason}")
 
     return canary_sensor
+
+
+def _drift_sensor(project: ModelProject, train_job: str) -> SensorDefinition:
+    name = project.name
+    drift = project.spec.drift
+
+    @sensor(
+        name=drift_sensor_name(name),
+        job_name=train_job,
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            f"Every {drift.window} requests the endpoint answered, compares their inputs with "
+            f"the champion's training data ({drift.method}, threshold {drift.threshold}); when "
+            f"more than {drift.max_share:.0%} of the columns drifted, retrains {name}."
+        ),
+    )
+    def drift_sensor(
+        context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
+    ) -> SkipReason | RunRequest:
+        from datetime import datetime
+
+        from modelfactory.monitoring import compare
+        from modelfactory.notify import Alert
+        from modelfactory.resources import local_home
+        from modelfactory.serving.capture import WarehouseBusy, read_window
+
+        champion = model_registry.champion(name)
+        if champion is None:
+            return SkipReason(f"{name} has no champion to compare live data with")
+        reference = model_registry.reference_profile(name, champion.version)
+        if reference is None:
+            return SkipReason(f"champion v{champion.version} was logged without a reference")
+        after = datetime.fromisoformat(context.cursor) if context.cursor else None
+        try:
+            window, first, last = read_window(
+                local_home().warehouse(name), name, after=after, limit=drift.window
+            )
+        except WarehouseBusy:
+            return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
+        if len(window) < drift.window:
+            return SkipReason(f"{len(window)}/{drift.window} new rows since the last check")
+
+        result = compare(reference, window, drift)
+        context.update_cursor(last.isoformat())  # judged: never read again
+        context.instance.report_runless_asset_event(
+            AssetObservation(
+                asset_key=AssetKey([name, "endpoint"]),
+                description=f"drift check: {result.describe()}",
+                metadata={
+                    "drift_share": result.share,
+                    "drifted_columns": ", ".join(result.drifted_columns) or "none",
+                    "window_rows": result.rows,
+                    "window": f"{first.isoformat()} .. {last.isoformat()}",
+                    "champion_version": champion.version,
+                },
+            )
+        )
+        if not result.drifted:
+            return SkipReason(result.describe())
+        notifier.send(
+            Alert(
+                model=name,
+                event="drift_retrain",
+                text=f"retraining: {result.describe()}",
+                severity="warning",
+            )
+        )
+        return RunRequest(
+            # One run per judged window, however often the tick is evaluated over it.
+            run_key=f"drift:{name}:{first.isoformat()}:{last.isoformat()}",
+            tags={
+                "modelfactory/model": name,
+                "modelfactory/trigger": "drift",
+                "modelfactory/drift_share": f"{result.share:.3f}",
+                "modelfactory/drifted_columns": ",".join(result.drifted_columns),
+                "modelfactory/champion": champion.version,
+            },
+        )
+
+    return drift_sensor

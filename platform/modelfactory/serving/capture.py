@@ -18,6 +18,7 @@ it locked simply tries again on the next tick, the records wait in the spool.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -40,6 +41,7 @@ __all__ = [
     "WarehouseBusy",
     "inference_log_table",
     "read_inference_log",
+    "read_window",
     "version_stats",
 ]
 
@@ -283,6 +285,34 @@ def version_stats(warehouse: Path, model: str, since: datetime) -> list[VersionS
             [since.astimezone(UTC).replace(tzinfo=None)],
         ).fetchall()
     return [VersionStats(str(v), r, int(n), int(e), p) for v, r, n, e, p in rows]
+
+
+def read_window(
+    warehouse: Path, model: str, *, after: datetime | None, limit: int
+) -> tuple[pd.DataFrame, datetime | None, datetime | None]:
+    """The inputs of up to `limit` answered rows received after `after`, oldest first, and
+    the first and last receive times of that window (for a drift check and its cursor).
+
+    Shadow scores are left out: they repeat inputs that the stable version already answered.
+    """
+    import pandas as pd
+
+    table = inference_log_table(model)
+    since = (after or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
+    with _connect(warehouse, wait=10.0) as con:
+        if not _has_table(con, table):
+            return pd.DataFrame(), None, None
+        rows = con.execute(
+            f"""SELECT received_at, features FROM "{table}"
+                WHERE status = 'ok' AND role <> 'shadow' AND received_at > ?
+                ORDER BY received_at, request_id, row_index LIMIT ?""",
+            [since, limit],
+        ).fetchall()
+    if not rows:
+        return pd.DataFrame(), None, None
+    frame = pd.DataFrame.from_records([json.loads(features) for _, features in rows])
+    first, last = (rows[0][0].replace(tzinfo=UTC), rows[-1][0].replace(tzinfo=UTC))
+    return frame, first, last
 
 
 def read_inference_log(warehouse: Path, model: str) -> pd.DataFrame:

@@ -1,0 +1,90 @@
+"""The drift sensor on real parts: captured requests in DuckDB, the champion's reference in
+MLflow, the sensor evaluated through Dagster's sensor context as the daemon would."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from pydantic_core import to_json
+
+from modelfactory.assets import build_definitions
+from modelfactory.notify import read_alerts
+from modelfactory.project import load_project
+from modelfactory.resources import local_home, project_resources
+from modelfactory.runs import seed_data, train
+from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
+
+pytestmark = pytest.mark.slow
+MODEL = "demand_forecast"
+WINDOW = 300
+
+
+@pytest.fixture
+def project(copy_example):
+    root = copy_example(MODEL, edit=lambda spec: spec["drift"].update(window=WINDOW))
+    project = load_project(root)
+    seed_data(project)
+    assert train(project, instance=DagsterInstance.get()).promoted
+    return project
+
+
+def capture_traffic(project, *, drift: float, seed: int, rows: int = WINDOW) -> None:
+    """Requests as the endpoint captures them, with inputs drawn from the simulator."""
+    simulate = project.module("simulate").simulate
+    build = project.function("features", "build_features")
+    inputs = build(simulate(seed=seed, drift=drift)).drop(columns=["date", "units_sold"])
+    records = inputs.sample(rows, random_state=seed).to_dict("records")
+    home = local_home()
+    spool = CaptureSpool(home.capture(MODEL))
+    for start in range(0, rows, 50):
+        batch = records[start : start + 50]
+        spool.append(
+            to_json(
+                {
+                    "request_id": uuid.uuid4().hex,
+                    "received_at": datetime.now(UTC).replace(tzinfo=None).isoformat(),
+                    "model_version": "1",
+                    "role": "stable",
+                    "status": "ok",
+                    "error": None,
+                    "latency_ms": 2.0,
+                    "inputs": batch,
+                    "outputs": [40.0] * len(batch),
+                    "scores": None,
+                }
+            )
+        )
+    spool.close()
+    CaptureFlusher(MODEL, spool, home.warehouse(MODEL)).flush()
+
+
+def tick(project, cursor: str | None = None):
+    sensor = build_definitions(project).resolve_sensor_def(f"{MODEL}_drift")
+    context = build_sensor_context(
+        instance=DagsterInstance.get(), resources=project_resources(MODEL), cursor=cursor
+    )
+    return sensor(context), context.cursor
+
+
+def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> None:
+    result, cursor = tick(project)
+    assert isinstance(result, SkipReason) and f"0/{WINDOW} new rows" in result.skip_message
+
+    capture_traffic(project, drift=0.0, seed=11)
+    calm, cursor = tick(project)
+    assert isinstance(calm, SkipReason) and "no drift in 5 columns" in calm.skip_message
+    assert cursor is not None  # the judged window is never read again
+    again, same_cursor = tick(project, cursor)
+    assert f"0/{WINDOW} new rows" in again.skip_message and same_cursor == cursor
+
+    capture_traffic(project, drift=0.5, seed=12)
+    requests = [tick(project, cursor)[0] for _ in range(100)]  # the same window, 100 ticks
+    assert all(isinstance(r, RunRequest) for r in requests)
+    assert len({r.run_key for r in requests}) == 1  # Dagster launches a run_key once
+    request = requests[0]
+    assert request.tags["modelfactory/trigger"] == "drift"
+    assert set(request.tags["modelfactory/drifted_columns"].split(",")) == {"price", "temperature"}
+    assert any(a.event == "drift_retrain" for a in read_alerts(local_home().alerts_log))
