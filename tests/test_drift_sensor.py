@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
@@ -81,10 +82,35 @@ def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> No
     assert f"0/{WINDOW} new rows" in again.skip_message and same_cursor == cursor
 
     capture_traffic(project, drift=0.5, seed=12)
-    requests = [tick(project, cursor)[0] for _ in range(100)]  # the same window, 100 ticks
+    ticks = [tick(project, cursor)[0] for _ in range(100)]  # the same window, 100 ticks
+    requests = [request for requested in ticks for request in requested]
     assert all(isinstance(r, RunRequest) for r in requests)
-    assert len({r.run_key for r in requests}) == 1  # Dagster launches a run_key once
-    request = requests[0]
-    assert request.tags["modelfactory/trigger"] == "drift"
-    assert set(request.tags["modelfactory/drifted_columns"].split(",")) == {"price", "temperature"}
+    # Dagster launches a run_key once: one retrain and one report, however many ticks
+    assert {(r.job_name, r.run_key.endswith(":report")) for r in requests} == {
+        (f"{MODEL}_train", False),
+        (f"{MODEL}_drift_report", True),
+    }
+    assert len({r.run_key for r in requests}) == 2
+    retrain = requests[0]
+    assert retrain.tags["modelfactory/trigger"] == "drift"
+    assert set(retrain.tags["modelfactory/drifted_columns"].split(",")) == {"price", "temperature"}
     assert any(a.event == "drift_retrain" for a in read_alerts(local_home().alerts_log))
+
+    report = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
+    result = report.execute_in_process(instance=DagsterInstance.get())
+    (materialization,) = result.asset_materializations_for_node(f"{MODEL}__drift_report")
+    metadata = materialization.metadata
+    assert metadata["drift_share"].value == pytest.approx(0.4)  # price and temperature of 5
+    html = Path(metadata["report"].value)
+    text = html.read_text()
+    assert "Drifted Columns" in text and "temperature" in text  # Evidently's drift summary
+
+
+def test_the_drift_report_without_traffic_says_what_is_missing(project) -> None:
+    report = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
+    result = report.execute_in_process(instance=DagsterInstance.get(), raise_on_error=False)
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert "no captured requests in demand_forecast_inference_log" in str(
+        failure.event_specific_data.error.message
+    )

@@ -47,7 +47,13 @@ from modelfactory.resources import endpoint_url, local_home, project_resources
 from modelfactory.sensors import build_sensors
 from modelfactory.serving.rollouts import Rollout, RolloutStore
 
-__all__ = ["PromotionConfig", "build_assets", "build_definitions", "train_job_name"]
+__all__ = [
+    "PromotionConfig",
+    "build_assets",
+    "build_definitions",
+    "drift_report_job_name",
+    "train_job_name",
+]
 
 STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion", "endpoint")
 
@@ -63,20 +69,30 @@ def train_job_name(model: str) -> str:
     return f"{model}_train"
 
 
+def drift_report_job_name(model: str) -> str:
+    return f"{model}_drift_report"
+
+
 def build_definitions(project: ModelProject) -> Definitions:
-    """A code location for one model project: its assets, job and resources."""
+    """A code location for one model project: its assets, jobs, sensors and resources."""
     name = project.name
+    report = AssetSelection.assets(AssetKey([name, "drift_report"]))
+    train_job = define_asset_job(
+        train_job_name(name),
+        selection=AssetSelection.groups(name) - report,
+        description=f"Train, evaluate and (per the gate) promote {name}.",
+        tags={"modelfactory/model": name},
+    )
+    report_job = define_asset_job(
+        drift_report_job_name(name),
+        selection=report,
+        description=f"An Evidently drift report on {name}'s latest captured requests.",
+        tags={"modelfactory/model": name},
+    )
     return Definitions(
         assets=build_assets(project),
-        jobs=[
-            define_asset_job(
-                train_job_name(name),
-                selection=AssetSelection.groups(name),
-                description=f"Train, evaluate and (per the gate) promote {name}.",
-                tags={"modelfactory/model": name},
-            )
-        ],
-        sensors=build_sensors(project, train_job_name(name)),
+        jobs=[train_job, report_job],
+        sensors=build_sensors(project, train_job, report_job),
         resources=project_resources(name),
         executor=in_process_executor,
     )
@@ -424,7 +440,51 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         rollout = rollout or rollouts.latest(name)
         return _endpoint_output(name, champion.get("version"), rollout)
 
-    return [raw, features, split, candidate, evaluation, champion, endpoint]
+    @asset(
+        key=AssetKey([name, "drift_report"]),
+        ins={"split": AssetIn(key["split"])},
+        kinds={"evidently"},
+        description=(
+            f"An Evidently data-drift report (HTML) of the latest {spec.drift.window} captured "
+            f"requests against the training inputs, with the drift share "
+            f"({spec.drift.method}) as metadata so the UI plots it over time. The "
+            f"{name}_drift sensor requests it when it finds drift."
+        ),
+        **common,
+    )
+    def drift_report(context: AssetExecutionContext, split: Any) -> Output:
+        from datetime import UTC, datetime
+
+        from modelfactory.serving.capture import inference_log_table, read_recent
+
+        home = local_home()
+        reference, _ = datasets.xy(split, spec, "train")
+        current = read_recent(home.warehouse(name), name, spec.drift.window)
+        if current.empty:
+            raise Failure(
+                f"{name}: no captured requests in {inference_log_table(name)} yet; the report "
+                f"compares live traffic with the training data (serve with `modelfactory serve`)"
+            )
+        current = current[[c for c in reference.columns if c in current.columns]]
+        result = monitoring.compare(monitoring.profile(reference), current, spec.drift)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = monitoring.evidently_report(
+            reference, current, home.reports(name) / f"drift-{stamp}.html"
+        )
+        return Output(
+            {"path": str(path), **monitoring.as_dict(result)},
+            metadata={
+                "drift_share": result.share,
+                "drifted": result.drifted,
+                "drifted_columns": ", ".join(result.drifted_columns) or "none",
+                "current_rows": len(current),
+                "reference_rows": len(reference),
+                "report": MetadataValue.path(str(path)),
+                "summary": result.describe(),
+            },
+        )
+
+    return [raw, features, split, candidate, evaluation, champion, endpoint, drift_report]
 
 
 def _endpoint_output(model: str, champion: str | None, rollout: Rollout | None) -> Output:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,7 +32,14 @@ if TYPE_CHECKING:
 
     from modelfactory.spec import DriftSpec
 
-__all__ = ["ColumnDrift", "DriftResult", "ReferenceProfile", "compare", "profile"]
+__all__ = [
+    "ColumnDrift",
+    "DriftResult",
+    "ReferenceProfile",
+    "compare",
+    "evidently_report",
+    "profile",
+]
 
 _EPSILON = 1e-6  # keeps empty bins from sending PSI to infinity
 _SKETCH = 101  # quantiles kept per numeric column for KS
@@ -221,3 +229,22 @@ def as_dict(result: DriftResult) -> dict[str, Any]:
         "rows": result.rows,
         "columns": [asdict(c) for c in result.columns],
     }
+
+
+def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path) -> Path:
+    """An Evidently data-drift report for people to read, saved as a standalone HTML file.
+
+    The verdicts that act (the sensor's) come from `compare`; this is the detailed picture:
+    per-column distributions, Evidently's own tests. Evidently is imported here only: it
+    costs seconds.
+    """
+    import os
+
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry, unless asked
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+    snapshot.save_html(str(path))
+    return path

@@ -9,6 +9,8 @@ for a rollback), so the UI's event history tells the rollout's story.
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import (
     AssetKey,
     AssetObservation,
@@ -36,8 +38,9 @@ def drift_sensor_name(model: str) -> str:
     return f"{model}_drift"
 
 
-def build_sensors(project: ModelProject, train_job: str) -> list[SensorDefinition]:
-    return [_canary_sensor(project), _drift_sensor(project, train_job)]
+def build_sensors(project: ModelProject, train_job: Any, report_job: Any) -> list[SensorDefinition]:
+    """The model's sensors; the jobs are the ones a drift retrain and its report run."""
+    return [_canary_sensor(project), _drift_sensor(project, train_job, report_job)]
 
 
 def _canary_sensor(project: ModelProject) -> SensorDefinition:
@@ -98,13 +101,13 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
     return canary_sensor
 
 
-def _drift_sensor(project: ModelProject, train_job: str) -> SensorDefinition:
+def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> SensorDefinition:
     name = project.name
     drift = project.spec.drift
 
     @sensor(
         name=drift_sensor_name(name),
-        job_name=train_job,
+        jobs=[train_job, report_job],
         minimum_interval_seconds=60,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
@@ -115,7 +118,7 @@ def _drift_sensor(project: ModelProject, train_job: str) -> SensorDefinition:
     )
     def drift_sensor(
         context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
-    ) -> SkipReason | RunRequest:
+    ) -> SkipReason | list[RunRequest]:
         from datetime import datetime
 
         from modelfactory.monitoring import compare
@@ -164,16 +167,18 @@ def _drift_sensor(project: ModelProject, train_job: str) -> SensorDefinition:
                 severity="warning",
             )
         )
-        return RunRequest(
-            # One run per judged window, however often the tick is evaluated over it.
-            run_key=f"drift:{name}:{first.isoformat()}:{last.isoformat()}",
-            tags={
-                "modelfactory/model": name,
-                "modelfactory/trigger": "drift",
-                "modelfactory/drift_share": f"{result.share:.3f}",
-                "modelfactory/drifted_columns": ",".join(result.drifted_columns),
-                "modelfactory/champion": champion.version,
-            },
-        )
+        window_key = f"drift:{name}:{first.isoformat()}:{last.isoformat()}"
+        tags = {
+            "modelfactory/model": name,
+            "modelfactory/trigger": "drift",
+            "modelfactory/drift_share": f"{result.share:.3f}",
+            "modelfactory/drifted_columns": ",".join(result.drifted_columns),
+            "modelfactory/champion": champion.version,
+        }
+        # One retrain (and one report) per judged window, however often it is evaluated.
+        return [
+            RunRequest(job_name=train_job.name, run_key=window_key, tags=tags),
+            RunRequest(job_name=report_job.name, run_key=f"{window_key}:report", tags=tags),
+        ]
 
     return drift_sensor

@@ -41,6 +41,7 @@ __all__ = [
     "WarehouseBusy",
     "inference_log_table",
     "read_inference_log",
+    "read_recent",
     "read_window",
     "version_stats",
 ]
@@ -285,6 +286,22 @@ def version_stats(warehouse: Path, model: str, since: datetime) -> list[VersionS
             [since.astimezone(UTC).replace(tzinfo=None)],
         ).fetchall()
     return [VersionStats(str(v), r, int(n), int(e), p) for v, r, n, e, p in rows]
+
+
+def read_recent(warehouse: Path, model: str, limit: int) -> pd.DataFrame:
+    """The inputs of the latest `limit` answered rows (for a drift report)."""
+    import pandas as pd
+
+    table = inference_log_table(model)
+    with _connect(warehouse, wait=10.0) as con:
+        if not _has_table(con, table):
+            return pd.DataFrame()
+        rows = con.execute(
+            f"""SELECT features FROM "{table}" WHERE status = 'ok' AND role <> 'shadow'
+                ORDER BY received_at DESC LIMIT ?""",
+            [limit],
+        ).fetchall()
+    return pd.DataFrame.from_records([json.loads(features) for (features,) in rows])
 
 
 def read_window(
