@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 export MODELFACTORY_HOME ?= $(CURDIR)/.modelfactory
 
-.PHONY: install dev test lint format clean bench bench-serving
+.PHONY: install dev test lint format clean bench bench-serving bench-drift
 
 install: $(STAMP)
 
@@ -28,11 +28,14 @@ lint: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-serving  ## every benchmark; results in bench/results/
+bench: bench-serving bench-drift  ## every benchmark; results in bench/results/
 
 # BENCH_ARGS passes options, e.g. make bench-serving BENCH_ARGS="--duration 2 --rows 1"
 bench-serving: install  ## our endpoint vs mlflow models serve vs a bare FastAPI (needs wrk)
 	$(BIN)/python bench/serving.py $(BENCH_ARGS)
+
+bench-drift: install  ## our drift check vs Evidently's DataDriftPreset, 10k/100k/1M rows
+	$(BIN)/python bench/drift.py $(BENCH_ARGS)
 
 clean:  ## forget local state (runs, registry, warehouse); keeps .venv
 	rm -rf $(MODELFACTORY_HOME)

@@ -154,11 +154,11 @@ def compare(reference: ReferenceProfile, current: pd.DataFrame, spec: DriftSpec)
             continue
         data = current[column].to_numpy(dtype=float)
         data = data[np.isfinite(data)]
-        edges = np.asarray(ref.edges)
-        counts = np.bincount(np.searchsorted(edges, data, side="right"), minlength=len(ref.shares))
         if spec.method == "ks":
             score = _ks(np.asarray(ref.sketch), data)
         else:
+            bins = np.searchsorted(np.asarray(ref.edges), data, side="right")
+            counts = np.bincount(bins, minlength=len(ref.shares))
             score = _score(spec.method, np.asarray(ref.shares), counts)
         results.append(_verdict(column, "numeric", spec, score))
     for column, ref in reference.categorical.items():
