@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 from pydantic_core import to_json
 
 from modelfactory.assets import build_definitions
@@ -78,6 +78,10 @@ def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> No
     calm, cursor = tick(project)
     assert isinstance(calm, SkipReason) and "no drift in 5 columns" in calm.skip_message
     assert cursor is not None  # the judged window is never read again
+    (observed,) = (
+        DagsterInstance.get().fetch_observations(AssetKey([MODEL, "drift_report"]), limit=1).records
+    )
+    assert observed.asset_observation.metadata["drift_share"].value == 0.0
     again, same_cursor = tick(project, cursor)
     assert f"0/{WINDOW} new rows" in again.skip_message and same_cursor == cursor
 

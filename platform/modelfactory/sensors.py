@@ -145,8 +145,8 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
         result = compare(reference, window, drift)
         context.update_cursor(last.isoformat())  # judged: never read again
         context.instance.report_runless_asset_event(
-            AssetObservation(
-                asset_key=AssetKey([name, "endpoint"]),
+            AssetObservation(  # every judged window, drifted or not: the UI plots the share
+                asset_key=AssetKey([name, "drift_report"]),
                 description=f"drift check: {result.describe()}",
                 metadata={
                     "drift_share": result.share,
