@@ -126,12 +126,7 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
         from modelfactory.resources import local_home
         from modelfactory.serving.capture import WarehouseBusy, read_window
 
-        champion = model_registry.champion(name)
-        if champion is None:
-            return SkipReason(f"{name} has no champion to compare live data with")
-        reference = model_registry.reference_profile(name, champion.version)
-        if reference is None:
-            return SkipReason(f"champion v{champion.version} was logged without a reference")
+        # The window first: most ticks end here, before any registry or artifact I/O.
         after = datetime.fromisoformat(context.cursor) if context.cursor else None
         try:
             window, first, last = read_window(
@@ -141,6 +136,12 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
             return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
         if len(window) < drift.window:
             return SkipReason(f"{len(window)}/{drift.window} new rows since the last check")
+        champion = model_registry.champion(name)
+        if champion is None:
+            return SkipReason(f"{name} has no champion to compare live data with")
+        reference = model_registry.reference_profile(name, champion.version)
+        if reference is None:
+            return SkipReason(f"champion v{champion.version} was logged without a reference")
 
         result = compare(reference, window, drift)
         context.update_cursor(last.isoformat())  # judged: never read again

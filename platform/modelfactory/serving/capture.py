@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,7 +301,7 @@ def read_recent(warehouse: Path, model: str, limit: int) -> pd.DataFrame:
                 ORDER BY received_at DESC LIMIT ?""",
             [limit],
         ).fetchall()
-    return pd.DataFrame.from_records([json.loads(features) for (features,) in rows])
+    return _inputs(features for (features,) in rows)
 
 
 def read_window(
@@ -327,9 +327,16 @@ def read_window(
         ).fetchall()
     if not rows:
         return pd.DataFrame(), None, None
-    frame = pd.DataFrame.from_records([json.loads(features) for _, features in rows])
+    frame = _inputs(features for _, features in rows)
     first, last = (rows[0][0].replace(tzinfo=UTC), rows[-1][0].replace(tzinfo=UTC))
     return frame, first, last
+
+
+def _inputs(features: Iterable[str]) -> pd.DataFrame:
+    """Captured input rows (JSON text, one per row) as a frame of the model's input columns."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records([json.loads(row) for row in features])
 
 
 def read_inference_log(warehouse: Path, model: str) -> pd.DataFrame:
