@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from modelfactory.serving.server import BackgroundServer as LiveServer
+from modelfactory.serving.server import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "model_projects"
 
@@ -70,39 +73,4 @@ def edit_spec(project: Path, edit: Callable[[dict], None]) -> None:
     (project / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LiveServer:
-    """A real uvicorn server on 127.0.0.1 in a background thread, for one app."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.app = app
-
-    def __enter__(self) -> LiveServer:
-        import threading
-        import time
-
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the endpoint did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
+__all__ = ["LiveServer", "edit_spec", "free_port"]

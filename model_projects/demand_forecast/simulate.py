@@ -60,3 +60,14 @@ def simulate(
 def seed_data(data_dir: Path) -> None:
     """The example data `load_raw` reads: one CSV of simulated sales."""
     simulate().to_csv(Path(data_dir) / "sales.csv", index=False)
+
+
+def new_batch(data_dir: Path, name: str, **knobs: float | int | str) -> pd.DataFrame:
+    """A later export of sales landing beside the first (`load_raw` reads every CSV).
+
+    `knobs` are simulate()'s arguments: `start` after the last day already there, and
+    `drift` / `concept` to make the world change.
+    """
+    frame = simulate(**knobs)
+    frame.to_csv(Path(data_dir) / f"{name}.csv", index=False)
+    return frame

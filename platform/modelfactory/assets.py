@@ -4,6 +4,8 @@
     (pandera, blocking)            (MLflow run,   (vs champion,  (alias moves   (canary
                                     registered)    thresholds,    only through   rollout)
                                                    slices)        the gate)
+              features ──► predictions (batch, champion)         endpoint ──► live_metrics
+              split ──► drift_report (Evidently, captured requests vs training inputs)
 
 This is the only module that knows Dagster's asset API; the project's functions stay plain.
 Keys are `<model>/<step>`, grouped by model, with owner, kinds and tags applied here once.
@@ -41,9 +43,11 @@ from modelfactory.evaluation import (
     predict_with_scores,
     slice_report,
 )
+from modelfactory.notify import Alert, Notifier
 from modelfactory.project import ModelProject
 from modelfactory.registry import AliasMove, LoggedCandidate, ModelRegistry, actor
-from modelfactory.resources import endpoint_url, local_home, project_resources
+from modelfactory.resources import dagster_run_url, endpoint_url, local_home, project_resources
+from modelfactory.schedules import build_schedules, freshness_policies
 from modelfactory.sensors import build_sensors
 from modelfactory.serving.rollouts import Rollout, RolloutStore
 
@@ -52,10 +56,13 @@ __all__ = [
     "build_assets",
     "build_definitions",
     "drift_report_job_name",
+    "live_metrics_job_name",
+    "predict_job_name",
     "train_job_name",
 ]
 
 STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion", "endpoint")
+SIDE_STEPS = ("predictions", "drift_report", "live_metrics")  # not part of a retrain
 
 
 class PromotionConfig(Config):
@@ -73,26 +80,61 @@ def drift_report_job_name(model: str) -> str:
     return f"{model}_drift_report"
 
 
+def predict_job_name(model: str) -> str:
+    return f"{model}_predict"
+
+
+def live_metrics_job_name(model: str) -> str:
+    return f"{model}_live_metrics"
+
+
 def build_definitions(project: ModelProject) -> Definitions:
-    """A code location for one model project: its assets, jobs, sensors and resources."""
+    """A code location for one model project: its assets, jobs, schedules, sensors and
+    resources."""
     name = project.name
-    report = AssetSelection.assets(AssetKey([name, "drift_report"]))
+    tags = {"modelfactory/model": name}  # one run per model at a time (dagster.yaml)
+    only = {step: AssetSelection.assets(AssetKey([name, step])) for step in SIDE_STEPS}
     train_job = define_asset_job(
         train_job_name(name),
-        selection=AssetSelection.groups(name) - report,
+        selection=AssetSelection.groups(name)
+        - only["drift_report"]
+        - only["live_metrics"]
+        - only["predictions"],
         description=f"Train, evaluate and (per the gate) promote {name}.",
-        tags={"modelfactory/model": name},
+        tags=tags,
+    )
+    predict_job = define_asset_job(
+        predict_job_name(name),
+        selection=AssetSelection.assets(AssetKey([name, "raw"]), AssetKey([name, "features"]))
+        | only["predictions"],
+        description=f"Score {name}'s latest features with the champion, into the warehouse.",
+        tags=tags,
     )
     report_job = define_asset_job(
         drift_report_job_name(name),
-        selection=report,
+        selection=only["drift_report"],
         description=f"An Evidently drift report on {name}'s latest captured requests.",
-        tags={"modelfactory/model": name},
+        tags=tags,
+    )
+    live_job = define_asset_job(
+        live_metrics_job_name(name),
+        selection=only["live_metrics"],
+        description=f"{name}'s live metric per version, from predictions and late labels.",
+        tags=tags,
     )
     return Definitions(
         assets=build_assets(project),
-        jobs=[train_job, report_job],
-        sensors=build_sensors(project, train_job, report_job),
+        jobs=[train_job, predict_job, report_job, live_job],
+        schedules=build_schedules(project, train_job, predict_job),
+        sensors=build_sensors(
+            project,
+            {
+                "train": train_job,
+                "predict": predict_job,
+                "drift_report": report_job,
+                "live_metrics": live_job,
+            },
+        ),
         resources=project_resources(name),
         executor=in_process_executor,
     )
@@ -101,7 +143,7 @@ def build_definitions(project: ModelProject) -> Definitions:
 def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     spec = project.spec
     name = spec.name
-    key = {step: AssetKey([name, step]) for step in STEPS}
+    key = {step: AssetKey([name, step]) for step in STEPS + SIDE_STEPS}
     common: dict[str, Any] = {
         "group_name": name,
         "owners": [spec.owner],
@@ -110,6 +152,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     }
     metric = METRICS[spec.metric.name]
     canary = spec.serving.canary
+    fresh = freshness_policies(spec)  # from the schedules; none for an unscheduled model
 
     @asset(
         key=key["raw"],
@@ -130,6 +173,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         kinds={"python", "duckdb"},
         description=f"Inputs and target from {project.shown('features.py')}: build_features.",
         check_specs=[_schema_check_spec(key["features"], "features_schema", "FeatureSchema")],
+        freshness_policy=fresh.get("features"),
         **common,
     )
     def features(context: AssetExecutionContext, raw: Any) -> Iterator[Any]:
@@ -169,6 +213,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             f"{project.shown('train.py')}: train(X, y, params) on the training rows, logged as "
             "an MLflow run and registered as a model version with alias 'challenger'."
         ),
+        freshness_policy=fresh.get("candidate"),
         **common,
     )
     def candidate(context: AssetExecutionContext, split: Any) -> Output:
@@ -351,7 +396,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         key=key["champion"],
         ins={"evaluation": AssetIn(key["evaluation"])},
         kinds={"mlflow"},
-        required_resource_keys={"model_registry", "rollouts"},
+        required_resource_keys={"model_registry", "rollouts", "notifier"},
         description=(
             "Moves the registry alias 'champion' to the candidate when the gate passed"
             + (
@@ -414,6 +459,22 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 rollouts.finish(reserved, "cancelled", "the promotion failed")
             raise
         context.log.info(f"{name}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+        notifier: Notifier = context.resources.notifier
+        notifier.send(
+            Alert(
+                model=name,
+                event="promoted",
+                severity="info",
+                text=(
+                    f"champion v{move.from_version or 'none'} -> v{move.to_version} "
+                    f"({reason}); the endpoint rolls it out by canary"
+                ),
+                links={
+                    "run": dagster_run_url(context.run_id),
+                    f"v{move.to_version} in MLflow": registry.version_url(name, move.to_version),
+                },
+            )
+        )
         return _champion_output(
             registry, name, candidate.version, promoted=True, decision=reason, move=move
         )
@@ -484,7 +545,126 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             },
         )
 
-    return [raw, features, split, candidate, evaluation, champion, endpoint, drift_report]
+    @asset(
+        key=key["predictions"],
+        ins={"features": AssetIn(key["features"])},
+        io_manager_key="warehouse",
+        kinds={"scikit-learn", "duckdb"},
+        required_resource_keys={"model_registry"},
+        description=(
+            "Batch scores: every row of the latest features scored by the champion, with the "
+            "version that scored it"
+            + (f", refreshed on `{spec.schedule.predict}` (UTC)." if spec.schedule.predict else ".")
+        ),
+        freshness_policy=fresh.get("predictions"),
+        **common,
+    )
+    def predictions(context: AssetExecutionContext, features: Any) -> Output:
+        registry: ModelRegistry = context.resources.model_registry
+        champion = registry.champion(name)
+        if champion is None:
+            raise Failure(
+                f"{name}: no champion to score with yet; train one first "
+                f"(`modelfactory train {name}` or materialize {name}/champion)"
+            )
+        X = datasets.inputs(features, spec)
+        y_pred, y_score = predict_with_scores(registry.load(name, champion.version), X)
+        scored = features.drop(columns=[spec.target], errors="ignore").assign(
+            prediction=y_pred, model_version=champion.version
+        )
+        if y_score is not None:
+            scored = scored.assign(score=y_score)
+        return Output(
+            scored,
+            metadata={
+                **_frame_metadata(scored),
+                "champion_version": champion.version,
+                "prediction_mean": float(scored["prediction"].mean()),
+            },
+        )
+
+    @asset(
+        key=key["live_metrics"],
+        deps=[key["endpoint"]],
+        io_manager_key="warehouse",
+        kinds={"duckdb"},
+        required_resource_keys={"model_registry"},
+        description=(
+            f"Every standard metric per served version, from captured predictions joined with "
+            f"labels that arrived later (files under labels/{name}/ in the Model Factory "
+            f"home). The {name}_live_metric sensor retrains when the champion's {metric.name} "
+            f"falls more than {spec.live_metric.tolerance:.0%} behind its holdout value."
+        ),
+        **common,
+    )
+    def live_metrics(context: AssetExecutionContext) -> Output:
+        from modelfactory import live
+        from modelfactory.serving.capture import read_labelled
+
+        registry: ModelRegistry = context.resources.model_registry
+        home = local_home()
+        labels = live.find_labels(home.labels(name))
+        labelled = read_labelled(
+            home.warehouse(name),
+            name,
+            labels.files,
+            target=spec.target,
+            limit=spec.live_metric.window,
+        )
+        table = live.version_metrics(labelled, spec.task)
+        metadata: dict[str, Any] = {
+            "label_files": len(labels.files),
+            "labelled_rows": len(labelled),
+            "by_version": MetadataValue.md(
+                table.to_markdown(index=False) if len(table) else "no labelled predictions yet"
+            ),
+        }
+        champion = registry.champion(name)
+        if champion is not None:
+            verdict = live.judge(
+                labelled,
+                version=champion.version,
+                task=spec.task,
+                metric=metric.name,
+                holdout=champion_holdout(champion.tags, metric.name),
+                spec=spec.live_metric,
+            )
+            metadata.update(_live_metadata(verdict))
+        return Output(table, metadata=metadata)
+
+    return [
+        raw,
+        features,
+        split,
+        candidate,
+        evaluation,
+        champion,
+        endpoint,
+        drift_report,
+        predictions,
+        live_metrics,
+    ]
+
+
+def champion_holdout(tags: dict[str, str], metric: str) -> float | None:
+    """The holdout metric a version was promoted on (recorded by `<model>/evaluation`)."""
+    value = tags.get(f"mf.holdout.{metric}")
+    return float(value) if value is not None else None
+
+
+def _live_metadata(verdict: Any) -> dict[str, Any]:
+    """A live verdict as asset metadata; the metric is numeric so the UI plots it."""
+    metadata: dict[str, Any] = {
+        "champion_version": verdict.version,
+        "champion_labelled_rows": verdict.rows,
+        "live_verdict": "degraded" if verdict.degraded else "ok",
+        "live_summary": verdict.reason,
+    }
+    if verdict.live is not None:
+        metadata[f"live_{verdict.metric}"] = verdict.live
+    if verdict.holdout is not None:
+        metadata[f"holdout_{verdict.metric}"] = verdict.holdout
+    return metadata
 
 
 def _endpoint_output(model: str, champion: str | None, rollout: Rollout | None) -> Output:

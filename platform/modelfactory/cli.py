@@ -6,6 +6,7 @@ modelfactory seed        write the example data of projects that have a simulato
 modelfactory train       materialize a model's graph, raw through champion
 modelfactory status      champion, metric and last verdict of every model
 modelfactory rollback    put the previous champion back
+modelfactory demo        a story told step by step: `--drift` shows monitoring retrain a model
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -235,6 +237,71 @@ def serve(
     names = ", ".join(p.name for p in projects)
     click.secho(f"serving {names} at http://{host}:{port} (docs: /docs)", fg="green")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+@main.command()
+@click.option(
+    "--drift",
+    "drift_story",
+    is_flag=True,
+    help="Serve, change the world, let the sensors retrain and promote a better model.",
+)
+@click.option("--model", default="demand_forecast", show_default=True)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the demo keeps its state. [default: .modelfactory/demo, started afresh]",
+)
+@click.option("--world-drift", default=0.2, show_default=True, help="Input shift (simulator).")
+@click.option("--concept", default=0.3, show_default=True, help="Concept change (simulator).")
+@_friendly
+def demo(
+    drift_story: bool, model: str, home: str | None, world_drift: float, concept: float
+) -> None:
+    """Tell a story on real parts, without the daemon (it plays the daemon's part).
+
+    --drift: train and promote MODEL, serve it, send traffic and late labels, change the
+    world with the simulator's knobs, tick the drift and live-metric sensors, run the
+    retrain they request, and show the new champion beating the old on the new data.
+    """
+    if not drift_story:
+        raise click.UsageError("choose a story: `modelfactory demo --drift`")
+    from modelfactory.demo import run_drift_demo
+
+    root = _demo_home(home)
+    click.secho(f"demo state in {root} (the UI: MODELFACTORY_HOME={root} make dev)", fg="cyan")
+    project = load_project(projects_dir() / model)
+    outcome = run_drift_demo(project, echo=click.echo, drift=world_drift, concept=concept)
+    verdict = (
+        f"v{outcome.new_champion} replaced v{outcome.first_champion}"
+        if outcome.promoted
+        else f"v{outcome.first_champion} stays champion"
+    )
+    click.secho(
+        f"done: {verdict}; retrain requested by the {' and '.join(outcome.requested_by)} sensor(s)",
+        fg="green",
+    )
+
+
+def _demo_home(home: str | None) -> Path:
+    """A home of the demo's own (never the one `make dev` uses), emptied if the demo made it."""
+    import shutil
+
+    from modelfactory.resources import HOME_ENV
+
+    root = Path(home) if home else local_home().root / "demo"
+    marker = root / ".modelfactory-demo"
+    if root.exists() and marker.exists():
+        shutil.rmtree(root)
+    elif root.exists() and any(root.iterdir()):
+        raise click.UsageError(f"{root} exists and was not made by the demo; pick another --home")
+    root.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    os.environ[HOME_ENV] = str(root.resolve())
+    os.environ["DAGSTER_HOME"] = str(root.resolve() / "dagster")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return root.resolve()
 
 
 @main.command()

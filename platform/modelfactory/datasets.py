@@ -20,6 +20,7 @@ __all__ = [
     "SPLIT_COLUMN",
     "ValidationOutcome",
     "content_hash",
+    "inputs",
     "split_frame",
     "validate_frame",
     "xy",
@@ -113,12 +114,15 @@ def xy(split: pd.DataFrame, spec: ModelSpec, part: str) -> tuple[pd.DataFrame, p
     The inputs are every feature column except the target, the split marker and the time
     column (time orders the holdout; it is not a feature).
     """
-    rows = split[split[SPLIT_COLUMN] == part]
-    _require(rows, spec.target, "target")
+    rows = split[split[SPLIT_COLUMN] == part].reset_index(drop=True)
+    return inputs(rows, spec), _require(rows, spec.target, "target")
+
+
+def inputs(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """The model's input columns of a features (or split) frame: all but the target, the
+    split marker and the time column. Rows to score in batch need no target."""
     dropped = [spec.target, SPLIT_COLUMN] + ([spec.split.by] if spec.split.by else [])
-    return rows.drop(columns=dropped).reset_index(drop=True), rows[spec.target].reset_index(
-        drop=True
-    )
+    return frame.drop(columns=[c for c in dropped if c in frame.columns])
 
 
 def _require(frame: pd.DataFrame, column: str, field: str) -> pd.Series:

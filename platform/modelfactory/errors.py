@@ -4,7 +4,8 @@
     ├── SpecError            model.yaml is missing, unreadable or invalid
     ├── ProjectError         a model project lacks a file or function, or a function misbehaves
     ├── DataValidationError  a DataFrame broke its pandera schema
-    └── RegistryError        the model registry cannot do what was asked (no champion, ...)
+    ├── RegistryError        the model registry cannot do what was asked (no champion, ...)
+    └── DemoError            a demo story could not go on (what happened, what to try)
 
 Anything else escaping the platform is a bug, not a user mistake.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "DataValidationError",
+    "DemoError",
     "ModelFactoryError",
     "ProjectError",
     "RegistryError",
@@ -38,3 +40,7 @@ class DataValidationError(ModelFactoryError):
 
 class RegistryError(ModelFactoryError):
     """The model registry cannot carry out a request."""
+
+
+class DemoError(ModelFactoryError):
+    """`modelfactory demo` could not tell its story; the message says which step stopped."""

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LocalHome",
+    "dagster_asset_url",
+    "dagster_run_url",
     "endpoint_url",
     "find_repo_root",
     "local_home",
@@ -91,6 +93,10 @@ class LocalHome:
         """The endpoint's spool of answered requests, before they reach the warehouse."""
         return self.root / "capture" / model
 
+    def labels(self, model: str) -> Path:
+        """Where late labels arrive: CSV/Parquet files of request_id, row_index and target."""
+        return self.root / "labels" / model
+
     @property
     def serving_db_url(self) -> str:
         """Rollout state, shared by the endpoint, the endpoint asset and the canary sensor."""
@@ -151,11 +157,40 @@ def rollout_store() -> RolloutStore:
 
 
 def notifier() -> Notifier:
+    """The alerts log in the home; also Slack when SLACK_BOT_TOKEN and
+    MODELFACTORY_SLACK_CHANNEL are set (MODELFACTORY_SLACK_API_URL: a proxy or GovSlack).
+
+    The token goes in as an EnvVar: Dagster resolves it when it builds the resource, and the
+    UI shows the variable's name, never the token.
+    """
+    from dagster import EnvVar
+
     from modelfactory.notify import Notifier
 
-    return Notifier(log_path=str(local_home().ensure().alerts_log))
+    channel = os.environ.get("MODELFACTORY_SLACK_CHANNEL") or None
+    token = EnvVar("SLACK_BOT_TOKEN") if os.environ.get("SLACK_BOT_TOKEN") else None
+    return Notifier(
+        log_path=str(local_home().ensure().alerts_log),
+        slack_token=token,
+        slack_channel=channel,
+        slack_api_url=os.environ.get("MODELFACTORY_SLACK_API_URL") or None,
+    )
 
 
 def endpoint_url() -> str:
     """Where the endpoint answers, for links in the UI (`modelfactory serve` defaults)."""
     return os.environ.get("MODELFACTORY_ENDPOINT_URL", "http://localhost:8000").rstrip("/")
+
+
+def dagster_run_url(run_id: str) -> str:
+    """A run's page in the Dagster UI, for alerts (`modelfactory dev` serves it on :3000)."""
+    return f"{_dagster_url()}/runs/{run_id}"
+
+
+def dagster_asset_url(*path: str) -> str:
+    """An asset's page in the Dagster UI: its history, metadata plots and lineage."""
+    return f"{_dagster_url()}/assets/{'/'.join(path)}"
+
+
+def _dagster_url() -> str:
+    return os.environ.get("MODELFACTORY_DAGSTER_URL", "http://localhost:3000").rstrip("/")

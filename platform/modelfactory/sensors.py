@@ -15,10 +15,12 @@ from dagster import (
     AssetKey,
     AssetObservation,
     DefaultSensorStatus,
+    RunFailureSensorContext,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
+    run_failure_sensor,
     sensor,
 )
 
@@ -27,7 +29,14 @@ from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry
 from modelfactory.serving.rollouts import RolloutStore
 
-__all__ = ["build_sensors", "canary_sensor_name", "drift_sensor_name"]
+__all__ = [
+    "build_sensors",
+    "canary_sensor_name",
+    "describe_run_failure",
+    "drift_sensor_name",
+    "live_metric_sensor_name",
+    "run_failure_sensor_name",
+]
 
 
 def canary_sensor_name(model: str) -> str:
@@ -38,9 +47,19 @@ def drift_sensor_name(model: str) -> str:
     return f"{model}_drift"
 
 
-def build_sensors(project: ModelProject, train_job: Any, report_job: Any) -> list[SensorDefinition]:
-    """The model's sensors; the jobs are the ones a drift retrain and its report run."""
-    return [_canary_sensor(project), _drift_sensor(project, train_job, report_job)]
+def live_metric_sensor_name(model: str) -> str:
+    return f"{model}_live_metric"
+
+
+def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDefinition]:
+    """The model's sensors. `jobs` by role: `train` (what a retrain runs), `drift_report`
+    and `live_metrics` (the evidence a retrain comes with), `predict`."""
+    return [
+        _canary_sensor(project),
+        _drift_sensor(project, jobs["train"], jobs["drift_report"]),
+        _live_metric_sensor(project, jobs["train"], jobs["live_metrics"]),
+        _run_failure_sensor(project, list(jobs.values())),
+    ]
 
 
 def _canary_sensor(project: ModelProject) -> SensorDefinition:
@@ -136,6 +155,8 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
             return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
         if len(window) < drift.window:
             return SkipReason(f"{len(window)}/{drift.window} new rows since the last check")
+        if _in_flight(context, train_job.name):  # judged after it, against its champion
+            return SkipReason(f"a retrain of {name} is under way; judging the window after it")
         champion = model_registry.champion(name)
         if champion is None:
             return SkipReason(f"{name} has no champion to compare live data with")
@@ -166,6 +187,7 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
                 event="drift_retrain",
                 text=f"retraining: {result.describe()}",
                 severity="warning",
+                links=_evidence_links(model_registry, name, champion.version, "drift_report"),
             )
         )
         window_key = f"drift:{name}:{first.isoformat()}:{last.isoformat()}"
@@ -183,3 +205,203 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
         ]
 
     return drift_sensor
+
+
+def _evidence_links(
+    registry: ModelRegistry, model: str, champion: str, evidence: str
+) -> dict[str, str]:
+    """Where on-call looks after a retrain alert: the evidence asset (its report or table,
+    refreshed by the run requested with the retrain), the retrain job, the champion."""
+    from modelfactory.resources import dagster_asset_url
+
+    return {
+        evidence.replace("_", " "): dagster_asset_url(model, evidence),
+        "retrain runs": dagster_asset_url(model, "candidate"),
+        f"champion v{champion}": registry.version_url(model, champion),
+    }
+
+
+def _in_flight(context: SensorEvaluationContext, job_name: str) -> bool:
+    """Is a run of the job queued or running? Then a second retrain would only repeat it."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    waiting = [
+        DagsterRunStatus.QUEUED,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.STARTED,
+    ]
+    runs = context.instance.get_run_records(
+        filters=RunsFilter(job_name=job_name, statuses=waiting), limit=1
+    )
+    return bool(runs)
+
+
+def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) -> SensorDefinition:
+    name = project.name
+    spec = project.spec
+    live_spec, metric = spec.live_metric, spec.metric.name
+
+    @sensor(
+        name=live_metric_sensor_name(name),
+        jobs=[train_job, live_job],
+        minimum_interval_seconds=60,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            f"When new label files arrive, joins them with the champion's captured "
+            f"predictions; when its live {metric} is more than {live_spec.tolerance:.0%} "
+            f"worse than on the holdout (at least {live_spec.min_labels} labelled rows), "
+            f"retrains {name}."
+        ),
+    )
+    def live_metric_sensor(
+        context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
+    ) -> SkipReason | list[RunRequest]:
+        from modelfactory.assets import champion_holdout
+        from modelfactory.live import find_labels, judge
+        from modelfactory.notify import Alert
+        from modelfactory.resources import local_home
+        from modelfactory.serving.capture import WarehouseBusy, read_labelled
+
+        home = local_home()
+        labels = find_labels(home.labels(name))  # listing only: most ticks end here
+        if not labels.files:
+            return SkipReason(f"no label files in {home.labels(name)} yet")
+        if labels.fingerprint == context.cursor:
+            return SkipReason("no new labels since the last check")
+        if _in_flight(context, train_job.name):
+            return SkipReason(f"a retrain of {name} is under way; judging the labels after it")
+        champion = model_registry.champion(name)
+        if champion is None:
+            return SkipReason(f"{name} has no champion to judge")
+        try:
+            labelled = read_labelled(
+                home.warehouse(name), name, labels.files, target=spec.target, limit=live_spec.window
+            )
+        except WarehouseBusy:
+            return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
+        verdict = judge(
+            labelled,
+            version=champion.version,
+            task=spec.task,
+            metric=metric,
+            holdout=champion_holdout(champion.tags, metric),
+            spec=live_spec,
+        )
+        context.update_cursor(labels.fingerprint)  # judged: these files are not read again
+        if verdict.live is not None:
+            context.instance.report_runless_asset_event(
+                AssetObservation(  # the UI plots the live metric over time
+                    asset_key=AssetKey([name, "live_metrics"]),
+                    description=f"live check: {verdict.describe()}",
+                    metadata={
+                        f"live_{metric}": verdict.live,
+                        "labelled_rows": verdict.rows,
+                        "champion_version": champion.version,
+                        "verdict": "degraded" if verdict.degraded else "ok",
+                    },
+                )
+            )
+        if not verdict.degraded:
+            return SkipReason(verdict.describe())
+        notifier.send(
+            Alert(
+                model=name,
+                event="live_metric_retrain",
+                text=f"retraining: {verdict.describe()}",
+                severity="warning",
+                links=_evidence_links(model_registry, name, champion.version, "live_metrics"),
+            )
+        )
+        run_key = f"live:{name}:v{champion.version}:{labels.fingerprint}"
+        tags = {
+            "modelfactory/model": name,
+            "modelfactory/trigger": "live_metric",
+            f"modelfactory/live_{metric}": f"{verdict.live:.6g}",
+            f"modelfactory/holdout_{metric}": f"{verdict.holdout:.6g}",
+            "modelfactory/champion": champion.version,
+        }
+        # One retrain per champion and set of labels, however often it is evaluated.
+        return [
+            RunRequest(job_name=train_job.name, run_key=run_key, tags=tags),
+            RunRequest(job_name=live_job.name, run_key=f"{run_key}:metrics", tags=tags),
+        ]
+
+    return live_metric_sensor
+
+
+def run_failure_sensor_name(model: str) -> str:
+    return f"{model}_run_failures"
+
+
+def _run_failure_sensor(project: ModelProject, jobs: list[Any]) -> SensorDefinition:
+    """On call hears of every failed run, bad data included: a blocking check that fails at
+    ERROR severity fails its run, so it arrives here too."""
+    name = project.name
+
+    @run_failure_sensor(
+        name=run_failure_sensor_name(name),
+        monitored_jobs=jobs,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            f"Announces every failed run of {name}'s jobs (failed blocking checks included): "
+            "the failing steps and checks, the error, and a link to the run."
+        ),
+    )
+    def run_failures(context: RunFailureSensorContext, notifier: Notifier) -> None:
+        from modelfactory.notify import Alert
+        from modelfactory.resources import dagster_run_url
+
+        run = context.dagster_run
+        notifier.send(
+            Alert(
+                model=name,
+                event="run_failed",
+                text=describe_run_failure(context),
+                severity="error",
+                links={"run": dagster_run_url(run.run_id)},
+            )
+        )
+
+    return run_failures
+
+
+def describe_run_failure(context: RunFailureSensorContext, limit: int = 500) -> str:
+    """Which job failed, at which steps, on which checks, and why, from the run's own events.
+
+    Each error is cut to `limit` characters: the message says where to look, the run has it all.
+    """
+    from dagster import DagsterEventType
+
+    run = context.dagster_run
+    lines = [f"{run.job_name} run {run.run_id[:8]} failed."]
+    evaluations = context.instance.get_records_for_run(
+        run_id=run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    for record in evaluations:
+        check = record.event_log_entry.dagster_event.event_specific_data
+        if not check.passed:
+            lines.append(
+                f"Check {check.check_name} on {check.asset_key.to_user_string()} failed "
+                f"({check.severity.value}): {(check.description or 'no description')[:limit]}"
+            )
+    failures = context.get_step_failure_events() or [context.failure_event]
+    for event in failures:
+        error = event.event_specific_data and getattr(event.event_specific_data, "error", None)
+        reason = _error_chain(error) if error else event.message or "no error recorded"
+        lines.append(f"Step {event.step_key or '(run)'}: {reason[:limit]}")
+    return "\n".join(lines)
+
+
+def _error_chain(error: Any) -> str:
+    """An error and what caused it, one line each, without module paths: Dagster wraps a
+    model's own error ("while loading input ...") and the cause is what on call needs."""
+    import re
+
+    parts = []
+    while error is not None:
+        paragraph = error.message.strip().split("\n\n")[0]  # not the stack or query dumps
+        text = " ".join(line.strip() for line in paragraph.splitlines())
+        parts.append(re.sub(r"^[\w.]+\.(\w+: )", r"\1", text).rstrip(":"))
+        error = error.cause
+    return "; caused by ".join(part for part in parts if part)

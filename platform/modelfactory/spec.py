@@ -30,6 +30,7 @@ __all__ = [
     "Bounds",
     "CanarySpec",
     "DriftSpec",
+    "LiveMetricSpec",
     "MetricSpec",
     "ModelSpec",
     "PromotionSpec",
@@ -131,8 +132,14 @@ class ScheduleSpec(_Section):
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
             return value
+        from croniter import croniter
+
         fields = value.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        if (
+            len(fields) != 5
+            or not all(_CRON_FIELD.match(f) for f in fields)
+            or not croniter.is_valid(value)
+        ):
             raise ValueError(f"must be a 5-field cron expression like '0 3 * * 1', got {value!r}")
         return value
 
@@ -142,6 +149,28 @@ class DriftSpec(_Section):
     threshold: float = Field(default=0.2, gt=0)
     max_share: float = Field(default=0.3, gt=0, le=1)
     window: int = Field(default=5000, ge=10)
+
+
+class LiveMetricSpec(_Section):
+    """How far the live metric (predictions joined with late labels) may fall behind the
+    champion's holdout metric before the model is retrained.
+
+    `tolerance` is relative: with mae 2.0 on the holdout and tolerance 0.25, a live mae
+    above 2.5 retrains. The metric is judged on the champion's latest `window` labelled
+    rows, once at least `min_labels` of them have labels.
+    """
+
+    tolerance: float = Field(default=0.25, gt=0)
+    min_labels: int = Field(default=200, ge=10)
+    window: int = Field(default=5000, ge=10)
+
+    @model_validator(mode="after")
+    def _window_holds_min_labels(self) -> LiveMetricSpec:
+        if self.window < self.min_labels:
+            raise ValueError(
+                f"window ({self.window}) must be at least min_labels ({self.min_labels})"
+            )
+        return self
 
 
 class CanarySpec(_Section):
@@ -199,6 +228,7 @@ class ModelSpec(_Section):
     split: SplitSpec = Field(default_factory=SplitSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    live_metric: LiveMetricSpec = Field(default_factory=LiveMetricSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     params: dict[str, Any] = Field(

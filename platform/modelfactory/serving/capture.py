@@ -41,6 +41,7 @@ __all__ = [
     "WarehouseBusy",
     "inference_log_table",
     "read_inference_log",
+    "read_labelled",
     "read_recent",
     "read_window",
     "version_stats",
@@ -348,6 +349,65 @@ def read_inference_log(warehouse: Path, model: str) -> pd.DataFrame:
         if not _has_table(con, table):
             return pd.DataFrame(columns=_COLUMN_NAMES)
         return con.execute(f'SELECT * FROM "{table}" ORDER BY received_at, row_index').df()
+
+
+def read_labelled(
+    warehouse: Path, model: str, labels: list[Path], *, target: str, limit: int | None = None
+) -> pd.DataFrame:
+    """Answered rows joined with the labels that arrived for them later, newest first.
+
+    `labels` are CSV or Parquet files with `request_id`, `row_index` and the target column;
+    when two files label the same row, the later file (by name) wins, so a correction is a
+    new file. At most `limit` rows per model version, the newest, are returned.
+    """
+    import pandas as pd
+
+    columns = ["model_version", "role", "received_at", "prediction", "score", "label"]
+    table = inference_log_table(model)
+    sources, files = _label_sources(labels)
+    if not files:
+        return pd.DataFrame(columns=columns)
+    with _connect(warehouse, wait=10.0) as con:
+        if not _has_table(con, table):
+            return pd.DataFrame(columns=columns)
+        return con.execute(
+            f"""
+            WITH labels AS (
+                SELECT request_id, row_index, "{target}" AS label FROM ({sources})
+                QUALIFY row_number() OVER (
+                    PARTITION BY request_id, row_index ORDER BY filename DESC) = 1
+            ), joined AS (
+                SELECT log.model_version, log.role, log.received_at, log.prediction,
+                       log.score, labels.label,
+                       row_number() OVER (
+                           PARTITION BY log.model_version ORDER BY log.received_at DESC
+                       ) AS recency
+                FROM "{table}" AS log JOIN labels USING (request_id, row_index)
+                WHERE log.status = 'ok' AND labels.label IS NOT NULL
+            )
+            SELECT {", ".join(columns)} FROM joined
+            WHERE ? IS NULL OR recency <= ? ORDER BY received_at DESC
+            """,
+            [*files, limit, limit],
+        ).df()
+
+
+def _label_sources(files: list[Path]) -> tuple[str, list[list[str]]]:
+    """One SQL relation over every label file, CSV and Parquet alike, with its file name,
+    and the file lists to bind to its parameters."""
+    reads, bound = [], []
+    csv = [str(f) for f in files if f.suffix == ".csv"]
+    parquet = [str(f) for f in files if f.suffix == ".parquet"]
+    if csv:
+        reads.append(
+            "SELECT * FROM read_csv(?, union_by_name=true, filename=true, "
+            "types={'request_id': 'VARCHAR', 'row_index': 'INTEGER'})"
+        )
+        bound.append(csv)
+    if parquet:
+        reads.append("SELECT * FROM read_parquet(?, union_by_name=true, filename=true)")
+        bound.append(parquet)
+    return " UNION ALL BY NAME ".join(reads), bound
 
 
 # -- DuckDB plumbing ------------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""Live metrics: how each served version does on real traffic, once its labels arrive.
+
+Labels come late (a day's sales are known the day after their forecast), as files dropped
+under `$MODELFACTORY_HOME/labels/<model>/`: CSV or Parquet with the `request_id` and
+`row_index` the endpoint answered with, and the target column. They are joined with the
+inference log, the metric is computed per version, and the champion's live metric is held
+against the one it showed on the holdout when it was promoted: a drop beyond
+`live_metric.tolerance` retrains the model.
+
+Plain functions over DataFrames; the sensor and the `<model>/live_metrics` asset call them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelfactory.evaluation import METRICS, Task, compute_metrics, improvement
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelfactory.spec import LiveMetricSpec
+
+__all__ = ["LabelFiles", "LiveVerdict", "find_labels", "judge", "version_metrics"]
+
+LABEL_SUFFIXES = (".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class LabelFiles:
+    """The label files present now, and a fingerprint that changes when any of them does."""
+
+    files: list[Path]
+    fingerprint: str
+
+
+def find_labels(directory: Path) -> LabelFiles:
+    """Every label file under `directory`, oldest name first; cheap (no file is read)."""
+    files = sorted(
+        f for f in Path(directory).glob("*") if f.suffix in LABEL_SUFFIXES and f.is_file()
+    )
+    digest = hashlib.sha256()
+    for f in files:
+        stat = f.stat()
+        digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return LabelFiles(files, digest.hexdigest()[:16] if files else "")
+
+
+def version_metrics(labelled: pd.DataFrame, task: Task) -> pd.DataFrame:
+    """Every standard metric of the task, per model version, from labelled predictions.
+
+    `labelled` has model_version, prediction, score and label (see capture.read_labelled).
+    """
+    import pandas as pd
+
+    rows = []
+    for version, group in labelled.groupby("model_version", sort=True):
+        scores = group["score"] if group["score"].notna().all() else None
+        metrics = compute_metrics(task, group["label"], group["prediction"], scores)
+        rows.append({"model_version": str(version), "labelled_rows": len(group), **metrics})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class LiveVerdict:
+    version: str
+    metric: str
+    rows: int
+    live: float | None
+    holdout: float | None
+    degraded: bool
+    reason: str
+
+    def describe(self) -> str:
+        return f"v{self.version}: {self.reason}"
+
+
+def judge(
+    labelled: pd.DataFrame,
+    *,
+    version: str,
+    task: Task,
+    metric: str,
+    holdout: float | None,
+    spec: LiveMetricSpec,
+) -> LiveVerdict:
+    """Has `version`'s live metric fallen behind its holdout metric by more than the tolerance?
+
+    Too few labels, or no holdout metric to compare with, is never a drop: it waits.
+    """
+    mine = labelled[labelled["model_version"].astype(str) == version].head(spec.window)
+    rows = len(mine)
+    if rows < spec.min_labels:
+        reason = f"{rows}/{spec.min_labels} labelled rows so far"
+        return LiveVerdict(version, metric, rows, None, holdout, False, reason)
+    scores = mine["score"] if mine["score"].notna().all() else None
+    live = compute_metrics(task, mine["label"], mine["prediction"], scores).get(metric)
+    if live is None or holdout is None:
+        reason = f"live {metric} {_fmt(live)} on {rows} rows, no holdout {metric} to compare"
+        return LiveVerdict(version, metric, rows, live, holdout, False, reason)
+    change = improvement(live, holdout, METRICS[metric].direction)  # negative: worse
+    degraded = -change > spec.tolerance
+    reason = (
+        f"live {metric} {live:.4g} vs {holdout:.4g} on the holdout "
+        f"({abs(change):.0%} {'worse' if change < 0 else 'better'}, "
+        f"tolerance {spec.tolerance:.0%}) on {rows} labelled rows"
+    )
+    return LiveVerdict(version, metric, rows, live, holdout, degraded, reason)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

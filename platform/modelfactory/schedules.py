@@ -1,0 +1,99 @@
+"""Schedules of one model from its spec's `schedule` section, and the freshness they promise.
+
+    schedule.retrain  ─► <model>_train    raw → … → champion → endpoint
+    schedule.predict  ─► <model>_predict  raw → features → predictions
+
+Schedules start running (`default_status=RUNNING`): a cron line in model.yaml that needs
+a click in the UI before it does anything would surprise everyone. Times are UTC.
+
+Freshness follows from the same cron lines: an asset a schedule refreshes should never be
+older than the longest gap between two ticks plus the model's maximum runtime. Past that
+the UI warns; once a whole tick has been missed, it fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dagster import DefaultScheduleStatus, FreshnessPolicy, ScheduleDefinition
+
+from modelfactory.project import ModelProject
+from modelfactory.spec import ModelSpec
+
+__all__ = [
+    "build_schedules",
+    "freshness_policies",
+    "longest_gap",
+    "predict_schedule_name",
+    "retrain_schedule_name",
+]
+
+_GAP_SAMPLE = 60  # ticks looked at to find a cron's longest gap (weekday lists vary)
+
+
+def retrain_schedule_name(model: str) -> str:
+    return f"{model}_retrain_schedule"
+
+
+def predict_schedule_name(model: str) -> str:
+    return f"{model}_predict_schedule"
+
+
+def build_schedules(
+    project: ModelProject, train_job: Any, predict_job: Any
+) -> list[ScheduleDefinition]:
+    """One schedule per cron line in the spec; none when the spec has no `schedule`."""
+    name, schedule = project.name, project.spec.schedule
+    built = []
+    for cron, job, schedule_name, what in (
+        (schedule.retrain, train_job, retrain_schedule_name(name), "Retrains"),
+        (schedule.predict, predict_job, predict_schedule_name(name), "Batch-scores"),
+    ):
+        if cron is None:
+            continue
+        built.append(
+            ScheduleDefinition(
+                name=schedule_name,
+                cron_schedule=cron,
+                job=job,
+                execution_timezone="UTC",
+                default_status=DefaultScheduleStatus.RUNNING,
+                tags={"modelfactory/model": name, "modelfactory/trigger": "schedule"},
+                description=f"{what} {name} on `{cron}` (UTC), from model.yaml schedule.",
+            )
+        )
+    return built
+
+
+def longest_gap(cron: str) -> timedelta:
+    """The longest time between two consecutive ticks of a cron expression."""
+    from croniter import croniter
+
+    ticks = croniter(cron, datetime(2026, 1, 1, tzinfo=UTC))
+    times = [ticks.get_next(datetime) for _ in range(_GAP_SAMPLE)]
+    return max(later - earlier for earlier, later in itertools.pairwise(times))
+
+
+def freshness_policies(spec: ModelSpec) -> dict[str, FreshnessPolicy]:
+    """The freshness policy of each scheduled step (`features`, `candidate`, `predictions`).
+
+    `features` is refreshed by both schedules, so the more frequent one sets its policy.
+    """
+    runtime = timedelta(seconds=spec.resources.timeout_seconds)
+    gaps: dict[str, list[timedelta]] = {}
+    if spec.schedule.retrain:
+        gap = longest_gap(spec.schedule.retrain)
+        for step in ("features", "candidate"):
+            gaps.setdefault(step, []).append(gap)
+    if spec.schedule.predict:
+        gap = longest_gap(spec.schedule.predict)
+        for step in ("features", "predictions"):
+            gaps.setdefault(step, []).append(gap)
+    return {
+        step: FreshnessPolicy.time_window(
+            warn_window=min(found) + runtime, fail_window=2 * min(found) + runtime
+        )
+        for step, found in gaps.items()
+    }

@@ -1,0 +1,169 @@
+"""Late labels close the loop, on real parts: the endpoint answers simulated traffic over HTTP,
+its capture lands in DuckDB, labels arrive later as files, the live-metric sensor is evaluated
+through Dagster's sensor context, and the retrain it requests runs against MLflow.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason
+
+from conftest import LiveServer
+from modelfactory.assets import build_definitions
+from modelfactory.demo import (
+    run_requested,
+    send_traffic,
+    simulated_features,
+    tick,
+    wait_until_captured,
+    write_labels,
+)
+from modelfactory.notify import read_alerts
+from modelfactory.project import load_project
+from modelfactory.resources import local_home, model_registry, rollout_store
+from modelfactory.runs import seed_data, train
+from modelfactory.serving import create_app
+from modelfactory.serving.app import ServingSettings
+from modelfactory.serving.capture import read_labelled
+
+pytestmark = pytest.mark.slow
+MODEL = "demand_forecast"
+SENSOR = f"{MODEL}_live_metric"
+ROWS = 600
+
+
+@pytest.fixture
+def project(copy_example):
+    root = copy_example(
+        MODEL, edit=lambda spec: spec.update(live_metric={"min_labels": 200, "window": 500})
+    )
+    project = load_project(root)
+    seed_data(project)
+    assert train(project, instance=DagsterInstance.get()).promoted
+    return project
+
+
+def serve_and_label(project, features, labels_name: str, already: int = 0) -> None:
+    """Send the features' inputs to the real endpoint; their labels arrive after capture."""
+    app = create_app(
+        [project],
+        registry=model_registry(),
+        rollouts=rollout_store(),
+        home=local_home(),
+        settings=ServingSettings(refresh_seconds=0.1, flush_seconds=0.2),
+    )
+    with LiveServer(app) as server, httpx.Client(base_url=server.url) as client:
+        answered = send_traffic(client, project, features)
+        wait_until_captured(project, already + len(answered))
+    write_labels(project, answered, labels_name)
+
+
+def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(project) -> None:
+    instance = DagsterInstance.get()
+    result, cursor = tick(project, SENSOR, instance)
+    assert isinstance(result, SkipReason) and "no label files" in result.skip_message
+
+    ordinary = simulated_features(project, n_days=10, start="2026-05-01", seed=5).head(ROWS)
+    serve_and_label(project, ordinary, "ordinary")
+    result, cursor = tick(project, SENSOR, instance)
+    assert isinstance(result, SkipReason)
+    assert "live mae" in result.skip_message and "tolerance 25%" in result.skip_message
+    (observed,) = instance.fetch_observations(AssetKey([MODEL, "live_metrics"]), limit=1).records
+    live_mae = observed.asset_observation.metadata["live_mae"].value
+    assert 1.5 < live_mae < 3.5  # the simulator's noise (sd 3) gives an mae near 2.4
+    assert tick(project, SENSOR, instance, cursor)[0].skip_message == (
+        "no new labels since the last check"
+    )
+
+    knobs = {"n_days": 90, "start": "2026-05-11", "seed": 6, "drift": 0.2, "concept": 0.3}
+    project.module("simulate").new_batch(local_home().data(MODEL), "sales-changed", **knobs)
+    changed = simulated_features(project, **knobs).sample(ROWS, random_state=1)
+    serve_and_label(project, changed, "changed", already=ROWS)
+
+    ticks = [tick(project, SENSOR, instance, cursor)[0] for _ in range(100)]
+    requests = [request for requested in ticks for request in requested]
+    assert all(isinstance(r, RunRequest) for r in requests)
+    # Dagster launches a run_key once: one retrain and one live-metrics run, however many ticks
+    assert {r.job_name for r in requests} == {f"{MODEL}_train", f"{MODEL}_live_metrics"}
+    assert len({r.run_key for r in requests}) == 2
+    retrain = next(r for r in requests if r.job_name == f"{MODEL}_train")
+    assert retrain.tags["modelfactory/trigger"] == "live_metric"
+    assert float(retrain.tags["modelfactory/live_mae"]) > 1.25 * float(
+        retrain.tags["modelfactory/holdout_mae"]
+    )
+    alerts = [a for a in read_alerts(local_home().alerts_log) if a.event == "live_metric_retrain"]
+    assert alerts and "worse" in alerts[0].text and alerts[0].model == MODEL
+
+    evidence = run_requested(
+        project, next(r for r in requests if r.job_name.endswith("_live_metrics")), instance
+    )
+    assert evidence.success
+    (materialization,) = evidence.asset_materializations_for_node(f"{MODEL}__live_metrics")
+    assert materialization.metadata["live_verdict"].value == "degraded"
+    assert materialization.metadata["labelled_rows"].value == 500  # the window, newest first
+
+    # The requested retrain: the newest days are the changed world, and the new model wins.
+    result = run_requested(project, retrain, instance)
+    assert result.success
+    champion = result.output_for_node(f"{MODEL}__champion")
+    assert champion["promoted"] and champion["version"] == "2"
+    evaluation = result.output_for_node(f"{MODEL}__evaluation")
+    assert evaluation["scores"]["mae"] < evaluation["champion_scores"]["mae"]
+
+    # Retraining again on the same data cannot beat the new champion: it stays.
+    again = run_requested(project, retrain, instance)
+    assert again.success
+    kept = again.output_for_node(f"{MODEL}__champion")
+    assert not kept["promoted"] and kept["version"] == "2"
+    assert model_registry().champion(MODEL).version == "2"
+
+
+def test_labels_join_captured_rows_and_a_later_file_corrects_an_earlier(project) -> None:
+    features = simulated_features(project, n_days=2, start="2026-05-01", seed=8).head(40)
+    serve_and_label(project, features, "a")
+    folder = local_home().labels(MODEL)
+    first = (folder / "a.csv").read_text().splitlines()
+    header, row = first[0], first[1].split(",")
+    (folder / "b.csv").write_text(f"{header}\n{row[0]},{row[1]},999.0\n")
+    (folder / "notes.txt").write_text("not a label file")
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".csv")
+    labelled = read_labelled(
+        local_home().warehouse(MODEL), MODEL, files, target="units_sold", limit=None
+    )
+    assert len(labelled) == 40  # one row per answered row, the correction replacing its label
+    assert (labelled["label"] == 999.0).sum() == 1
+    assert set(labelled["model_version"]) == {"1"}
+
+
+def test_schedules_and_freshness_come_from_the_spec(project) -> None:
+    definitions = build_definitions(project)
+    retrain = definitions.resolve_schedule_def(f"{MODEL}_retrain_schedule")
+    predict = definitions.resolve_schedule_def(f"{MODEL}_predict_schedule")
+    assert (retrain.cron_schedule, predict.cron_schedule) == ("0 3 * * 1", "0 * * * *")
+    assert retrain.job_name == f"{MODEL}_train" and predict.job_name == f"{MODEL}_predict"
+    assert retrain.default_status.value == "RUNNING"
+    specs = {s.key: s for s in definitions.resolve_all_asset_specs()}
+    candidate = specs[AssetKey([MODEL, "candidate"])].freshness_policy
+    hourly = specs[AssetKey([MODEL, "predictions"])].freshness_policy
+    assert candidate.warn_window.to_timedelta().days == 7  # weekly retrain + 30m runtime
+    assert hourly.warn_window.to_timedelta().total_seconds() == 3600 + 1800
+    assert specs[AssetKey([MODEL, "features"])].freshness_policy == hourly  # the tighter one
+
+
+def test_batch_predictions_score_the_features_with_the_champion(project) -> None:
+    job = build_definitions(project).resolve_job_def(f"{MODEL}_predict")
+    result = job.execute_in_process(instance=DagsterInstance.get())
+    (materialization,) = result.asset_materializations_for_node(f"{MODEL}__predictions")
+    assert materialization.metadata["champion_version"].value == "1"
+    assert materialization.metadata["dagster/row_count"].value == 7200
+
+    import duckdb
+
+    with duckdb.connect(str(local_home().warehouse(MODEL)), read_only=True) as con:
+        scored = con.execute(
+            f"SELECT avg(abs(p.prediction - f.units_sold)), count(*), any_value(p.model_version) "
+            f"FROM {MODEL}.predictions p POSITIONAL JOIN {MODEL}.features f"
+        ).fetchone()
+    mae, rows, version = scored
+    assert rows == 7200 and version == "1" and mae < 3.0
