@@ -5,6 +5,8 @@ through Dagster's sensor context, and the retrain it requests runs against MLflo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason
@@ -102,6 +104,15 @@ def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(p
     (materialization,) = evidence.asset_materializations_for_node(f"{MODEL}__live_metrics")
     assert materialization.metadata["live_verdict"].value == "degraded"
     assert materialization.metadata["labelled_rows"].value == 500  # the window, newest first
+
+    # With labels in, the Evidently report adds the champion's quality, live vs holdout.
+    report = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
+    reported = report.execute_in_process(instance=instance)
+    (materialization,) = reported.asset_materializations_for_node(f"{MODEL}__drift_report")
+    assert materialization.metadata["labelled_rows"].value == 2 * ROWS
+    html = Path(materialization.metadata["report"].value).read_text()
+    assert "Regression Model Performance. Target: 'units_sold" in html  # RegressionPreset
+    assert "Drifted Columns" in html  # and the input drift, as before
 
     # The requested retrain: the newest days are the changed world, and the new model wins.
     result = run_requested(project, retrain, instance)

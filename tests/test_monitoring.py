@@ -75,3 +75,31 @@ def test_columns_missing_from_the_window_are_not_judged(frames) -> None:
     reference = profile(frames["reference"])
     result = compare(reference, frames["same"][["price"]], DriftSpec())
     assert [c.column for c in result.columns] == ["price"]
+
+
+def _bench_drift_module():
+    """bench/drift.py: its data sets are the ones the benchmark compares the tools on."""
+    import importlib.util
+    import sys
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_drift", REPO / "bench" / "drift.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rows", [10_000, 100_000])
+def test_the_verdict_matches_evidentlys_on_the_benchmark_data(rows: int) -> None:
+    bench = _bench_drift_module()
+    reference, current = bench.frame(rows, current=False), bench.frame(rows, current=True)
+    injected = sorted(c.name for c in bench.COLUMNS if c.drifted)
+    run, verdict = bench.evidently_report(rows, preset=True)
+    evidently = verdict(run())["flagged"]
+    assert evidently == injected  # Evidently's DataDriftPreset, its own default tests
+    for method, settings in bench.OURS_SPECS.items():
+        ours = compare(profile(reference), current, DriftSpec(method=method, **settings))
+        assert sorted(ours.drifted_columns) == evidently, method

@@ -56,6 +56,7 @@ __all__ = [
     "build_assets",
     "build_definitions",
     "drift_report_job_name",
+    "frame_metadata",
     "live_metrics_job_name",
     "predict_job_name",
     "train_job_name",
@@ -198,7 +199,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         return Output(
             frame,
             metadata={
-                **_frame_metadata(frame, preview=False),
+                **frame_metadata(frame, preview=False),
                 "train_rows": int(counts.get("train", 0)),
                 "test_rows": int(counts.get("test", 0)),
             },
@@ -501,136 +502,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         rollout = rollout or rollouts.latest(name)
         return _endpoint_output(name, champion.get("version"), rollout)
 
-    @asset(
-        key=AssetKey([name, "drift_report"]),
-        ins={"split": AssetIn(key["split"])},
-        kinds={"evidently"},
-        description=(
-            f"An Evidently data-drift report (HTML) of the latest {spec.drift.window} captured "
-            f"requests against the training inputs, with the drift share "
-            f"({spec.drift.method}) as metadata so the UI plots it over time. The "
-            f"{name}_drift sensor requests it when it finds drift."
-        ),
-        **common,
-    )
-    def drift_report(context: AssetExecutionContext, split: Any) -> Output:
-        from datetime import UTC, datetime
-
-        from modelfactory.serving.capture import inference_log_table, read_recent
-
-        home = local_home()
-        reference, _ = datasets.xy(split, spec, "train")
-        current = read_recent(home.warehouse(name), name, spec.drift.window)
-        if current.empty:
-            raise Failure(
-                f"{name}: no captured requests in {inference_log_table(name)} yet; the report "
-                f"compares live traffic with the training data (serve with `modelfactory serve`)"
-            )
-        current = current[[c for c in reference.columns if c in current.columns]]
-        result = monitoring.compare(monitoring.profile(reference), current, spec.drift)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = monitoring.evidently_report(
-            reference, current, home.reports(name) / f"drift-{stamp}.html"
-        )
-        return Output(
-            {"path": str(path), **monitoring.as_dict(result)},
-            metadata={
-                "drift_share": result.share,
-                "drifted": result.drifted,
-                "drifted_columns": ", ".join(result.drifted_columns) or "none",
-                "current_rows": len(current),
-                "reference_rows": len(reference),
-                "report": MetadataValue.path(str(path)),
-                "summary": result.describe(),
-            },
-        )
-
-    @asset(
-        key=key["predictions"],
-        ins={"features": AssetIn(key["features"])},
-        io_manager_key="warehouse",
-        kinds={"scikit-learn", "duckdb"},
-        required_resource_keys={"model_registry"},
-        description=(
-            "Batch scores: every row of the latest features scored by the champion, with the "
-            "version that scored it"
-            + (f", refreshed on `{spec.schedule.predict}` (UTC)." if spec.schedule.predict else ".")
-        ),
-        freshness_policy=fresh.get("predictions"),
-        **common,
-    )
-    def predictions(context: AssetExecutionContext, features: Any) -> Output:
-        registry: ModelRegistry = context.resources.model_registry
-        champion = registry.champion(name)
-        if champion is None:
-            raise Failure(
-                f"{name}: no champion to score with yet; train one first "
-                f"(`modelfactory train {name}` or materialize {name}/champion)"
-            )
-        X = datasets.inputs(features, spec)
-        y_pred, y_score = predict_with_scores(registry.load(name, champion.version), X)
-        scored = features.drop(columns=[spec.target], errors="ignore").assign(
-            prediction=y_pred, model_version=champion.version
-        )
-        if y_score is not None:
-            scored = scored.assign(score=y_score)
-        return Output(
-            scored,
-            metadata={
-                **_frame_metadata(scored),
-                "champion_version": champion.version,
-                "prediction_mean": float(scored["prediction"].mean()),
-            },
-        )
-
-    @asset(
-        key=key["live_metrics"],
-        deps=[key["endpoint"]],
-        io_manager_key="warehouse",
-        kinds={"duckdb"},
-        required_resource_keys={"model_registry"},
-        description=(
-            f"Every standard metric per served version, from captured predictions joined with "
-            f"labels that arrived later (files under labels/{name}/ in the Model Factory "
-            f"home). The {name}_live_metric sensor retrains when the champion's {metric.name} "
-            f"falls more than {spec.live_metric.tolerance:.0%} behind its holdout value."
-        ),
-        **common,
-    )
-    def live_metrics(context: AssetExecutionContext) -> Output:
-        from modelfactory import live
-        from modelfactory.serving.capture import read_labelled
-
-        registry: ModelRegistry = context.resources.model_registry
-        home = local_home()
-        labels = live.find_labels(home.labels(name))
-        labelled = read_labelled(
-            home.warehouse(name),
-            name,
-            labels.files,
-            target=spec.target,
-            limit=spec.live_metric.window,
-        )
-        table = live.version_metrics(labelled, spec.task)
-        metadata: dict[str, Any] = {
-            "label_files": len(labels.files),
-            "labelled_rows": len(labelled),
-            "by_version": MetadataValue.md(
-                table.to_markdown(index=False) if len(table) else "no labelled predictions yet"
-            ),
-        }
-        champion = registry.champion(name)
-        if champion is not None:
-            verdict = live.judge(
-                labelled,
-                version=champion.version,
-                task=spec.task,
-                metric=metric.name,
-                holdout=champion_holdout(champion.tags, metric.name),
-                spec=spec.live_metric,
-            )
-            metadata.update(_live_metadata(verdict))
-        return Output(table, metadata=metadata)
+    from modelfactory.production_assets import build_production_assets
 
     return [
         raw,
@@ -640,31 +512,8 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         evaluation,
         champion,
         endpoint,
-        drift_report,
-        predictions,
-        live_metrics,
+        *build_production_assets(project, key, common, fresh),
     ]
-
-
-def champion_holdout(tags: dict[str, str], metric: str) -> float | None:
-    """The holdout metric a version was promoted on (recorded by `<model>/evaluation`)."""
-    value = tags.get(f"mf.holdout.{metric}")
-    return float(value) if value is not None else None
-
-
-def _live_metadata(verdict: Any) -> dict[str, Any]:
-    """A live verdict as asset metadata; the metric is numeric so the UI plots it."""
-    metadata: dict[str, Any] = {
-        "champion_version": verdict.version,
-        "champion_labelled_rows": verdict.rows,
-        "live_verdict": "degraded" if verdict.degraded else "ok",
-        "live_summary": verdict.reason,
-    }
-    if verdict.live is not None:
-        metadata[f"live_{verdict.metric}"] = verdict.live
-    if verdict.holdout is not None:
-        metadata[f"holdout_{verdict.metric}"] = verdict.holdout
-    return metadata
 
 
 def _endpoint_output(model: str, champion: str | None, rollout: Rollout | None) -> Output:
@@ -729,7 +578,7 @@ def _validated(
     """
     what = f"{project.shown('features.py')}: {function}"
     outcome = datasets.validate_frame(project.schema(schema), frame, what=what)
-    yield Output(outcome.frame, metadata=_frame_metadata(outcome.frame))
+    yield Output(outcome.frame, metadata=frame_metadata(outcome.frame))
     yield _schema_check_result(check, outcome)
 
 
@@ -758,7 +607,7 @@ def _schema_check_result(check: str, outcome: datasets.ValidationOutcome) -> Ass
     )
 
 
-def _frame_metadata(frame: Any, *, preview: bool = True) -> dict[str, Any]:
+def frame_metadata(frame: Any, *, preview: bool = True) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "dagster/row_count": len(frame),
         "dagster/column_schema": TableSchema(

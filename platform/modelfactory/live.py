@@ -24,7 +24,14 @@ if TYPE_CHECKING:
 
     from modelfactory.spec import LiveMetricSpec
 
-__all__ = ["LabelFiles", "LiveVerdict", "find_labels", "judge", "version_metrics"]
+__all__ = [
+    "LabelFiles",
+    "LiveVerdict",
+    "champion_holdout",
+    "find_labels",
+    "judge",
+    "version_metrics",
+]
 
 LABEL_SUFFIXES = (".csv", ".parquet")
 
@@ -109,6 +116,12 @@ def judge(
         f"tolerance {spec.tolerance:.0%}) on {rows} labelled rows"
     )
     return LiveVerdict(version, metric, rows, live, holdout, degraded, reason)
+
+
+def champion_holdout(tags: dict[str, str], metric: str) -> float | None:
+    """The holdout metric a version was promoted on (recorded by `<model>/evaluation`)."""
+    value = tags.get(f"mf.holdout.{metric}")
+    return float(value) if value is not None else None
 
 
 def _fmt(value: float | None) -> str:

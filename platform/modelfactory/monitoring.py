@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ColumnDrift",
     "DriftResult",
+    "Outcomes",
     "ReferenceProfile",
     "compare",
     "evidently_report",
@@ -231,8 +232,29 @@ def as_dict(result: DriftResult) -> dict[str, Any]:
     }
 
 
-def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path) -> Path:
-    """An Evidently data-drift report for people to read, saved as a standalone HTML file.
+@dataclass(frozen=True)
+class Outcomes:
+    """Which columns of a report's frames are what the model said and what happened.
+
+    With them, the Evidently report adds the task's quality preset (regression errors, or
+    the classification metrics) to the input drift.
+    """
+
+    task: str  # regression | classification
+    target: str
+    prediction: str
+    score: str | None = None  # positive-class probability, binary classifiers
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in (self.target, self.prediction, self.score) if c]
+
+
+def evidently_report(
+    reference: pd.DataFrame, current: pd.DataFrame, path: Path, outcomes: Outcomes | None = None
+) -> Path:
+    """An Evidently report for people to read, saved as a standalone HTML file: input drift,
+    plus the model's quality on both sides when `outcomes` (labels) are given.
 
     The verdicts that act (the sensor's) come from `compare`; this is the detailed picture:
     per-column distributions, Evidently's own tests. Evidently is imported here only: it
@@ -241,10 +263,38 @@ def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path)
     import os
 
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry, unless asked
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
+    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+    if outcomes is None:
+        snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+        snapshot.save_html(str(path))
+        return path
+    inputs = [c for c in reference.columns if c not in outcomes.columns]
+    numeric = [c for c in inputs if reference[c].dtype.kind in "iufb"]
+    if outcomes.task == "regression":
+        task = {"regression": [Regression(target=outcomes.target, prediction=outcomes.prediction)]}
+        quality = RegressionPreset()
+    else:
+        task = {
+            "classification": [
+                BinaryClassification(
+                    target=outcomes.target,
+                    prediction_labels=outcomes.prediction,
+                    prediction_probas=outcomes.score,
+                )
+            ]
+        }
+        quality = ClassificationPreset()
+    definition = DataDefinition(
+        numerical_columns=numeric,
+        categorical_columns=[c for c in inputs if c not in numeric],
+        **task,
+    )
+    snapshot = Report([DataDriftPreset(columns=inputs), quality]).run(
+        current_data=Dataset.from_pandas(current, data_definition=definition),
+        reference_data=Dataset.from_pandas(reference, data_definition=definition),
+    )
     snapshot.save_html(str(path))
     return path

@@ -257,8 +257,7 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
     def live_metric_sensor(
         context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
     ) -> SkipReason | list[RunRequest]:
-        from modelfactory.assets import champion_holdout
-        from modelfactory.live import find_labels, judge
+        from modelfactory.live import champion_holdout, find_labels, judge
         from modelfactory.notify import Alert
         from modelfactory.resources import local_home
         from modelfactory.serving.capture import WarehouseBusy, read_labelled

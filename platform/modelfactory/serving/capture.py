@@ -39,6 +39,7 @@ __all__ = [
     "CaptureSpool",
     "VersionStats",
     "WarehouseBusy",
+    "captured_inputs",
     "inference_log_table",
     "read_inference_log",
     "read_labelled",
@@ -302,7 +303,7 @@ def read_recent(warehouse: Path, model: str, limit: int) -> pd.DataFrame:
                 ORDER BY received_at DESC LIMIT ?""",
             [limit],
         ).fetchall()
-    return _inputs(features for (features,) in rows)
+    return captured_inputs(features for (features,) in rows)
 
 
 def read_window(
@@ -328,12 +329,12 @@ def read_window(
         ).fetchall()
     if not rows:
         return pd.DataFrame(), None, None
-    frame = _inputs(features for _, features in rows)
+    frame = captured_inputs(features for _, features in rows)
     first, last = (rows[0][0].replace(tzinfo=UTC), rows[-1][0].replace(tzinfo=UTC))
     return frame, first, last
 
 
-def _inputs(features: Iterable[str]) -> pd.DataFrame:
+def captured_inputs(features: Iterable[str]) -> pd.DataFrame:
     """Captured input rows (JSON text, one per row) as a frame of the model's input columns."""
     import pandas as pd
 
@@ -362,7 +363,7 @@ def read_labelled(
     """
     import pandas as pd
 
-    columns = ["model_version", "role", "received_at", "prediction", "score", "label"]
+    columns = ["model_version", "role", "received_at", "features", "prediction", "score", "label"]
     table = inference_log_table(model)
     sources, files = _label_sources(labels)
     if not files:
@@ -377,8 +378,8 @@ def read_labelled(
                 QUALIFY row_number() OVER (
                     PARTITION BY request_id, row_index ORDER BY filename DESC) = 1
             ), joined AS (
-                SELECT log.model_version, log.role, log.received_at, log.prediction,
-                       log.score, labels.label,
+                SELECT log.model_version, log.role, log.received_at, log.features,
+                       log.prediction, log.score, labels.label,
                        row_number() OVER (
                            PARTITION BY log.model_version ORDER BY log.received_at DESC
                        ) AS recency

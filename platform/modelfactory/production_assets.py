@@ -1,0 +1,255 @@
+"""The assets that watch a model in production, beside the training graph:
+
+    features ──► predictions     batch scores by the champion, into the warehouse
+    split ─────► drift_report    Evidently: live inputs vs training inputs (+ quality, once
+                                 labels arrived)
+    endpoint ──► live_metrics    captured predictions joined with late labels, per version
+
+None is part of a retrain; each has its own job (`<model>_predict`, `<model>_drift_report`,
+`<model>_live_metrics`), requested by a schedule or by the sensor that found a reason.
+
+Dagster reads the asset functions' annotations at definition time, so this module does not
+postpone them (no `from __future__ import annotations`); pandas types are quoted instead.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    FreshnessPolicy,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from modelfactory import datasets, monitoring
+from modelfactory.assets import frame_metadata
+from modelfactory.evaluation import METRICS, predict_with_scores
+from modelfactory.live import champion_holdout
+from modelfactory.project import ModelProject
+from modelfactory.registry import ModelRegistry, VersionInfo
+from modelfactory.resources import local_home
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from modelfactory.live import LiveVerdict
+
+__all__ = ["build_production_assets"]
+
+
+def build_production_assets(
+    project: ModelProject,
+    key: dict[str, AssetKey],
+    common: dict[str, Any],
+    fresh: dict[str, FreshnessPolicy],
+) -> list[AssetsDefinition]:
+    """`common` carries the group, owners, tags and code version every asset of the model has."""
+    spec = project.spec
+    name = spec.name
+    metric = METRICS[spec.metric.name]
+
+    @asset(
+        key=key["drift_report"],
+        ins={"split": AssetIn(key["split"])},
+        kinds={"evidently"},
+        required_resource_keys={"model_registry"},
+        description=(
+            f"An Evidently report (HTML) of the latest {spec.drift.window} captured requests "
+            f"against the training inputs, with the drift share ({spec.drift.method}) as "
+            f"metadata so the UI plots it over time; once labels arrived, also the champion's "
+            f"{spec.task} quality on them vs on the holdout. The {name}_drift sensor requests "
+            "it when it finds drift."
+        ),
+        **common,
+    )
+    def drift_report(context: AssetExecutionContext, split: Any) -> Output:
+        from datetime import UTC, datetime
+
+        from modelfactory.serving.capture import inference_log_table, read_recent
+
+        home = local_home()
+        reference, _ = datasets.xy(split, spec, "train")
+        current = read_recent(home.warehouse(name), name, spec.drift.window)
+        if current.empty:
+            raise Failure(
+                f"{name}: no captured requests in {inference_log_table(name)} yet; the report "
+                f"compares live traffic with the training data (serve with `modelfactory serve`)"
+            )
+        current = current[[c for c in reference.columns if c in current.columns]]
+        result = monitoring.compare(monitoring.profile(reference), current, spec.drift)
+        path = home.reports(name) / f"drift-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.html"
+        registry: ModelRegistry = context.resources.model_registry
+        quality = _labelled_quality(project, registry, split)
+        if quality is None:
+            monitoring.evidently_report(reference, current, path)
+        else:  # the champion's holdout vs its labelled live rows, inputs and outcomes
+            holdout, labelled, outcomes = quality
+            monitoring.evidently_report(holdout, labelled, path, outcomes)
+        return Output(
+            {"path": str(path), **monitoring.as_dict(result)},
+            metadata={
+                "drift_share": result.share,
+                "drifted": result.drifted,
+                "drifted_columns": ", ".join(result.drifted_columns) or "none",
+                "current_rows": len(current),
+                "reference_rows": len(reference),
+                "labelled_rows": len(quality[1]) if quality else 0,
+                "report": MetadataValue.path(str(path)),
+                "summary": result.describe(),
+            },
+        )
+
+    @asset(
+        key=key["predictions"],
+        ins={"features": AssetIn(key["features"])},
+        io_manager_key="warehouse",
+        kinds={"scikit-learn", "duckdb"},
+        required_resource_keys={"model_registry"},
+        description=(
+            "Batch scores: every row of the latest features scored by the champion, with the "
+            "version that scored it"
+            + (f", refreshed on `{spec.schedule.predict}` (UTC)." if spec.schedule.predict else ".")
+        ),
+        freshness_policy=fresh.get("predictions"),
+        **common,
+    )
+    def predictions(context: AssetExecutionContext, features: Any) -> Output:
+        registry: ModelRegistry = context.resources.model_registry
+        champion = registry.champion(name)
+        if champion is None:
+            raise Failure(
+                f"{name}: no champion to score with yet; train one first "
+                f"(`modelfactory train {name}` or materialize {name}/champion)"
+            )
+        X = datasets.inputs(features, spec)
+        y_pred, y_score = predict_with_scores(registry.load(name, champion.version), X)
+        scored = features.drop(columns=[spec.target], errors="ignore").assign(
+            prediction=y_pred, model_version=champion.version
+        )
+        if y_score is not None:
+            scored = scored.assign(score=y_score)
+        return Output(
+            scored,
+            metadata={
+                **frame_metadata(scored),
+                "champion_version": champion.version,
+                "prediction_mean": float(scored["prediction"].mean()),
+            },
+        )
+
+    @asset(
+        key=key["live_metrics"],
+        deps=[key["endpoint"]],
+        io_manager_key="warehouse",
+        kinds={"duckdb"},
+        required_resource_keys={"model_registry"},
+        description=(
+            f"Every standard metric per served version, from captured predictions joined with "
+            f"labels that arrived later (files under labels/{name}/ in the Model Factory "
+            f"home). The {name}_live_metric sensor retrains when the champion's {metric.name} "
+            f"falls more than {spec.live_metric.tolerance:.0%} behind its holdout value."
+        ),
+        **common,
+    )
+    def live_metrics(context: AssetExecutionContext) -> Output:
+        from modelfactory import live
+        from modelfactory.serving.capture import read_labelled
+
+        registry: ModelRegistry = context.resources.model_registry
+        home = local_home()
+        labels = live.find_labels(home.labels(name))
+        labelled = read_labelled(
+            home.warehouse(name),
+            name,
+            labels.files,
+            target=spec.target,
+            limit=spec.live_metric.window,
+        )
+        table = live.version_metrics(labelled, spec.task)
+        metadata: dict[str, Any] = {
+            "label_files": len(labels.files),
+            "labelled_rows": len(labelled),
+            "by_version": MetadataValue.md(
+                table.to_markdown(index=False) if len(table) else "no labelled predictions yet"
+            ),
+        }
+        champion = registry.champion(name)
+        if champion is not None:
+            verdict = live.judge(
+                labelled,
+                version=champion.version,
+                task=spec.task,
+                metric=metric.name,
+                holdout=champion_holdout(champion.tags, metric.name),
+                spec=spec.live_metric,
+            )
+            metadata.update(_live_metadata(verdict))
+        return Output(table, metadata=metadata)
+
+    return [predictions, drift_report, live_metrics]
+
+
+def _labelled_quality(
+    project: ModelProject, registry: ModelRegistry, split: "pd.DataFrame"
+) -> "tuple[pd.DataFrame, pd.DataFrame, monitoring.Outcomes] | None":
+    """The champion's holdout and its labelled live rows, each with target and prediction,
+    for the report's quality section; None until labels for the champion arrived."""
+    from modelfactory.live import find_labels
+    from modelfactory.serving.capture import captured_inputs, read_labelled
+
+    spec, home = project.spec, local_home()
+    champion: VersionInfo | None = registry.champion(spec.name)
+    labels = find_labels(home.labels(spec.name))
+    if champion is None or not labels.files:
+        return None
+    labelled = read_labelled(
+        home.warehouse(spec.name),
+        spec.name,
+        labels.files,
+        target=spec.target,
+        limit=spec.drift.window,
+    )
+    mine = labelled[labelled["model_version"].astype(str) == champion.version]
+    if mine.empty:
+        return None
+    X, y = datasets.xy(split, spec, "test")
+    y_pred, y_score = predict_with_scores(registry.load(spec.name, champion.version), X)
+    outcomes = monitoring.Outcomes(
+        task=spec.task,
+        target=spec.target,
+        prediction=f"predicted_{spec.target}",
+        score=f"score_{spec.target}" if y_score is not None else None,
+    )
+    reference = X.assign(**{outcomes.target: y.to_numpy(), outcomes.prediction: y_pred})
+    current = captured_inputs(mine["features"])[list(X.columns)].assign(
+        **{
+            outcomes.target: mine["label"].to_numpy(),
+            outcomes.prediction: mine["prediction"].to_numpy(),
+        }
+    )
+    if spec.task == "classification":  # the log keeps predictions as numbers
+        current[outcomes.prediction] = current[outcomes.prediction].astype(y_pred.dtype)
+    if outcomes.score:
+        reference[outcomes.score] = y_score
+        current[outcomes.score] = mine["score"].to_numpy()
+    return reference, current, outcomes
+
+
+def _live_metadata(verdict: "LiveVerdict") -> dict[str, Any]:
+    """A live verdict as asset metadata; the metric is numeric so the UI plots it."""
+    metadata: dict[str, Any] = {
+        "champion_version": verdict.version,
+        "champion_labelled_rows": verdict.rows,
+        "live_verdict": "degraded" if verdict.degraded else "ok",
+        "live_summary": verdict.reason,
+    }
+    if verdict.live is not None:
+        metadata[f"live_{verdict.metric}"] = verdict.live
+    if verdict.holdout is not None:
+        metadata[f"holdout_{verdict.metric}"] = verdict.holdout
+    return metadata
