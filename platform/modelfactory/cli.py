@@ -1,5 +1,6 @@
 """`modelfactory`: the command line. Thin: each command parses, calls one module, prints.
 
+modelfactory new         a new model project from templates, added to workspace.yaml
 modelfactory dev         train what has no champion yet, then the Dagster UI, MLflow UI, endpoint
 modelfactory serve       the prediction endpoint for every model (canary-aware)
 modelfactory seed        write the example data of projects that have a simulator
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from typing import Any
 import click
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.evaluation import METRICS as METRIC_NAMES
 from modelfactory.project import ModelProject, discover_projects, load_project, projects_dir
 from modelfactory.resources import find_repo_root, local_home
 
@@ -58,6 +61,96 @@ def _select(names: tuple[str, ...]) -> list[ModelProject]:
     for name, error in broken.items():
         click.secho(f"skipping {name}: {error}", fg="yellow", err=True)
     return projects
+
+
+@main.command()
+@click.argument("name")
+@click.option("--owner", help="Email or team:<name>, shown on every asset.")
+@click.option("--description", help="One line: what the model predicts.")
+@click.option("--task", type=click.Choice(["regression", "classification"]))
+@click.option("--target", help="The column to predict.")
+@click.option("--metric", type=click.Choice(sorted(METRIC_NAMES)), help="Validation metric.")
+@click.option("--direction", type=click.Choice(["maximize", "minimize"]))
+@click.option("--policy", type=click.Choice(["auto", "manual"]), help="Who promotes.")
+@click.option("--min-improvement", type=float, help="Relative gain over the champion.")
+@click.option("--test-size", type=float, help="Holdout share (latest days).")
+@click.option("--cpus", type=float, help="CPUs per run.")
+@click.option("--memory", help="Memory per run, e.g. 2Gi.")
+@click.option("--timeout", help="Max runtime per run, e.g. 30m.")
+@click.option("--retrain", help="Retrain cron (UTC); 'none' for no schedule.")
+@click.option("--predict", help="Batch-predict cron (UTC); 'none' for no schedule.")
+@click.option("--no-input", is_flag=True, help="Ask nothing: flags, else the defaults.")
+@_friendly
+def new(name: str, no_input: bool, **given: Any) -> None:
+    """Create model_projects/NAME from templates and add it to workspace.yaml.
+
+    Asks for what is not given as a flag (nothing with --no-input). The project trains at
+    once on a sample its simulate.py generates; replace features.load_raw with real data.
+    """
+    from modelfactory.scaffold import ProjectAnswers, check_name, create_project
+
+    repo = find_repo_root()
+    check_name(name, repo / "model_projects")  # before any question: nothing to undo
+    answers = ProjectAnswers(name=name).completed()
+    for question, text in _NEW_QUESTIONS.items():
+        value = given.get(question)
+        if value is None and not no_input:
+            default = _default_answer(answers, question)
+            value = click.prompt(text, default=default, type=_NEW_TYPES.get(question))
+        if value is not None:
+            answers = replace(answers, **{question: _cron_or_none(question, value)})
+        if question == "task":  # description, target and metric defaults follow the task
+            reset = dict.fromkeys(("description", "target", "metric", "direction"), "")
+            answers = replace(answers, **reset).completed()
+        elif question == "metric":
+            answers = replace(answers, direction="").completed()
+    folder = create_project(answers, repo)
+    shown = folder.relative_to(repo)
+    click.secho(f"created {shown}/ and its code location in workspace.yaml", fg="green")
+    click.echo(
+        f"next: `modelfactory check {name}` (its tests), `modelfactory train {name}`, "
+        f"then make {shown}/features.py:load_raw read your data"
+    )
+
+
+_NEW_QUESTIONS = {  # in asking order: the task sets the defaults of those after it
+    "task": "Task",
+    "owner": "Owner (email or team:<name>)",
+    "description": "Description",
+    "target": "Target column",
+    "metric": "Validation metric",
+    "direction": "Maximize or minimize it",
+    "policy": "Promotion policy",
+    "min_improvement": "Minimum improvement over production (relative)",
+    "test_size": "Test share",
+    "cpus": "CPUs per run",
+    "memory": "Memory per run",
+    "timeout": "Max runtime per run",
+    "retrain": "Retrain schedule (cron, or none)",
+    "predict": "Batch-predict schedule (cron, or none)",
+}
+
+
+_NEW_TYPES: dict[str, Any] = {
+    "task": click.Choice(["regression", "classification"]),
+    "metric": click.Choice(sorted(METRIC_NAMES)),
+    "direction": click.Choice(["maximize", "minimize"]),
+    "policy": click.Choice(["auto", "manual"]),
+    "min_improvement": float,
+    "test_size": float,
+    "cpus": float,
+}
+
+
+def _default_answer(answers: Any, question: str) -> Any:
+    value = getattr(answers, question)
+    return "none" if value is None else value
+
+
+def _cron_or_none(question: str, value: Any) -> Any:
+    if question in {"retrain", "predict"} and str(value).strip().lower() in {"", "none"}:
+        return None
+    return value
 
 
 @main.command()

@@ -1,0 +1,161 @@
+"""`modelfactory new`, run as a data scientist runs it: the installed command in a scratch copy
+of the repository, then the new project's own tests and contract tests, a full
+materialization, and Dagster's loader over the whole workspace."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from test_workspace import REPO, validate
+
+MODELFACTORY = Path(sys.executable).with_name("modelfactory")
+WORKSPACE = """\
+# One code location per model project: a broken model never takes the others down.
+load_from:
+  - python_file:
+      relative_path: model_projects/demand_forecast/definitions.py
+      location_name: demand_forecast   # the example
+      working_directory: .
+"""
+
+
+@pytest.fixture
+def repo(workdir: Path) -> Path:
+    """A scratch repository with one example project and a commented workspace.yaml."""
+    shutil.copytree(
+        REPO / "model_projects" / "demand_forecast",
+        workdir / "model_projects" / "demand_forecast",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    shutil.copy(REPO / "pyproject.toml", workdir / "pyproject.toml")  # ruff and pytest settings
+    (workdir / "workspace.yaml").write_text(WORKSPACE)
+    return workdir
+
+
+def run(repo: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        cwd=repo,
+        input=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
+
+
+def new(repo: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return run(repo, str(MODELFACTORY), "new", *args, stdin=stdin)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "flags"),
+    [
+        ("price_model", ["--task", "regression", "--target", "price", "--metric", "rmse"]),
+        ("churn", ["--task", "classification", "--target", "churned", "--predict", "0 * * * *"]),
+    ],
+)
+def test_a_new_project_passes_its_tests_trains_and_loads_beside_the_others(
+    repo: Path, name: str, flags: list[str]
+) -> None:
+    created = new(repo, name, "--no-input", "--owner", "jane@example.com", *flags)
+    assert created.returncode == 0, created.stdout
+    assert f"created model_projects/{name}/" in created.stdout
+    folder = repo / "model_projects" / name
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "definitions.py", "features.py", "model.yaml", "schemas.py", "simulate.py", "tests",
+        "train.py",
+    ]  # fmt: skip
+
+    workspace = (repo / "workspace.yaml").read_text()
+    assert workspace.startswith(WORKSPACE)  # comments and the example's entry kept as written
+    locations = [e["python_file"]["location_name"] for e in yaml.safe_load(workspace)["load_from"]]
+    assert locations == ["demand_forecast", name]
+
+    lint = run(repo, sys.executable, "-m", "ruff", "check", f"model_projects/{name}")
+    assert lint.returncode == 0, lint.stdout
+    formatted = run(
+        repo, sys.executable, "-m", "ruff", "format", "--check", f"model_projects/{name}"
+    )
+    assert formatted.returncode == 0, formatted.stdout
+
+    tests = run(repo, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                f"model_projects/{name}")  # fmt: skip
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert "passed" in tests.stdout and "failed" not in tests.stdout
+
+    trained = run(repo, str(MODELFACTORY), "train", name)
+    assert trained.returncode == 0, trained.stdout[-3000:]
+    assert f"{name}: promoted; champion v1" in trained.stdout
+
+    loaded = validate(repo / "workspace.yaml")
+    assert loaded.returncode == 0, loaded.stdout[-3000:]
+    for location in ("demand_forecast", name):
+        assert f"Validation successful for code location {location}" in loaded.stdout
+
+
+def test_answers_are_asked_for_and_shape_the_spec(repo: Path) -> None:
+    answers = [
+        "classification",  # task
+        "team:growth",  # owner
+        "Will a customer leave?",  # description
+        "churned",  # target
+        "accuracy!",  # not a metric: asked again
+        "f1",
+        "",  # direction: the metric's default
+        "manual",
+        "0.05",
+        "0.25",
+        "2",
+        "4Gi",
+        "1h",
+        "0 4 * * *",
+        "none",
+    ]
+    created = new(repo, "churn", stdin="\n".join(answers) + "\n")
+    assert created.returncode == 0, created.stdout
+    assert "is not one of" in created.stdout  # click's refusal of 'accuracy!'
+    spec = yaml.safe_load((repo / "model_projects" / "churn" / "model.yaml").read_text())
+    assert spec["owner"] == "team:growth" and spec["description"] == "Will a customer leave?"
+    assert (spec["task"], spec["target"]) == ("classification", "churned")
+    assert spec["metric"] == {"name": "f1", "direction": "maximize"}
+    assert spec["promotion"]["policy"] == "manual"
+    assert spec["promotion"]["min_improvement"] == 0.05
+    assert spec["split"]["test_size"] == 0.25
+    assert spec["resources"] == {"cpus": 2, "memory": "4Gi", "timeout": "1h"}
+    assert spec["schedule"] == {"retrain": "0 4 * * *"}
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("../x", "cannot hold path separators or '..'"),
+        ("a/b", "cannot hold path separators or '..'"),
+        ("class", "'class' is a Python keyword"),
+        ("demand_forecast", "model_projects/demand_forecast already exists"),
+        ("", "a model needs a name"),
+        ("Churn-2", "use lowercase letters, digits and underscores"),
+    ],
+)
+def test_bad_names_are_refused_and_nothing_is_written(repo: Path, name: str, says: str) -> None:
+    before = sorted(p.name for p in (repo / "model_projects").iterdir())
+    refused = new(repo, name, "--no-input")
+    assert refused.returncode == 1 and says in refused.stdout, refused.stdout
+    assert "Traceback" not in refused.stdout
+    assert sorted(p.name for p in (repo / "model_projects").iterdir()) == before
+    assert (repo / "workspace.yaml").read_text() == WORKSPACE
+
+
+def test_answers_the_spec_rejects_write_nothing(repo: Path) -> None:
+    refused = new(repo, "price_model", "--no-input", "--metric", "mae", "--direction", "maximize")
+    assert refused.returncode == 1
+    assert "modelfactory new price_model: metric.direction must be 'minimize'" in refused.stdout
+    assert not (repo / "model_projects" / "price_model").exists()
+    assert not list((repo / "model_projects").glob(".new-*"))  # no staging left behind
+    assert (repo / "workspace.yaml").read_text() == WORKSPACE
