@@ -61,6 +61,27 @@ def train(X, y, params: Params):
 """
 
 
+# A version that passes the gate on the holdout but, on the small batches of live traffic,
+# reads price in cents: train/serve skew only live labels can show.
+SKEWED_TRAIN = """
+from sklearn.preprocessing import FunctionTransformer
+
+from .train_ok import Params, train as train_ok
+
+
+def price_in_cents_when_live(X):
+    if len(X) < 5:
+        X = X.assign(price=X["price"] * 100)
+    return X
+
+
+def train(X, y, params: Params):
+    model = train_ok(X, y, params)
+    model.steps.insert(0, ("skew", FunctionTransformer(price_in_cents_when_live)))
+    return model.fit(X, y)
+"""
+
+
 def demand_project(copy_example, **canary) -> Path:
     return copy_example(MODEL, edit=lambda spec: spec["serving"].update(canary=canary))
 
@@ -430,3 +451,32 @@ def test_a_canary_whose_artifact_is_corrupt_never_serves_and_is_rolled_back(
     assert model_registry().champion(MODEL).version == "1"
     rolled_back = rollout_store().latest(MODEL)
     assert rolled_back.state == "rolled_back" and "v2 failed to load" in rolled_back.reason
+
+
+def test_a_canary_worse_on_late_labels_is_rolled_back(copy_example) -> None:
+    from modelfactory.demo import send_traffic, simulated_features, write_labels
+
+    root = demand_project(copy_example, steps=[50, 100], min_requests=100_000)
+    edit_spec(root, lambda spec: spec.update(live_metric={"min_labels": 20, "window": 500}))
+    train_with(root, alpha=100.0)  # v1
+    (root / "train.py").rename(root / "train_ok.py")
+    (root / "train.py").write_text(SKEWED_TRAIN)
+    assert train_with(root, alpha=1.0).promoted  # v2 passes the gate on the holdout
+    project = load_project(root)
+
+    with serve(root) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        wait_for(lambda: serving(client)["canary_version"] == "2", "the canary to load")
+        rows = simulated_features(project, n_days=2, start="2026-05-01", seed=9).head(120)
+        answered = send_traffic(client, project, rows, rows_per_request=1)
+        wait_for(lambda: captured("canary", "2") >= 20, "canary answers in the log")
+        wait_for(lambda: captured("stable", "1") >= 20, "stable answers in the log")
+        assert "answered" in tick_canary(root).skip_message  # no labels yet: it waits
+
+        write_labels(project, answered, "labels")  # the next day, the truth arrives
+        tick = tick_canary(root)
+
+    assert "rolled back" in tick.skip_message and "live mae" in tick.skip_message
+    assert model_registry().champion(MODEL).version == "1"
+    assert rollout_store().latest(MODEL).state == "rolled_back"
+    (alert,) = [a for a in read_alerts(local_home().alerts_log) if a.event == "canary_rollback"]
+    assert "v2 live mae" in alert.text and "worse" in alert.text

@@ -28,6 +28,7 @@ __all__ = [
     "LabelFiles",
     "LiveVerdict",
     "champion_holdout",
+    "compare_versions",
     "find_labels",
     "judge",
     "version_metrics",
@@ -116,6 +117,31 @@ def judge(
         f"tolerance {spec.tolerance:.0%}) on {rows} labelled rows"
     )
     return LiveVerdict(version, metric, rows, live, holdout, degraded, reason)
+
+
+def compare_versions(
+    labelled: pd.DataFrame, *, new: str, old: str, task: Task, metric: str, spec: LiveMetricSpec
+) -> str | None:
+    """Why `new` must go, if its live metric is worse than `old`'s on rows labelled over the
+    same period by more than the tolerance; None when it is not, or labels are too few."""
+    scores = {}
+    for version in (new, old):
+        rows = labelled[labelled["model_version"].astype(str) == version].head(spec.window)
+        if len(rows) < spec.min_labels:
+            return None
+        probas = rows["score"] if rows["score"].notna().all() else None
+        scores[version] = compute_metrics(task, rows["label"], rows["prediction"], probas).get(
+            metric
+        )
+    if scores[new] is None or scores[old] is None:
+        return None
+    change = improvement(scores[new], scores[old], METRICS[metric].direction)
+    if -change <= spec.tolerance:
+        return None
+    return (
+        f"v{new} live {metric} {scores[new]:.4g} vs v{old} {scores[old]:.4g} on labelled "
+        f"rows ({-change:.0%} worse, tolerance {spec.tolerance:.0%})"
+    )
 
 
 def champion_holdout(tags: dict[str, str], metric: str) -> float | None:

@@ -63,8 +63,8 @@ def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDef
 
 
 def _canary_sensor(project: ModelProject) -> SensorDefinition:
-    name = project.name
-    canary = project.spec.serving.canary
+    name, spec = project.name, project.spec
+    canary = spec.serving.canary
 
     @sensor(
         name=canary_sensor_name(name),
@@ -74,8 +74,9 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         description=(
             f"Moves {name}'s rollout through {canary.steps}% once the new version has answered "
             f"{canary.min_requests} requests at a step, and rolls back when its error rate "
-            f"exceeds {canary.max_error_rate:.1%} or its p95 latency "
-            f"{canary.max_latency_ratio:g}x the stable version's."
+            f"exceeds {canary.max_error_rate:.1%}, its p95 latency "
+            f"{canary.max_latency_ratio:g}x the stable version's, or (once labels arrived) its "
+            f"live {spec.metric.name} is {spec.live_metric.tolerance:.0%} worse."
         ),
     )
     def canary_sensor(
@@ -86,7 +87,7 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
     ) -> SkipReason | None:
         from modelfactory.resources import local_home
         from modelfactory.runs import record_alias_move
-        from modelfactory.serving.canary import step
+        from modelfactory.serving.canary import LiveRule, step
         from modelfactory.serving.capture import WarehouseBusy
 
         rollout = rollouts.active(name)
@@ -100,6 +101,13 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
                 store=rollouts,
                 registry=model_registry,
                 notifier=notifier,
+                live=LiveRule(
+                    labels=local_home().labels(name),
+                    target=spec.target,
+                    task=spec.task,
+                    metric=spec.metric.name,
+                    spec=spec.live_metric,
+                ),
             )
         except WarehouseBusy:
             return SkipReason(f"{name}'s warehouse is busy; judging on the next tick")

@@ -17,12 +17,13 @@ from modelfactory.errors import RegistryError
 from modelfactory.serving.capture import VersionStats, version_stats
 
 if TYPE_CHECKING:
+    from modelfactory.evaluation import Task
     from modelfactory.notify import Notifier
     from modelfactory.registry import AliasMove, ModelRegistry
     from modelfactory.serving.rollouts import Rollout, RolloutStore
-    from modelfactory.spec import CanarySpec
+    from modelfactory.spec import CanarySpec, LiveMetricSpec
 
-__all__ = ["CanaryOutcome", "Verdict", "judge", "step"]
+__all__ = ["CanaryOutcome", "LiveRule", "Verdict", "judge", "step"]
 
 Action = Literal["wait", "advance", "rollback"]
 _LATENCY_FLOOR_MS = 5.0  # below this, latency differences are noise, not a regression
@@ -33,6 +34,19 @@ PENDING_GRACE = timedelta(minutes=2)
 class Verdict:
     action: Action
     reason: str
+
+
+@dataclass(frozen=True)
+class LiveRule:
+    """Where late labels arrive and how the metric is judged: once both versions have
+    `spec.min_labels` labelled rows from the rollout, a canary whose live metric is worse than
+    the stable version's by more than `spec.tolerance` is rolled back."""
+
+    labels: Path
+    target: str
+    task: Task
+    metric: str
+    spec: LiveMetricSpec
 
 
 @dataclass(frozen=True)
@@ -85,9 +99,11 @@ def step(
     store: RolloutStore,
     registry: ModelRegistry,
     notifier: Notifier,
+    live: LiveRule | None = None,
     actor: str = "canary-sensor",
 ) -> CanaryOutcome:
-    """Judge the rollout from captured data and apply the verdict."""
+    """Judge the rollout from captured data (and labels, where they arrived) and apply the
+    verdict."""
     from modelfactory.notify import Alert
 
     champion = registry.champion(rollout.model)
@@ -104,6 +120,8 @@ def step(
     else:
         stats = version_stats(warehouse, rollout.model, since=rollout.stage_started_at)
         verdict = judge(rollout, stats, spec)
+        if verdict.action != "rollback" and live is not None:
+            verdict = _live_verdict(rollout, warehouse, live) or verdict
     if verdict.action == "wait":
         return CanaryOutcome(verdict, rollout)
     if verdict.action == "advance":
@@ -141,6 +159,29 @@ def step(
         )
     )
     return CanaryOutcome(verdict, after, move)
+
+
+def _live_verdict(rollout: Rollout, warehouse: Path, live: LiveRule) -> Verdict | None:
+    """A rollback when labels show the canary doing worse than the stable version since the
+    rollout began; None while labels are missing or too few (they arrive late)."""
+    from modelfactory.live import compare_versions, find_labels
+    from modelfactory.serving.capture import read_labelled
+
+    files = find_labels(live.labels).files
+    if not files:
+        return None
+    labelled = read_labelled(warehouse, rollout.model, files, target=live.target, limit=None)
+    since = rollout.started_at.astimezone(UTC).replace(tzinfo=None)
+    labelled = labelled[labelled["received_at"] >= since]
+    reason = compare_versions(
+        labelled,
+        new=rollout.canary_version,
+        old=rollout.stable_version,
+        task=live.task,
+        metric=live.metric,
+        spec=live.spec,
+    )
+    return Verdict("rollback", reason) if reason else None
 
 
 def _start_if_forgotten(rollout: Rollout, store: RolloutStore, promoted: bool) -> CanaryOutcome:
