@@ -84,6 +84,7 @@ def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(p
     serve_and_label(project, changed, "changed", already=ROWS)
 
     ticks = [tick(project, SENSOR, instance, cursor)[0] for _ in range(100)]
+    _, after = tick(project, SENSOR, instance, cursor)
     requests = [request for requested in ticks for request in requested]
     assert all(isinstance(r, RunRequest) for r in requests)
     # Dagster launches a run_key once: one retrain and one live-metrics run, however many ticks
@@ -97,6 +98,24 @@ def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(p
     alerts = [a for a in read_alerts(local_home().alerts_log) if a.event == "live_metric_retrain"]
     assert alerts and "worse" in alerts[0].text and alerts[0].model == MODEL
 
+    # More labels of the same degraded champion: its retrain was requested; no second one.
+    more = changed.sample(100, random_state=2)
+    serve_and_label(project, more, "changed-more", already=2 * ROWS)
+    again, _ = tick(project, SENSOR, instance, after)
+    assert isinstance(again, SkipReason) and "requested already" in again.skip_message
+
+    # A label file that cannot be read is reported once, not crashed on every tick.
+    (local_home().labels(MODEL) / "broken.csv").write_text(
+        "request_id,row_index,units_sold\nabc,first,1.0\n"
+    )
+    unreadable, stuck = tick(project, SENSOR, instance, after)
+    assert "cannot read the label files" in unreadable.skip_message
+    assert "units_sold" in unreadable.skip_message
+    assert tick(project, SENSOR, instance, stuck)[0].skip_message == (
+        "no new labels since the last check"
+    )
+    (local_home().labels(MODEL) / "broken.csv").unlink()
+
     evidence = run_requested(
         project, next(r for r in requests if r.job_name.endswith("_live_metrics")), instance
     )
@@ -105,14 +124,15 @@ def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(p
     assert materialization.metadata["live_verdict"].value == "degraded"
     assert materialization.metadata["labelled_rows"].value == 500  # the window, newest first
 
-    # With labels in, the Evidently report adds the champion's quality, live vs holdout.
+    # With labels in, a second Evidently report: the champion's quality, live vs holdout.
     report = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
     reported = report.execute_in_process(instance=instance)
     (materialization,) = reported.asset_materializations_for_node(f"{MODEL}__drift_report")
-    assert materialization.metadata["labelled_rows"].value == 2 * ROWS
-    html = Path(materialization.metadata["report"].value).read_text()
-    assert "Regression Model Performance. Target: 'units_sold" in html  # RegressionPreset
-    assert "Drifted Columns" in html  # and the input drift, as before
+    assert materialization.metadata["labelled_rows"].value == 2 * ROWS + 100
+    drift = Path(materialization.metadata["report"].value).read_text()
+    assert "Drifted Columns" in drift  # the latest requests vs the training inputs, as before
+    quality = Path(materialization.metadata["quality_report"].value).read_text()
+    assert "Regression Model Performance. Target: 'units_sold" in quality  # RegressionPreset
 
     # The requested retrain: the newest days are the changed world, and the new model wins.
     result = run_requested(project, retrain, instance)
@@ -178,3 +198,41 @@ def test_batch_predictions_score_the_features_with_the_champion(project) -> None
         ).fetchone()
     mae, rows, version = scored
     assert rows == 7200 and version == "1" and mae < 3.0
+
+
+def test_a_classifier_gets_live_metrics_and_a_quality_report_from_float_labels(
+    copy_example,
+) -> None:
+    root = copy_example(
+        "breast_cancer",
+        edit=lambda spec: spec.update(live_metric={"min_labels": 50, "window": 500}),
+    )
+    classifier = load_project(root)
+    instance = DagsterInstance.get()
+    seed_data(classifier)
+    assert train(classifier, approve=True, instance=instance).promoted
+    raw = classifier.function("features", "load_raw")(local_home().data("breast_cancer"))
+    features = classifier.function("features", "build_features")(raw).head(120)
+    app = create_app([classifier], registry=model_registry(), rollouts=rollout_store(),
+                     home=local_home(), settings=ServingSettings(flush_seconds=0.2))  # fmt: skip
+    with LiveServer(app) as server, httpx.Client(base_url=server.url) as client:
+        answered = send_traffic(client, classifier, features, rows_per_request=7)
+        wait_until_captured(classifier, len(answered))
+    answered["malignant"] = answered["malignant"].astype(float)  # "1.0": as exports write them
+    answered.loc[:4, "malignant"] = 1.0 - answered.loc[:4, "malignant"]  # a few are wrong
+    write_labels(classifier, answered, "labels")
+
+    result, _ = tick(classifier, "breast_cancer_live_metric", instance)
+    assert isinstance(result, SkipReason) and "live roc_auc" in result.skip_message
+    live = build_definitions(classifier).resolve_job_def("breast_cancer_live_metrics")
+    (metrics,) = live.execute_in_process(instance=instance).asset_materializations_for_node(
+        "breast_cancer__live_metrics"
+    )
+    assert 0.8 < metrics.metadata["live_roc_auc"].value <= 1.0
+    report = build_definitions(classifier).resolve_job_def("breast_cancer_drift_report")
+    (reported,) = report.execute_in_process(instance=instance).asset_materializations_for_node(
+        "breast_cancer__drift_report"
+    )
+    assert reported.metadata["labelled_rows"].value == 120
+    quality = Path(reported.metadata["quality_report"].value).read_text()
+    assert "Classification" in quality and "malignant" in quality

@@ -159,3 +159,34 @@ def test_answers_the_spec_rejects_write_nothing(repo: Path) -> None:
     assert not (repo / "model_projects" / "price_model").exists()
     assert not list((repo / "model_projects").glob(".new-*"))  # no staging left behind
     assert (repo / "workspace.yaml").read_text() == WORKSPACE
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("class", "must be a Python identifier"),
+        ("units sold", "must be a Python identifier"),
+        ("x1", "one of the template's input columns"),
+    ],
+)
+def test_a_target_the_schema_cannot_hold_writes_nothing(repo: Path, target: str, says: str) -> None:
+    refused = new(repo, "price_model", "--no-input", "--target", target)
+    assert refused.returncode == 1 and says in refused.stdout, refused.stdout
+    assert not (repo / "model_projects" / "price_model").exists()
+    assert (repo / "workspace.yaml").read_text() == WORKSPACE
+
+
+def test_an_empty_workspace_gets_its_first_location(repo: Path) -> None:
+    (repo / "workspace.yaml").write_text("# locations come here\nload_from:\n")
+    assert new(repo, "first", "--no-input").returncode == 0
+    text = (repo / "workspace.yaml").read_text()
+    assert text.startswith("# locations come here\n")
+    assert yaml.safe_load(text)["load_from"][0]["python_file"]["location_name"] == "first"
+
+
+def test_new_outside_a_repository_refuses(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    refused = new(elsewhere, "churn", "--no-input")
+    assert refused.returncode == 1 and "no workspace.yaml here or above" in refused.stdout
+    assert list(elsewhere.iterdir()) == []

@@ -40,6 +40,7 @@ __all__ = [
     "simulated_features",
     "tick",
     "wait_until_captured",
+    "wait_until_serving",
     "write_labels",
 ]
 
@@ -61,12 +62,16 @@ def send_traffic(
 
     spec = project.spec
     rows = json.loads(datasets.inputs(features, spec).to_json(orient="records"))
+    wait_until_serving(client, project)
     answered = []
     for start in range(0, len(rows), rows_per_request):
         response = client.post(
             f"/models/{project.name}/predict", json={"rows": rows[start : start + rows_per_request]}
         )
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise DemoError(
+                f"{project.name}: the endpoint answered {response.status_code}: {response.text}"
+            )
         body = response.json()
         for index, prediction in enumerate(body["predictions"]):
             answered.append(
@@ -79,6 +84,19 @@ def send_traffic(
                 }
             )
     return pd.DataFrame(answered)
+
+
+def wait_until_serving(client: httpx.Client, project: ModelProject, timeout: float = 60.0) -> None:
+    """Block until the endpoint has loaded the model's champion (it loads in the background)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = client.get("/models").json().get(project.name, {})
+        if model.get("serving"):
+            return
+        time.sleep(0.1)
+    raise DemoError(f"{project.name}: the endpoint did not load a champion in {timeout:.0f}s")
 
 
 def write_labels(project: ModelProject, answered: pd.DataFrame, name: str) -> Path:

@@ -5,6 +5,7 @@
     ├── ProjectError         a model project lacks a file or function, or a function misbehaves
     ├── DataValidationError  a DataFrame broke its pandera schema
     ├── RegistryError        the model registry cannot do what was asked (no champion, ...)
+    ├── LabelsError          late label files cannot be read or lack a column
     └── DemoError            a demo story could not go on (what happened, what to try)
 
 Anything else escaping the platform is a bug, not a user mistake.
@@ -15,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "DataValidationError",
     "DemoError",
+    "LabelsError",
     "ModelFactoryError",
     "ProjectError",
     "RegistryError",
@@ -44,3 +46,7 @@ class RegistryError(ModelFactoryError):
 
 class DemoError(ModelFactoryError):
     """`modelfactory demo` could not tell its story; the message says which step stopped."""
+
+
+class LabelsError(ModelFactoryError):
+    """Late label files cannot be read: a missing column, a value of the wrong type."""

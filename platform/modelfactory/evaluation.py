@@ -39,12 +39,18 @@ class Metric:
     needs_scores: bool = False  # computed from predict_proba's positive-class column
 
     def score(self, y_true: Any, y_pred: Any, y_score: Any | None) -> float:
+        """The metric, or NaN where it is undefined: no scores, or (for the score metrics)
+        a single class in y_true, as a small window of live labels often has."""
         fn = _sklearn_metric(self.name)
         if self.needs_scores:
-            if y_score is None:
+            if y_score is None or len(set(_values(y_true))) < 2:
                 return math.nan
             return float(fn(y_true, y_score))
         return float(fn(y_true, y_pred))
+
+
+def _values(column: Any) -> list[Any]:
+    return column.tolist() if hasattr(column, "tolist") else list(column)
 
 
 def _sklearn_metric(name: str) -> Callable[..., float]:

@@ -48,7 +48,7 @@ class LabelFiles:
 def find_labels(directory: Path) -> LabelFiles:
     """Every label file under `directory`, oldest name first; cheap (no file is read)."""
     files = sorted(
-        f for f in Path(directory).glob("*") if f.suffix in LABEL_SUFFIXES and f.is_file()
+        f for f in Path(directory).glob("*") if f.suffix.lower() in LABEL_SUFFIXES and f.is_file()
     )
     digest = hashlib.sha256()
     for f in files:

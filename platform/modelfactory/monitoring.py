@@ -38,6 +38,7 @@ __all__ = [
     "Outcomes",
     "ReferenceProfile",
     "compare",
+    "evidently_quality_report",
     "evidently_report",
     "profile",
 ]
@@ -250,51 +251,57 @@ class Outcomes:
         return [c for c in (self.target, self.prediction, self.score) if c]
 
 
-def evidently_report(
-    reference: pd.DataFrame, current: pd.DataFrame, path: Path, outcomes: Outcomes | None = None
-) -> Path:
-    """An Evidently report for people to read, saved as a standalone HTML file: input drift,
-    plus the model's quality on both sides when `outcomes` (labels) are given.
+def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path) -> Path:
+    """An Evidently data-drift report for people to read, saved as a standalone HTML file.
 
     The verdicts that act (the sensor's) come from `compare`; this is the detailed picture:
     per-column distributions, Evidently's own tests. Evidently is imported here only: it
     costs seconds.
     """
-    import os
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
 
-    os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry, unless asked
-    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
-    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
-
+    _no_telemetry()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if outcomes is None:
-        snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
-        snapshot.save_html(str(path))
-        return path
-    inputs = [c for c in reference.columns if c not in outcomes.columns]
-    numeric = [c for c in inputs if reference[c].dtype.kind in "iufb"]
+    Report([DataDriftPreset()]).run(current_data=current, reference_data=reference).save_html(
+        str(path)
+    )
+    return path
+
+
+def evidently_quality_report(
+    reference: pd.DataFrame, current: pd.DataFrame, path: Path, outcomes: Outcomes
+) -> Path:
+    """Evidently's regression or classification quality preset: the model on its holdout
+    (reference) vs on labelled live rows (current), as a standalone HTML file."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+    from evidently.presets import ClassificationPreset, RegressionPreset
+
+    _no_telemetry()
+    path.parent.mkdir(parents=True, exist_ok=True)
     if outcomes.task == "regression":
         task = {"regression": [Regression(target=outcomes.target, prediction=outcomes.prediction)]}
         quality = RegressionPreset()
     else:
-        task = {
-            "classification": [
-                BinaryClassification(
-                    target=outcomes.target,
-                    prediction_labels=outcomes.prediction,
-                    prediction_probas=outcomes.score,
-                )
-            ]
-        }
-        quality = ClassificationPreset()
+        binary = BinaryClassification(
+            target=outcomes.target,
+            prediction_labels=outcomes.prediction,
+            prediction_probas=outcomes.score,
+        )
+        task, quality = {"classification": [binary]}, ClassificationPreset()
+    columns = outcomes.columns
     definition = DataDefinition(
-        numerical_columns=numeric,
-        categorical_columns=[c for c in inputs if c not in numeric],
-        **task,
+        numerical_columns=[c for c in columns if reference[c].dtype.kind in "iufb"], **task
     )
-    snapshot = Report([DataDriftPreset(columns=inputs), quality]).run(
-        current_data=Dataset.from_pandas(current, data_definition=definition),
-        reference_data=Dataset.from_pandas(reference, data_definition=definition),
+    snapshot = Report([quality]).run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
     )
     snapshot.save_html(str(path))
     return path
+
+
+def _no_telemetry() -> None:
+    import os
+
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry, unless asked

@@ -61,9 +61,9 @@ def build_production_assets(
         description=(
             f"An Evidently report (HTML) of the latest {spec.drift.window} captured requests "
             f"against the training inputs, with the drift share ({spec.drift.method}) as "
-            f"metadata so the UI plots it over time; once labels arrived, also the champion's "
-            f"{spec.task} quality on them vs on the holdout. The {name}_drift sensor requests "
-            "it when it finds drift."
+            f"metadata so the UI plots it over time; once labels arrived, a second report of the "
+            f"champion's {spec.task} quality on them vs on the holdout. The {name}_drift sensor "
+            "requests it when it finds drift."
         ),
         **common,
     )
@@ -82,14 +82,19 @@ def build_production_assets(
             )
         current = current[[c for c in reference.columns if c in current.columns]]
         result = monitoring.compare(monitoring.profile(reference), current, spec.drift)
-        path = home.reports(name) / f"drift-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.html"
+        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        path = monitoring.evidently_report(
+            reference, current, home.reports(name) / f"drift-{stamp}.html"
+        )
         registry: ModelRegistry = context.resources.model_registry
         quality = _labelled_quality(project, registry, split)
-        if quality is None:
-            monitoring.evidently_report(reference, current, path)
-        else:  # the champion's holdout vs its labelled live rows, inputs and outcomes
+        extra: dict[str, Any] = {"labelled_rows": 0}
+        if quality is not None:  # the champion on its holdout vs on labelled live rows
             holdout, labelled, outcomes = quality
-            monitoring.evidently_report(holdout, labelled, path, outcomes)
+            extra["labelled_rows"] = len(labelled)
+            report = home.reports(name) / f"quality-{stamp}.html"
+            monitoring.evidently_quality_report(holdout, labelled, report, outcomes)
+            extra["quality_report"] = MetadataValue.path(str(report))
         return Output(
             {"path": str(path), **monitoring.as_dict(result)},
             metadata={
@@ -98,8 +103,8 @@ def build_production_assets(
                 "drifted_columns": ", ".join(result.drifted_columns) or "none",
                 "current_rows": len(current),
                 "reference_rows": len(reference),
-                "labelled_rows": len(quality[1]) if quality else 0,
                 "report": MetadataValue.path(str(path)),
+                **extra,
                 "summary": result.describe(),
             },
         )
@@ -232,8 +237,9 @@ def _labelled_quality(
             outcomes.prediction: mine["prediction"].to_numpy(),
         }
     )
-    if spec.task == "classification":  # the log keeps predictions as numbers
-        current[outcomes.prediction] = current[outcomes.prediction].astype(y_pred.dtype)
+    if spec.task == "classification":  # the log and label files may hold classes as floats
+        for column, like in ((outcomes.prediction, y_pred), (outcomes.target, y)):
+            current[column] = current[column].astype(like.dtype)
     if outcomes.score:
         reference[outcomes.score] = y_score
         current[outcomes.score] = mine["score"].to_numpy()

@@ -28,12 +28,14 @@ __all__ = [
     "ProjectAnswers",
     "add_location",
     "check_name",
+    "check_target",
     "create_project",
     "render_project",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TEMPLATES = "templates/project"
+TEMPLATE_COLUMNS = ("event_date", "segment", "x1", "x2", "x3")  # the template's own inputs
 
 # target column and metric a new project of each task starts with
 TASK_DEFAULTS = {"regression": ("value", "mae"), "classification": ("label", "roc_auc")}
@@ -97,6 +99,20 @@ def check_name(name: str, projects: Path) -> None:
         raise ProjectError(f"{shown} already exists; pick another name or edit that project")
 
 
+def check_target(target: str) -> None:
+    """The target becomes a pandera field and a DataFrame column beside the template's own."""
+    if not target.isidentifier() or keyword.iskeyword(target):
+        raise ProjectError(
+            f"target {target!r} must be a Python identifier (letters, digits, underscores; "
+            "not a keyword): it is a field of schemas.py's FeatureSchema"
+        )
+    if target in TEMPLATE_COLUMNS:
+        raise ProjectError(
+            f"target {target!r} is one of the template's input columns "
+            f"({', '.join(TEMPLATE_COLUMNS)}); pick another name"
+        )
+
+
 def render_project(answers: ProjectAnswers) -> dict[str, str]:
     """Every file of the new project, by path relative to its folder."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -123,6 +139,7 @@ def create_project(answers: ProjectAnswers, repo: Path) -> Path:
     answers = answers.completed()
     projects = repo / "model_projects"
     check_name(answers.name, projects)
+    check_target(answers.target)
     projects.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".new-", dir=projects))
     try:
@@ -130,6 +147,7 @@ def create_project(answers: ProjectAnswers, repo: Path) -> Path:
         for relative, text in render_project(answers).items():
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             (folder / relative).write_text(text)
+        _compile(folder)
         try:
             load_spec(folder / "model.yaml")
         except SpecError as exc:  # name the answers the user gave, not the staging path
@@ -156,11 +174,19 @@ def add_location(workspace: Path, name: str) -> None:
     yaml = YAML()  # round trip: comments, order and quotes survive
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.preserve_quotes = True
+    from ruamel.yaml.comments import CommentedSeq
+
     data = yaml.load(workspace.read_text()) if workspace.exists() else None
     if data is None:
         data = {}
-    locations = data.setdefault("load_from", [])
-    if any(_location_name(entry) == name for entry in locations or []):
+    if not isinstance(data, dict):
+        raise ProjectError(f"{workspace}: expected a mapping with a load_from list")
+    if data.get("load_from") is None:  # missing, or `load_from:` with no entries yet
+        data["load_from"] = CommentedSeq()
+    locations = data["load_from"]
+    if not isinstance(locations, list):
+        raise ProjectError(f"{workspace}: load_from must be a list of code locations")
+    if any(_location_name(entry) == name for entry in locations):
         raise ProjectError(f"{workspace.name} already has a code location named {name!r}")
     if hasattr(locations, "fa"):
         locations.fa.set_block_style()  # `load_from: []` becomes a block list
@@ -177,6 +203,18 @@ def add_location(workspace: Path, name: str) -> None:
     with staged.open("w") as out:
         yaml.dump(data, out)
     os.replace(staged, workspace)
+
+
+def _compile(folder: Path) -> None:
+    """Every rendered module must compile: a template bug never reaches model_projects/."""
+    for module in folder.rglob("*.py"):
+        try:
+            compile(module.read_text(), str(module.relative_to(folder)), "exec")
+        except SyntaxError as exc:
+            raise ProjectError(
+                f"the template rendered invalid Python in {exc.filename}, line {exc.lineno}: "
+                f"{exc.msg}"
+            ) from None
 
 
 def _location_name(entry: Any) -> str | None:

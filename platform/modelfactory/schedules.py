@@ -8,7 +8,8 @@ a click in the UI before it does anything would surprise everyone. Times are UTC
 
 Freshness follows from the same cron lines: an asset a schedule refreshes should never be
 older than the longest gap between two ticks plus the model's maximum runtime. Past that
-the UI warns; once a whole tick has been missed, it fails.
+(a tick's run failed or never came) the UI warns; past twice the gap plus the runtime (the
+next tick missed too) it fails.
 """
 
 from __future__ import annotations

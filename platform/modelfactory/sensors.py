@@ -58,7 +58,7 @@ def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDef
         _canary_sensor(project),
         _drift_sensor(project, jobs["train"], jobs["drift_report"]),
         _live_metric_sensor(project, jobs["train"], jobs["live_metrics"]),
-        _run_failure_sensor(project, list(jobs.values())),
+        _run_failure_sensor(project),
     ]
 
 
@@ -265,6 +265,7 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
     def live_metric_sensor(
         context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
     ) -> SkipReason | list[RunRequest]:
+        from modelfactory.errors import LabelsError
         from modelfactory.live import champion_holdout, find_labels, judge
         from modelfactory.notify import Alert
         from modelfactory.resources import local_home
@@ -274,7 +275,9 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
         labels = find_labels(home.labels(name))  # listing only: most ticks end here
         if not labels.files:
             return SkipReason(f"no label files in {home.labels(name)} yet")
-        if labels.fingerprint == context.cursor:
+        # cursor: "<label files judged>|<champion a retrain was already requested for>"
+        judged, _, retrained = (context.cursor or "").partition("|")
+        if labels.fingerprint == judged:
             return SkipReason("no new labels since the last check")
         if _in_flight(context, train_job.name):
             return SkipReason(f"a retrain of {name} is under way; judging the labels after it")
@@ -287,6 +290,10 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
             )
         except WarehouseBusy:
             return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
+        except LabelsError as exc:  # said once per set of files, then waits for a fix
+            context.update_cursor(f"{labels.fingerprint}|{retrained}")
+            notifier.send(Alert(model=name, event="labels_unreadable", text=str(exc)))
+            return SkipReason(str(exc))
         verdict = judge(
             labelled,
             version=champion.version,
@@ -295,7 +302,6 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
             holdout=champion_holdout(champion.tags, metric),
             spec=live_spec,
         )
-        context.update_cursor(labels.fingerprint)  # judged: these files are not read again
         if verdict.live is not None:
             context.instance.report_runless_asset_event(
                 AssetObservation(  # the UI plots the live metric over time
@@ -309,8 +315,12 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
                     },
                 )
             )
-        if not verdict.degraded:
+        if not verdict.degraded or retrained == champion.version:
+            context.update_cursor(f"{labels.fingerprint}|{retrained}")  # judged: not read again
+            if verdict.degraded:  # one retrain per champion: then the schedule's, or a new one's
+                return SkipReason(f"{verdict.describe()}; its retrain was requested already")
             return SkipReason(verdict.describe())
+        context.update_cursor(f"{labels.fingerprint}|{champion.version}")
         notifier.send(
             Alert(
                 model=name,
@@ -320,7 +330,7 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
                 links=_evidence_links(model_registry, name, champion.version, "live_metrics"),
             )
         )
-        run_key = f"live:{name}:v{champion.version}:{labels.fingerprint}"
+        run_key = f"live:{name}:v{champion.version}"
         tags = {
             "modelfactory/model": name,
             "modelfactory/trigger": "live_metric",
@@ -328,7 +338,7 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
             f"modelfactory/holdout_{metric}": f"{verdict.holdout:.6g}",
             "modelfactory/champion": champion.version,
         }
-        # One retrain per champion and set of labels, however often it is evaluated.
+        # One retrain per degraded champion, however often it is evaluated.
         return [
             RunRequest(job_name=train_job.name, run_key=run_key, tags=tags),
             RunRequest(job_name=live_job.name, run_key=f"{run_key}:metrics", tags=tags),
@@ -341,17 +351,18 @@ def run_failure_sensor_name(model: str) -> str:
     return f"{model}_run_failures"
 
 
-def _run_failure_sensor(project: ModelProject, jobs: list[Any]) -> SensorDefinition:
+def _run_failure_sensor(project: ModelProject) -> SensorDefinition:
     """On call hears of every failed run, bad data included: a blocking check that fails at
-    ERROR severity fails its run, so it arrives here too."""
+    ERROR severity fails its run, so it arrives here too. Without `monitored_jobs` it watches
+    every job of the code location (one model), materializations from the UI included."""
     name = project.name
 
     @run_failure_sensor(
         name=run_failure_sensor_name(name),
-        monitored_jobs=jobs,
         default_status=DefaultSensorStatus.RUNNING,
         description=(
-            f"Announces every failed run of {name}'s jobs (failed blocking checks included): "
+            f"Announces every failed run of {name}, from its jobs or the UI (failed blocking "
+            "checks included): "
             "the failing steps and checks, the error, and a link to the run."
         ),
     )

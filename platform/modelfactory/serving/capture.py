@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelfactory.errors import LabelsError
+
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
@@ -368,11 +370,32 @@ def read_labelled(
     sources, files = _label_sources(labels)
     if not files:
         return pd.DataFrame(columns=columns)
+    import duckdb
+
     with _connect(warehouse, wait=10.0) as con:
         if not _has_table(con, table):
             return pd.DataFrame(columns=columns)
-        return con.execute(
-            f"""
+        try:
+            return _join_labels(con, table, sources, files, target, columns, limit)
+        except duckdb.Error as exc:
+            problem = str(exc).splitlines()[0]
+            raise LabelsError(
+                f"{model}: cannot read the label files in {labels[0].parent} ({problem}); each "
+                f"needs the columns request_id, row_index and {target}"
+            ) from None
+
+
+def _join_labels(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    sources: str,
+    files: list[list[str]],
+    target: str,
+    columns: list[str],
+    limit: int | None,
+) -> pd.DataFrame:
+    return con.execute(
+        f"""
             WITH labels AS (
                 SELECT request_id, row_index, "{target}" AS label FROM ({sources})
                 QUALIFY row_number() OVER (
@@ -389,16 +412,16 @@ def read_labelled(
             SELECT {", ".join(columns)} FROM joined
             WHERE ? IS NULL OR recency <= ? ORDER BY received_at DESC
             """,
-            [*files, limit, limit],
-        ).df()
+        [*files, limit, limit],
+    ).df()
 
 
 def _label_sources(files: list[Path]) -> tuple[str, list[list[str]]]:
     """One SQL relation over every label file, CSV and Parquet alike, with its file name,
     and the file lists to bind to its parameters."""
     reads, bound = [], []
-    csv = [str(f) for f in files if f.suffix == ".csv"]
-    parquet = [str(f) for f in files if f.suffix == ".parquet"]
+    csv = [str(f) for f in files if f.suffix.lower() == ".csv"]
+    parquet = [str(f) for f in files if f.suffix.lower() == ".parquet"]
     if csv:
         reads.append(
             "SELECT * FROM read_csv(?, union_by_name=true, filename=true, "

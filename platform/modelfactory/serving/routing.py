@@ -198,14 +198,15 @@ class Refresher:
     def _version(self, slot: ModelSlot, version: str) -> LoadedVersion:
         if version not in slot.loaded:
             estimator = self._load(slot.name, version)
+            columns = _fit_order(estimator, slot.columns)
             on_batch = self._on_batch
             slot.loaded[version] = LoadedVersion(
                 model=slot.name,
                 version=version,
                 estimator=estimator,
-                columns=slot.columns,
+                columns=columns,
                 batcher=MicroBatcher(
-                    _predictor(estimator, slot.columns),
+                    _predictor(estimator, columns),
                     self._executor,
                     arriving=lambda: slot.arriving,
                     on_batch=(lambda rows: on_batch(slot.name, version, rows))
@@ -221,6 +222,13 @@ class Refresher:
                 self.refresh()
             except Exception:  # the thread must outlive any one bad pass
                 log.exception("route refresh failed")
+
+
+def _fit_order(estimator: Any, columns: list[str]) -> list[str]:
+    """The request's columns in the order the estimator was fitted on: scikit-learn refuses
+    a frame whose columns are the same but ordered as the schema declares them."""
+    fitted = [str(c) for c in getattr(estimator, "feature_names_in_", [])]
+    return fitted if sorted(fitted) == sorted(columns) else columns
 
 
 def _predictor(estimator: Any, columns: list[str]) -> Callable[..., PredictResult]:
