@@ -88,7 +88,7 @@ def test_a_new_project_passes_its_tests_trains_and_loads_beside_the_others(
     tests = run(repo, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                 f"model_projects/{name}")  # fmt: skip
     assert tests.returncode == 0, tests.stdout[-3000:]
-    assert "passed" in tests.stdout and "failed" not in tests.stdout
+    assert "8 passed" in tests.stdout  # its 2 own tests and the 6 contracts every project gets
 
     trained = run(repo, str(MODELFACTORY), "train", name)
     assert trained.returncode == 0, trained.stdout[-3000:]
@@ -190,3 +190,28 @@ def test_new_outside_a_repository_refuses(tmp_path: Path) -> None:
     refused = new(elsewhere, "churn", "--no-input")
     assert refused.returncode == 1 and "no workspace.yaml here or above" in refused.stdout
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_breaking_a_new_project_fails_the_named_contract_pointing_at_the_file(repo: Path) -> None:
+    assert new(repo, "churn", "--no-input", "--task", "classification").returncode == 0
+    folder = repo / "model_projects" / "churn"
+    features, train = folder / "features.py", folder / "train.py"
+    intact_features, intact_train = features.read_text(), train.read_text()
+
+    features.write_text(intact_features.replace('            "x2": raw["x2"].astype(float),\n', ""))
+    dropped = run(repo, str(MODELFACTORY), "check", "churn", "--contracts-only")
+    assert dropped.returncode == 1
+    assert "FAILED model_projects/churn/model.yaml::build_features_passes_feature_schema" in (
+        dropped.stdout
+    )
+    assert "model_projects/churn/features.py: build_features dropped column 'x2'" in dropped.stdout
+
+    features.write_text(intact_features)
+    train.write_text(intact_train.replace("    return model.fit(X, y)", "    return model"))
+    unfitted = run(repo, str(MODELFACTORY), "check", "churn", "--contracts-only")
+    assert unfitted.returncode == 1
+    assert "FAILED model_projects/churn/model.yaml::train_returns_fitted_estimator" in (
+        unfitted.stdout
+    )
+    assert "model_projects/churn/train.py: train returned an unfitted Pipeline" in unfitted.stdout

@@ -1,4 +1,5 @@
-"""Every measurement is a non-negative float; the label is 0 or 1."""
+"""Every measurement is a non-negative float (the mean perimeter, which build_features divides
+by, is positive: a mass without one was not measured); the label is 0 or 1."""
 
 import pandera.pandas as pa
 
@@ -10,7 +11,10 @@ MEASUREMENTS = [name for m in _MEASURES for name in (f"mean_{m}", f"{m}_error", 
 
 
 def _measurement_columns() -> dict[str, pa.Column]:
-    return {name: pa.Column(float, pa.Check.ge(0), coerce=True) for name in MEASUREMENTS}
+    def check(name: str) -> pa.Check:
+        return pa.Check.gt(0) if name == "mean_perimeter" else pa.Check.ge(0)
+
+    return {name: pa.Column(float, check(name), coerce=True) for name in MEASUREMENTS}
 
 
 RawSchema = pa.DataFrameSchema(
@@ -19,5 +23,5 @@ RawSchema = pa.DataFrameSchema(
 )
 
 FeatureSchema = RawSchema.add_columns(
-    {"area_to_perimeter": pa.Column(float, pa.Check.gt(0), coerce=True)}
+    {"area_to_perimeter": pa.Column(float, pa.Check.ge(0), coerce=True)}
 )

@@ -1,6 +1,7 @@
 """`modelfactory`: the command line. Thin: each command parses, calls one module, prints.
 
 modelfactory new         a new model project from templates, added to workspace.yaml
+modelfactory check       a model's contract tests and its own tests (pytest), for the inner loop
 modelfactory dev         train what has no champion yet, then the Dagster UI, MLflow UI, endpoint
 modelfactory serve       the prediction endpoint for every model (canary-aware)
 modelfactory seed        write the example data of projects that have a simulator
@@ -90,6 +91,11 @@ def new(name: str, no_input: bool, **given: Any) -> None:
     from modelfactory.scaffold import ProjectAnswers, check_name, create_project
 
     repo = find_repo_root()
+    if not (repo / "workspace.yaml").is_file():
+        raise click.ClickException(
+            "no workspace.yaml here or above: run `modelfactory new` in a Model Factory "
+            "repository (it adds the model's code location there)"
+        )
     check_name(name, repo / "model_projects")  # before any question: nothing to undo
     answers = ProjectAnswers(name=name).completed()
     for question, text in _NEW_QUESTIONS.items():
@@ -257,6 +263,30 @@ def rollback(model: str, reason: str) -> None:
     click.echo(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
     if cancelled is not None:
         click.echo(f"  cancelled the rollout {cancelled.describe()}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("model")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--contracts-only", is_flag=True, help="Skip the project's own tests/ folder.")
+@click.pass_context
+def check(
+    ctx: click.Context, model: str, pytest_args: tuple[str, ...], contracts_only: bool
+) -> None:
+    """Run MODEL's contract tests and its own tests/ with pytest; exits with pytest's code.
+
+    Other arguments go to pytest: `modelfactory check demand_forecast -x -k schema`.
+    """
+    root = projects_dir() / model
+    if not (root / "model.yaml").is_file():
+        known = sorted(p.parent.name for p in projects_dir().glob("*/model.yaml"))
+        raise click.ClickException(
+            f"no model project {model!r} in {projects_dir()} (known: {', '.join(known) or 'none'})"
+        )
+    target = root / "model.yaml" if contracts_only else root
+    args = [str(target), "-q", "-ra", "--tb=short", "-p", "modelfactory.testing", *pytest_args]
+    # A fresh interpreter: pytest imports the project's modules as they are on disk now.
+    ctx.exit(subprocess.run([sys.executable, "-m", "pytest", *args], check=False).returncode)
 
 
 @main.command()
