@@ -66,8 +66,7 @@ def version_metrics(labelled: pd.DataFrame, task: Task) -> pd.DataFrame:
 
     rows = []
     for version, group in labelled.groupby("model_version", sort=True):
-        scores = group["score"] if group["score"].notna().all() else None
-        metrics = compute_metrics(task, group["label"], group["prediction"], scores)
+        metrics = _metrics(group, task)
         rows.append({"model_version": str(version), "labelled_rows": len(group), **metrics})
     return pd.DataFrame(rows)
 
@@ -104,8 +103,7 @@ def judge(
     if rows < spec.min_labels:
         reason = f"{rows}/{spec.min_labels} labelled rows so far"
         return LiveVerdict(version, metric, rows, None, holdout, False, reason)
-    scores = mine["score"] if mine["score"].notna().all() else None
-    live = compute_metrics(task, mine["label"], mine["prediction"], scores).get(metric)
+    live = _metrics(mine, task).get(metric)
     if live is None or holdout is None:
         reason = f"live {metric} {_fmt(live)} on {rows} rows, no holdout {metric} to compare"
         return LiveVerdict(version, metric, rows, live, holdout, False, reason)
@@ -129,10 +127,7 @@ def compare_versions(
         rows = labelled[labelled["model_version"].astype(str) == version].head(spec.window)
         if len(rows) < spec.min_labels:
             return None
-        probas = rows["score"] if rows["score"].notna().all() else None
-        scores[version] = compute_metrics(task, rows["label"], rows["prediction"], probas).get(
-            metric
-        )
+        scores[version] = _metrics(rows, task).get(metric)
     if scores[new] is None or scores[old] is None:
         return None
     change = improvement(scores[new], scores[old], METRICS[metric].direction)
@@ -148,6 +143,13 @@ def champion_holdout(tags: dict[str, str], metric: str) -> float | None:
     """The holdout metric a version was promoted on (recorded by `<model>/evaluation`)."""
     value = tags.get(f"mf.holdout.{metric}")
     return float(value) if value is not None else None
+
+
+def _metrics(rows: pd.DataFrame, task: Task) -> dict[str, float]:
+    """Every metric of the task on labelled rows; the score metrics only where every row has a
+    score (a version that answered some rows without one is not judged on them)."""
+    scores = rows["score"] if rows["score"].notna().all() else None
+    return compute_metrics(task, rows["label"], rows["prediction"], scores)
 
 
 def _fmt(value: float | None) -> str:

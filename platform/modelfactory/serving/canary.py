@@ -170,9 +170,14 @@ def _live_verdict(rollout: Rollout, warehouse: Path, live: LiveRule) -> Verdict 
     files = find_labels(live.labels).files
     if not files:
         return None
-    labelled = read_labelled(warehouse, rollout.model, files, target=live.target, limit=None)
-    since = rollout.started_at.astimezone(UTC).replace(tzinfo=None)
-    labelled = labelled[labelled["received_at"] >= since]
+    labelled = read_labelled(
+        warehouse,
+        rollout.model,
+        files,
+        target=live.target,
+        limit=live.spec.window,
+        since=rollout.started_at,
+    )
     reason = compare_versions(
         labelled,
         new=rollout.canary_version,

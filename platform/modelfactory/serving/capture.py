@@ -355,13 +355,20 @@ def read_inference_log(warehouse: Path, model: str) -> pd.DataFrame:
 
 
 def read_labelled(
-    warehouse: Path, model: str, labels: list[Path], *, target: str, limit: int | None = None
+    warehouse: Path,
+    model: str,
+    labels: list[Path],
+    *,
+    target: str,
+    limit: int | None = None,
+    since: datetime | None = None,
 ) -> pd.DataFrame:
     """Answered rows joined with the labels that arrived for them later, newest first.
 
     `labels` are CSV or Parquet files with `request_id`, `row_index` and the target column;
     when two files label the same row, the later file (by name) wins, so a correction is a
-    new file. At most `limit` rows per model version, the newest, are returned.
+    new file. Only rows answered at or after `since`, and at most `limit` rows per model
+    version (the newest), are returned.
     """
     import pandas as pd
 
@@ -376,7 +383,8 @@ def read_labelled(
         if not _has_table(con, table):
             return pd.DataFrame(columns=columns)
         try:
-            return _join_labels(con, table, sources, files, target, columns, limit)
+            after = since.astimezone(UTC).replace(tzinfo=None) if since else None
+            return _join_labels(con, table, sources, files, target, columns, limit, after)
         except duckdb.Error as exc:
             problem = str(exc).splitlines()[0]
             raise LabelsError(
@@ -393,6 +401,7 @@ def _join_labels(
     target: str,
     columns: list[str],
     limit: int | None,
+    since: datetime | None,
 ) -> pd.DataFrame:
     return con.execute(
         f"""
@@ -408,11 +417,12 @@ def _join_labels(
                        ) AS recency
                 FROM "{table}" AS log JOIN labels USING (request_id, row_index)
                 WHERE log.status = 'ok' AND labels.label IS NOT NULL
+                  AND (?::TIMESTAMP IS NULL OR log.received_at >= ?::TIMESTAMP)
             )
             SELECT {", ".join(columns)} FROM joined
             WHERE ? IS NULL OR recency <= ? ORDER BY received_at DESC
             """,
-        [*files, limit, limit],
+        [*files, since, since, limit, limit],
     ).df()
 
 
