@@ -47,6 +47,7 @@ from modelfactory.notify import Alert, Notifier
 from modelfactory.project import ModelProject
 from modelfactory.registry import AliasMove, LoggedCandidate, ModelRegistry, actor
 from modelfactory.resources import dagster_run_url, endpoint_url, local_home, project_resources
+from modelfactory.run_tags import run_tags
 from modelfactory.schedules import build_schedules, freshness_policies
 from modelfactory.sensors import build_sensors
 from modelfactory.serving.rollouts import Rollout, RolloutStore
@@ -93,7 +94,7 @@ def build_definitions(project: ModelProject) -> Definitions:
     """A code location for one model project: its assets, jobs, schedules, sensors and
     resources."""
     name = project.name
-    tags = {"modelfactory/model": name}  # one run per model at a time (dagster.yaml)
+    tags = run_tags(project.spec)  # size, max runtime, one run per model at a time
     only = {step: AssetSelection.assets(AssetKey([name, step])) for step in SIDE_STEPS}
     train_job = define_asset_job(
         train_job_name(name),

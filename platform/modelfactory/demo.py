@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from modelfactory import datasets
 from modelfactory.errors import DemoError
 from modelfactory.project import ModelProject
-from modelfactory.resources import local_home
+from modelfactory.resources import inference_store, local_home
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -117,7 +117,7 @@ def wait_until_captured(project: ModelProject, rows: int, timeout: float = 60.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if len(read_inference_log(local_home().warehouse(project.name), project.name)) >= rows:
+            if len(read_inference_log(inference_store(project.name), project.name)) >= rows:
                 return
         except WarehouseBusy:
             pass

@@ -6,6 +6,7 @@
     ├── DataValidationError  a DataFrame broke its pandera schema
     ├── RegistryError        the model registry cannot do what was asked (no champion, ...)
     ├── LabelsError          late label files cannot be read or lack a column
+    ├── ProfileError         the environment chooses a profile it does not fully configure
     └── DemoError            a demo story could not go on (what happened, what to try)
 
 Anything else escaping the platform is a bug, not a user mistake.
@@ -18,6 +19,7 @@ __all__ = [
     "DemoError",
     "LabelsError",
     "ModelFactoryError",
+    "ProfileError",
     "ProjectError",
     "RegistryError",
     "SpecError",
@@ -50,3 +52,7 @@ class DemoError(ModelFactoryError):
 
 class LabelsError(ModelFactoryError):
     """Late label files cannot be read: a missing column, a value of the wrong type."""
+
+
+class ProfileError(ModelFactoryError):
+    """MODELFACTORY_PROFILE is unknown, or the production profile lacks a variable it needs."""

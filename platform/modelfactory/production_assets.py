@@ -32,7 +32,7 @@ from modelfactory.evaluation import METRICS, predict_with_scores
 from modelfactory.live import champion_holdout
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
-from modelfactory.resources import local_home
+from modelfactory.resources import ArtifactStore, inference_store, local_home
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +57,7 @@ def build_production_assets(
         key=key["drift_report"],
         ins={"split": AssetIn(key["split"])},
         kinds={"evidently"},
-        required_resource_keys={"model_registry"},
+        required_resource_keys={"model_registry", "artifact_store"},
         description=(
             f"An Evidently report (HTML) of the latest {spec.drift.window} captured requests "
             f"against the training inputs, with the drift share ({spec.drift.method}) as "
@@ -72,9 +72,8 @@ def build_production_assets(
 
         from modelfactory.serving.capture import inference_log_table, read_recent
 
-        home = local_home()
         reference, _ = datasets.xy(split, spec, "train")
-        current = read_recent(home.warehouse(name), name, spec.drift.window)
+        current = read_recent(inference_store(name), name, spec.drift.window)
         if current.empty:
             raise Failure(
                 f"{name}: no captured requests in {inference_log_table(name)} yet; the report "
@@ -83,27 +82,29 @@ def build_production_assets(
         current = current[[c for c in reference.columns if c in current.columns]]
         result = monitoring.compare(monitoring.profile(reference), current, spec.drift)
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        reports: ArtifactStore = context.resources.artifact_store
         path = monitoring.evidently_report(
-            reference, current, home.reports(name) / f"drift-{stamp}.html"
+            reference, current, reports.local_path(name, f"drift-{stamp}.html")
         )
+        location = reports.publish(path, name)
         registry: ModelRegistry = context.resources.model_registry
         quality = _labelled_quality(project, registry, split)
         extra: dict[str, Any] = {"labelled_rows": 0}
         if quality is not None:  # the champion on its holdout vs on labelled live rows
             holdout, labelled, outcomes = quality
             extra["labelled_rows"] = len(labelled)
-            report = home.reports(name) / f"quality-{stamp}.html"
+            report = reports.local_path(name, f"quality-{stamp}.html")
             monitoring.evidently_quality_report(holdout, labelled, report, outcomes)
-            extra["quality_report"] = MetadataValue.path(str(report))
+            extra["quality_report"] = _report_link(reports.publish(report, name))
         return Output(
-            {"path": str(path), **monitoring.as_dict(result)},
+            {"path": location, **monitoring.as_dict(result)},
             metadata={
                 "drift_share": result.share,
                 "drifted": result.drifted,
                 "drifted_columns": ", ".join(result.drifted_columns) or "none",
                 "current_rows": len(current),
                 "reference_rows": len(reference),
-                "report": MetadataValue.path(str(path)),
+                "report": _report_link(location),
                 **extra,
                 "summary": result.describe(),
             },
@@ -169,7 +170,7 @@ def build_production_assets(
         home = local_home()
         labels = live.find_labels(home.labels(name))
         labelled = read_labelled(
-            home.warehouse(name),
+            inference_store(name),
             name,
             labels.files,
             target=spec.target,
@@ -199,6 +200,13 @@ def build_production_assets(
     return [predictions, drift_report, live_metrics]
 
 
+def _report_link(location: str) -> MetadataValue:
+    """A local report opens from the UI as a path; one in S3 shows its URI."""
+    if location.startswith("s3://"):
+        return MetadataValue.url(location)
+    return MetadataValue.path(location)
+
+
 def _labelled_quality(
     project: ModelProject, registry: ModelRegistry, split: "pd.DataFrame"
 ) -> "tuple[pd.DataFrame, pd.DataFrame, monitoring.Outcomes] | None":
@@ -213,7 +221,7 @@ def _labelled_quality(
     if champion is None or not labels.files:
         return None
     labelled = read_labelled(
-        home.warehouse(spec.name),
+        inference_store(spec.name),
         spec.name,
         labels.files,
         target=spec.target,

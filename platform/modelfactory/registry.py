@@ -82,6 +82,13 @@ class ModelRegistry(ConfigurableResource):
     tracking_uri: str
     artifact_root: str | None = None
     ui_url: str = "http://localhost:5000"
+    # Prefixes every registered model and experiment name (`<branch>__`), so a branch
+    # trains and promotes its own versions and never moves production's champion.
+    namespace: str = ""
+
+    def registered_name(self, model: str) -> str:
+        """The name of `model` in MLflow (registered model and experiment)."""
+        return f"{self.namespace}{model}"
 
     # -- candidates -------------------------------------------------------------------
 
@@ -122,7 +129,7 @@ class ModelRegistry(ConfigurableResource):
             info = mlflow.sklearn.log_model(
                 sk_model=estimator,
                 name="model",
-                registered_model_name=model,
+                registered_model_name=self.registered_name(model),
                 signature=infer_signature(X_sample, estimator.predict(X_sample)),
                 input_example=X_sample.head(3),
                 pip_requirements=pip_requirements(),
@@ -130,10 +137,8 @@ class ModelRegistry(ConfigurableResource):
                 skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(estimator)),
             )
         version = str(info.registered_model_version)
-        client = self._client()
-        for key, value in tags.items():
-            client.set_model_version_tag(model, version, key, value)
-        client.set_registered_model_alias(model, CHALLENGER, version)
+        self.tag_version(model, version, tags)
+        self._client().set_registered_model_alias(self.registered_name(model), CHALLENGER, version)
         return LoggedCandidate(
             model=model,
             version=version,
@@ -150,7 +155,7 @@ class ModelRegistry(ConfigurableResource):
 
         from modelfactory.monitoring import ReferenceProfile
 
-        info = self._client().get_model_version(model, version)
+        info = self._client().get_model_version(self.registered_name(model), version)
         self._use()
         try:
             text = mlflow.artifacts.load_text(f"runs:/{info.run_id}/{_REFERENCE_FILE}")
@@ -167,14 +172,14 @@ class ModelRegistry(ConfigurableResource):
     def tag_version(self, model: str, version: str, tags: dict[str, str]) -> None:
         client = self._client()
         for key, value in tags.items():
-            client.set_model_version_tag(model, version, key, value)
+            client.set_model_version_tag(self.registered_name(model), version, key, value)
 
     def load(self, model: str, version: str) -> Any:
         """The fitted estimator of one registered version."""
         import mlflow.sklearn
 
         self._use()
-        return mlflow.sklearn.load_model(f"models:/{model}/{version}")
+        return mlflow.sklearn.load_model(f"models:/{self.registered_name(model)}/{version}")
 
     # -- aliases ----------------------------------------------------------------------
 
@@ -182,21 +187,21 @@ class ModelRegistry(ConfigurableResource):
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self._client().get_model_version_by_alias(model, alias)
+            mv = self._client().get_model_version_by_alias(self.registered_name(model), alias)
         except MlflowException as exc:
             if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
                 return None
             raise
-        return _version_info(mv)
+        return _version_info(model, mv)
 
     def champion(self, model: str) -> VersionInfo | None:
         return self.version_by_alias(model, CHAMPION)
 
     def latest_version(self, model: str) -> VersionInfo | None:
-        versions = self._client().search_model_versions(f"name = '{model}'")
+        versions = self._client().search_model_versions(f"name = '{self.registered_name(model)}'")
         if not versions:
             return None
-        return _version_info(max(versions, key=lambda mv: int(mv.version)))
+        return _version_info(model, max(versions, key=lambda mv: int(mv.version)))
 
     def promote(
         self,
@@ -285,7 +290,7 @@ class ModelRegistry(ConfigurableResource):
         from mlflow.exceptions import MlflowException
 
         try:
-            tags = self._client().get_registered_model(model).tags
+            tags = self._client().get_registered_model(self.registered_name(model)).tags
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return []
@@ -295,17 +300,17 @@ class ModelRegistry(ConfigurableResource):
 
     def _move_champion(self, move: AliasMove) -> None:
         """Set the alias, then record it; if recording fails, put the alias back."""
-        client = self._client()
-        client.set_registered_model_alias(move.model, CHAMPION, move.to_version)
+        client, name = self._client(), self.registered_name(move.model)
+        client.set_registered_model_alias(name, CHAMPION, move.to_version)
         try:
             client.set_registered_model_tag(
-                move.model, f"{_EVENT_PREFIX}{time.time_ns():020d}", json.dumps(asdict(move))
+                name, f"{_EVENT_PREFIX}{time.time_ns():020d}", json.dumps(asdict(move))
             )
         except Exception:
             if move.from_version is None:
-                client.delete_registered_model_alias(move.model, CHAMPION)
+                client.delete_registered_model_alias(name, CHAMPION)
             else:
-                client.set_registered_model_alias(move.model, CHAMPION, move.from_version)
+                client.set_registered_model_alias(name, CHAMPION, move.from_version)
             raise
 
     # -- links ------------------------------------------------------------------------
@@ -314,7 +319,7 @@ class ModelRegistry(ConfigurableResource):
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def version_url(self, model: str, version: str) -> str:
-        return f"{self.ui_url}/#/models/{model}/versions/{version}"
+        return f"{self.ui_url}/#/models/{self.registered_name(model)}/versions/{version}"
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -331,12 +336,12 @@ class ModelRegistry(ConfigurableResource):
         mlflow.set_registry_uri(self.tracking_uri)
 
     def _experiment(self, model: str) -> str:
-        client = self._client()
-        experiment = client.get_experiment_by_name(model)
+        client, name = self._client(), self.registered_name(model)
+        experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        location = f"{self.artifact_root.rstrip('/')}/{model}" if self.artifact_root else None
-        return client.create_experiment(model, artifact_location=location)
+        location = f"{self.artifact_root.rstrip('/')}/{name}" if self.artifact_root else None
+        return client.create_experiment(name, artifact_location=location)
 
 
 def pip_requirements() -> list[str]:
@@ -358,9 +363,9 @@ def environment() -> dict[str, str]:
     return env
 
 
-def _version_info(mv: Any) -> VersionInfo:
+def _version_info(model: str, mv: Any) -> VersionInfo:
     return VersionInfo(
-        model=mv.name,
+        model=model,
         version=str(mv.version),
         run_id=mv.run_id,
         tags=dict(mv.tags or {}),

@@ -1,30 +1,53 @@
 """Where state lives and which resource plays each role, decided in one place.
 
 Roles, never vendors: `warehouse` (DataFrames between assets), `io_manager` (small Python
-objects between assets), `model_registry` (MLflow). Locally every store sits under one
-folder, MODELFACTORY_HOME (default `.modelfactory/` in the repo), so a test or a second
-checkout isolates itself by pointing it elsewhere. The production profile will swap the
-implementations here; model projects never change.
+objects between assets), `model_registry` (MLflow), `artifact_store` (reports people read),
+`rollouts`, `notifier`, and the inference log's store. profile.py decides the environment;
+each function here builds its role's resource for that profile:
+
+| role | local | production |
+|---|---|---|
+| warehouse | DuckDB file per model | Snowflake (dagster-snowflake-pandas), schema per model |
+| io_manager | files | S3 (dagster-aws) |
+| model_registry | MLflow on sqlite | the MLflow server at MLFLOW_TRACKING_URI |
+| artifact_store | folder | S3 |
+| inference log | the model's DuckDB file | the model's Snowflake schema |
+| rollouts | sqlite | MODELFACTORY_SERVING_DB (Postgres) |
+
+Locally every store sits under one folder, MODELFACTORY_HOME (default `.modelfactory/` in the
+repo), so a test or a second checkout isolates itself by pointing it elsewhere. In production
+that folder still holds the endpoint's capture spool and the alerts log. Model projects never
+change between the two.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagster import ConfigurableResource
+
+from modelfactory.profile import Profile, current_profile
+
 if TYPE_CHECKING:
+    from dagster_snowflake import SnowflakeResource
+
     from modelfactory.notify import Notifier
     from modelfactory.registry import ModelRegistry
+    from modelfactory.serving.log_stores import InferenceStore
     from modelfactory.serving.rollouts import RolloutStore
 
 __all__ = [
+    "ArtifactStore",
     "LocalHome",
     "dagster_asset_url",
     "dagster_run_url",
     "endpoint_url",
     "find_repo_root",
+    "inference_store",
     "local_home",
     "model_registry",
     "notifier",
@@ -77,7 +100,8 @@ class LocalHome:
         The file is not named after the model: DuckDB would then see a catalog and a schema
         of the same name and refuse to resolve `<model>.<table>`.
         """
-        return self.root / "warehouse" / f"{model}_warehouse.duckdb"
+        namespace = current_profile().namespace  # a branch gets its own file
+        return self.root / "warehouse" / f"{namespace}{model}_warehouse.duckdb"
 
     def storage(self, model: str) -> Path:
         return self.root / "storage" / model
@@ -120,7 +144,19 @@ def local_home() -> LocalHome:
 
 
 def project_resources(model: str) -> dict[str, Any]:
-    """The resources one model project's assets need, by role, for the local profile."""
+    """The resources one model project's assets need, by role, for the current profile."""
+    profile = current_profile()
+    stores = _production_stores(model, profile) if profile.name == "production" else None
+    return {
+        **(stores or _local_stores(model)),
+        "model_registry": model_registry(),
+        "artifact_store": artifact_store(),
+        "rollouts": rollout_store(),
+        "notifier": notifier(),
+    }
+
+
+def _local_stores(model: str) -> dict[str, Any]:
     from dagster import FilesystemIOManager
     from dagster_duckdb_pandas import DuckDBPandasIOManager
 
@@ -130,21 +166,80 @@ def project_resources(model: str) -> dict[str, Any]:
             database=str(home.warehouse(model)), connection_config=WAREHOUSE_CONNECTION_CONFIG
         ),
         "io_manager": FilesystemIOManager(base_dir=str(home.storage(model))),
-        "model_registry": model_registry(),
-        "rollouts": rollout_store(),
-        "notifier": notifier(),
     }
 
 
+def _production_stores(model: str, profile: Profile) -> dict[str, Any]:
+    from dagster_aws.s3 import S3PickleIOManager, S3Resource
+    from dagster_snowflake_pandas import SnowflakePandasIOManager
+
+    settings = profile.production
+    return {
+        "warehouse": SnowflakePandasIOManager(
+            **_snowflake_settings(profile), schema=profile.schema(model)
+        ),
+        "io_manager": S3PickleIOManager(
+            s3_resource=S3Resource(),
+            s3_bucket=settings.s3_bucket,
+            s3_prefix=f"{settings.s3_prefix}/{profile.namespace}storage/{model}",
+        ),
+    }
+
+
+def _snowflake_settings(profile: Profile) -> dict[str, Any]:
+    """Connection settings shared by the IO manager and the inference log's resource.
+
+    The password goes in as an EnvVar, so the UI shows the variable's name, never its value.
+    SNOWFLAKE_CONNECTION_ARGS (JSON) adds connector arguments, e.g. a proxy host.
+    """
+    from dagster import EnvVar
+
+    settings = profile.production
+    extra = json.loads(os.environ.get("SNOWFLAKE_CONNECTION_ARGS") or "{}")
+    password = EnvVar("SNOWFLAKE_PASSWORD") if os.environ.get("SNOWFLAKE_PASSWORD") else None
+    return {
+        "account": settings.snowflake_account,
+        "user": settings.snowflake_user,
+        "password": password,
+        "database": settings.snowflake_database,
+        "warehouse": settings.snowflake_warehouse,
+        "role": settings.snowflake_role,
+        "additional_snowflake_connection_args": {"paramstyle": "qmark", **extra},
+    }
+
+
+def snowflake_resource() -> SnowflakeResource:
+    from dagster_snowflake import SnowflakeResource
+
+    return SnowflakeResource(**_snowflake_settings(current_profile()))
+
+
+def inference_store(model: str) -> InferenceStore:
+    """Where `model`'s inference log lives: its DuckDB file, or its Snowflake schema."""
+    from modelfactory.serving.log_stores import DuckDBStore, SnowflakeStore
+
+    profile = current_profile()
+    if profile.name == "production":
+        return SnowflakeStore(resource=snowflake_resource(), schema=profile.schema(model))
+    return DuckDBStore(local_home().warehouse(model))
+
+
 def model_registry() -> ModelRegistry:
-    """The registry of the local profile: MLflow on sqlite with artifacts beside it."""
+    """MLflow on sqlite with artifacts beside it, or production's MLflow server (which keeps
+    artifacts itself: its --artifacts-destination, S3); names carry the branch's namespace."""
     from modelfactory.registry import ModelRegistry
 
+    profile = current_profile()
+    ui_url = os.environ.get("MODELFACTORY_MLFLOW_UI", "http://localhost:5000")
+    if profile.name == "production":
+        uri = profile.production.mlflow_tracking_uri
+        return ModelRegistry(tracking_uri=uri, ui_url=ui_url, namespace=profile.namespace)
     home = local_home().ensure()
     return ModelRegistry(
         tracking_uri=home.tracking_uri,
         artifact_root=str(home.artifact_root),
-        ui_url=os.environ.get("MODELFACTORY_MLFLOW_UI", "http://localhost:5000"),
+        ui_url=ui_url,
+        namespace=profile.namespace,
     )
 
 
@@ -152,8 +247,48 @@ def rollout_store() -> RolloutStore:
     """Rollout state: MODELFACTORY_SERVING_DB (any SQLAlchemy URL), else sqlite in the home."""
     from modelfactory.serving.rollouts import RolloutStore
 
+    current_profile()  # an unknown profile fails here, before the endpoint starts
     url = os.environ.get("MODELFACTORY_SERVING_DB") or local_home().ensure().serving_db_url
     return RolloutStore(url=url)
+
+
+class ArtifactStore(ConfigurableResource):
+    """Files people open (Evidently reports): kept in a folder, or under an S3 prefix.
+
+    Reports are written to a local file first (Evidently writes files), then `publish`
+    keeps them: locally they already are where they belong; in production they are
+    uploaded and the local copy removed.
+    """
+
+    root: str  # a folder, or s3://bucket/prefix
+
+    def local_path(self, model: str, filename: str) -> Path:
+        if self.root.startswith("s3://"):
+            return local_home().root / "outbox" / model / filename
+        return Path(self.root) / model / filename
+
+    def publish(self, path: Path, model: str) -> str:
+        """Keep the file written at `local_path(model, ...)`; returns where it is now."""
+        if not self.root.startswith("s3://"):
+            return str(path)
+        from dagster_aws.s3 import S3Resource
+
+        bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
+        key = "/".join(part for part in (prefix.strip("/"), model, path.name) if part)
+        S3Resource().get_client().upload_file(
+            str(path), bucket, key, ExtraArgs={"ContentType": "text/html"}
+        )
+        path.unlink()
+        return f"s3://{bucket}/{key}"
+
+
+def artifact_store() -> ArtifactStore:
+    profile = current_profile()
+    if profile.name == "production":
+        settings = profile.production
+        root = f"s3://{settings.s3_bucket}/{settings.s3_prefix}/{profile.namespace}reports"
+        return ArtifactStore(root=root.rstrip("/"))
+    return ArtifactStore(root=str(local_home().root / "reports"))
 
 
 def notifier() -> Notifier:

@@ -85,7 +85,7 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         rollouts: RolloutStore,
         notifier: Notifier,
     ) -> SkipReason | None:
-        from modelfactory.resources import local_home
+        from modelfactory.resources import inference_store, local_home
         from modelfactory.runs import record_alias_move
         from modelfactory.serving.canary import LiveRule, step
         from modelfactory.serving.capture import WarehouseBusy
@@ -97,7 +97,7 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
             outcome = step(
                 rollout,
                 canary,
-                warehouse=local_home().warehouse(name),
+                warehouse=inference_store(name),
                 store=rollouts,
                 registry=model_registry,
                 notifier=notifier,
@@ -150,14 +150,14 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
 
         from modelfactory.monitoring import compare
         from modelfactory.notify import Alert
-        from modelfactory.resources import local_home
+        from modelfactory.resources import inference_store
         from modelfactory.serving.capture import WarehouseBusy, read_window
 
         # The window first: most ticks end here, before any registry or artifact I/O.
         after = datetime.fromisoformat(context.cursor) if context.cursor else None
         try:
             window, first, last = read_window(
-                local_home().warehouse(name), name, after=after, limit=drift.window
+                inference_store(name), name, after=after, limit=drift.window
             )
         except WarehouseBusy:
             return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
@@ -268,7 +268,7 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
         from modelfactory.errors import LabelsError
         from modelfactory.live import champion_holdout, find_labels, judge
         from modelfactory.notify import Alert
-        from modelfactory.resources import local_home
+        from modelfactory.resources import inference_store, local_home
         from modelfactory.serving.capture import WarehouseBusy, read_labelled
 
         home = local_home()
@@ -286,7 +286,11 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
             return SkipReason(f"{name} has no champion to judge")
         try:
             labelled = read_labelled(
-                home.warehouse(name), name, labels.files, target=spec.target, limit=live_spec.window
+                inference_store(name),
+                name,
+                labels.files,
+                target=spec.target,
+                limit=live_spec.window,
             )
         except WarehouseBusy:
             return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")

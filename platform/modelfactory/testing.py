@@ -304,7 +304,8 @@ class _ProjectRun:
             mlflow.set_tracking_uri(registry.tracking_uri)
             mlflow.set_registry_uri(registry.tracking_uri)
             with _blame(project, "train.py", "mlflow.pyfunc.load_model on the logged model"):
-                model = mlflow.pyfunc.load_model(f"models:/{project.name}/{logged.version}")
+                name = registry.registered_name(project.name)
+                model = mlflow.pyfunc.load_model(f"models:/{name}/{logged.version}")
         with _blame(
             project, "train.py", f"the logged model's predict on {len(rows)} rows ({row_source})"
         ):

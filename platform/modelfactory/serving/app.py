@@ -88,9 +88,11 @@ def create_app(
         else None
     )
     slots = {p.name: _slot(p, settings.max_rows) for p in projects}
+    from modelfactory.resources import inference_store
+
     spools = {name: CaptureSpool(home.capture(name)) for name in slots}
     flushers = [
-        CaptureFlusher(name, spools[name], home.warehouse(name), settings.flush_seconds)
+        CaptureFlusher(name, spools[name], inference_store(name), settings.flush_seconds)
         for name in slots
     ]
     refresher = Refresher(

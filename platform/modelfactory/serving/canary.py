@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from modelfactory.errors import RegistryError
-from modelfactory.serving.capture import VersionStats, version_stats
+from modelfactory.serving.capture import VersionStats, Warehouse, version_stats
 
 if TYPE_CHECKING:
     from modelfactory.evaluation import Task
@@ -95,7 +95,7 @@ def step(
     rollout: Rollout,
     spec: CanarySpec,
     *,
-    warehouse: Path,
+    warehouse: Warehouse,
     store: RolloutStore,
     registry: ModelRegistry,
     notifier: Notifier,
@@ -161,7 +161,7 @@ def step(
     return CanaryOutcome(verdict, after, move)
 
 
-def _live_verdict(rollout: Rollout, warehouse: Path, live: LiveRule) -> Verdict | None:
+def _live_verdict(rollout: Rollout, warehouse: Warehouse, live: LiveRule) -> Verdict | None:
     """A rollback when labels show the canary doing worse than the stable version since the
     rollout began; None while labels are missing or too few (they arrive late)."""
     from modelfactory.live import compare_versions, find_labels

@@ -11,29 +11,37 @@ Two stages keep capture off the request's critical path and lose nothing:
    crash never loses or doubles a row. A restarted server starts a new spool segment and
    flushes what the old process left.
 
-The warehouse is the model's DuckDB file, which Dagster's runs also open; a flush that finds
-it locked simply tries again on the next tick, the records wait in the spool.
+The warehouse is a store (log_stores.py): the model's DuckDB file locally, which Dagster's
+runs also open (a flush that finds it locked tries again on the next tick; the records wait
+in the spool), or a Snowflake schema in production. Every function here takes a store, or a
+DuckDB file's path for short.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelfactory.errors import LabelsError
+from modelfactory.serving.log_stores import (
+    LOG_SCHEMA,
+    OFFSETS_TABLE,
+    DuckDBStore,
+    InferenceStore,
+    Session,
+    WarehouseBusy,
+)
 
 if TYPE_CHECKING:
-    import duckdb
     import pandas as pd
 
 __all__ = [
@@ -52,28 +60,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_OFFSETS = "mf_capture_offsets"
 _HOST = socket.gethostname().replace("-", "_")
 _SEGMENT_BYTES = 16 * 1024 * 1024
-_SCHEMA = {
-    "request_id": "VARCHAR NOT NULL",
-    "role": "VARCHAR NOT NULL",  # stable | canary | shadow
-    "row_index": "INTEGER NOT NULL",
-    "received_at": "TIMESTAMP NOT NULL",  # UTC
-    "model_version": "VARCHAR NOT NULL",
-    "status": "VARCHAR NOT NULL",  # ok | error
-    "error": "VARCHAR",
-    "latency_ms": "DOUBLE",
-    "features": "VARCHAR",  # the input row as JSON
-    "prediction": "DOUBLE",
-    "score": "DOUBLE",  # probability of the positive class, for classifiers
-}
-_COLUMN_NAMES = list(_SCHEMA)
-_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in _SCHEMA.items())
+_COLUMN_NAMES = list(LOG_SCHEMA)
+_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in LOG_SCHEMA.items())
+
+Warehouse = InferenceStore | Path  # a store, or a DuckDB file's path
 
 
 def inference_log_table(model: str) -> str:
     return f"{model}_inference_log"
+
+
+def as_store(warehouse: Warehouse) -> InferenceStore:
+    return DuckDBStore(Path(warehouse)) if isinstance(warehouse, str | Path) else warehouse
 
 
 class CaptureSpool:
@@ -134,11 +134,11 @@ class CaptureFlusher:
     """Moves one model's spooled records into its warehouse table, in the background."""
 
     def __init__(
-        self, model: str, spool: CaptureSpool, warehouse: Path, interval: float = 1.0
+        self, model: str, spool: CaptureSpool, warehouse: Warehouse, interval: float = 1.0
     ) -> None:
         self.model = model
         self.spool = spool
-        self.warehouse = Path(warehouse)
+        self.store = as_store(warehouse)
         self.interval = interval
         self.table = inference_log_table(model)
         self._stop = threading.Event()
@@ -200,8 +200,7 @@ class CaptureFlusher:
         # Only our own current segment can still grow; any other is read to its end and removed.
         finished = segment.path != self.spool.current
         written = 0
-        with _connect(self.warehouse) as con:
-            con.execute("SET threads = 1")  # leave the other cores to the requests
+        with self.store.connect() as con:
             _ensure_tables(con, self.table)
             offset = _offset(con, segment.path.name)
             try:
@@ -212,44 +211,27 @@ class CaptureFlusher:
                 return 0
             complete = chunk[: chunk.rfind(b"\n") + 1]
             if complete:
-                # DuckDB parses and explodes the records itself: no per-row Python, and the
-                # GIL stays free for the requests being answered meanwhile.
-                staged = self.spool.directory / f".flushing-{os.getpid()}.tmp"
-                staged.write_bytes(complete)
+                con.execute("BEGIN TRANSACTION")
                 try:
-                    con.execute("BEGIN TRANSACTION")
-                    insert = _INSERT.replace("{table}", self.table)
-                    written = con.execute(insert, [str(staged)]).fetchone()[0]
+                    written = self.store.insert_records(con, self.table, complete)
                     con.execute(
-                        f"INSERT OR REPLACE INTO {_OFFSETS} VALUES (?, ?)",
+                        f"DELETE FROM {OFFSETS_TABLE} WHERE segment = ?", [segment.path.name]
+                    )
+                    con.execute(
+                        f"INSERT INTO {OFFSETS_TABLE} VALUES (?, ?)",
                         [segment.path.name, offset + len(complete)],
                     )
                     con.execute("COMMIT")
-                finally:
-                    staged.unlink(missing_ok=True)
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
             if finished:
                 # The file goes before its offset, both while we hold the warehouse: no other
                 # flusher can then read the file again from offset 0. A dead writer's torn last
                 # line was never answered; it goes with the file.
                 segment.path.unlink(missing_ok=True)
-                con.execute(f"DELETE FROM {_OFFSETS} WHERE segment = ?", [segment.path.name])
+                con.execute(f"DELETE FROM {OFFSETS_TABLE} WHERE segment = ?", [segment.path.name])
         return written
-
-
-_RECORD_COLUMNS = (
-    "{request_id: 'VARCHAR', received_at: 'VARCHAR', model_version: 'VARCHAR', role: 'VARCHAR', "
-    "status: 'VARCHAR', error: 'VARCHAR', latency_ms: 'DOUBLE', inputs: 'JSON[]', "
-    "outputs: 'JSON[]', scores: 'DOUBLE[]'}"
-)
-# One record per request -> one table row per input row; the lists unnest side by side.
-_INSERT = (
-    'INSERT INTO "{table}" '
-    "SELECT request_id, role, generate_subscripts(inputs, 1) - 1, CAST(received_at AS TIMESTAMP), "
-    "model_version, status, error, latency_ms, CAST(unnest(inputs) AS VARCHAR), "
-    "TRY_CAST(unnest(outputs) AS DOUBLE), unnest(scores) "
-    "FROM read_json(?, format = 'newline_delimited', ignore_errors = true, "
-    f"columns = {_RECORD_COLUMNS})"
-)
 
 
 # -- reading, for the canary sensor, drift and tests ----------------------------------
@@ -270,38 +252,42 @@ class VersionStats:
         return self.errors / self.requests if self.requests else 0.0
 
 
-def version_stats(warehouse: Path, model: str, since: datetime) -> list[VersionStats]:
+def version_stats(warehouse: Warehouse, model: str, since: datetime) -> list[VersionStats]:
     """Requests, errors and p95 latency per (version, role) since `since`."""
-    table = inference_log_table(model)
-    with _connect(warehouse, wait=10.0) as con:
-        if not _has_table(con, table):
+    store, table = as_store(warehouse), inference_log_table(model)
+    with store.connect(wait=10.0) as con:
+        if not store.has_table(con, table):
             return []
         rows = con.execute(
             f"""
             WITH requests AS (
                 SELECT request_id, role, any_value(model_version) AS version,
-                       bool_or(status = 'error') AS failed, any_value(latency_ms) AS latency_ms
-                FROM "{table}" WHERE received_at >= ? GROUP BY request_id, role
+                       max(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS failed,
+                       any_value(latency_ms) AS latency_ms
+                FROM {table} WHERE received_at >= ? GROUP BY request_id, role
             )
-            SELECT version, role, count(*), count(*) FILTER (WHERE failed),
-                   quantile_cont(latency_ms, 0.95)
+            SELECT version, role, count(*), sum(failed),
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
             FROM requests GROUP BY version, role ORDER BY version, role
             """,
-            [since.astimezone(UTC).replace(tzinfo=None)],
+            [_naive_utc(since)],
         ).fetchall()
-    return [VersionStats(str(v), r, int(n), int(e), p) for v, r, n, e, p in rows]
+    return [
+        VersionStats(str(v), r, int(n), int(e), None if p is None else float(p))
+        for v, r, n, e, p in rows
+    ]
 
 
-def read_recent(warehouse: Path, model: str, limit: int) -> pd.DataFrame:
+def read_recent(warehouse: Warehouse, model: str, limit: int) -> pd.DataFrame:
     """The inputs of the latest `limit` answered rows (for a drift report)."""
     import pandas as pd
 
-    table = inference_log_table(model)
-    with _connect(warehouse, wait=10.0) as con:
-        if not _has_table(con, table):
+    store, table = as_store(warehouse), inference_log_table(model)
+    with store.connect(wait=10.0) as con:
+        if not store.has_table(con, table):
             return pd.DataFrame()
         rows = con.execute(
-            f"""SELECT features FROM "{table}" WHERE status = 'ok' AND role <> 'shadow'
+            f"""SELECT features FROM {table} WHERE status = 'ok' AND role <> 'shadow'
                 ORDER BY received_at DESC LIMIT ?""",
             [limit],
         ).fetchall()
@@ -309,7 +295,7 @@ def read_recent(warehouse: Path, model: str, limit: int) -> pd.DataFrame:
 
 
 def read_window(
-    warehouse: Path, model: str, *, after: datetime | None, limit: int
+    warehouse: Warehouse, model: str, *, after: datetime | None, limit: int
 ) -> tuple[pd.DataFrame, datetime | None, datetime | None]:
     """The inputs of up to `limit` answered rows received after `after`, oldest first, and
     the first and last receive times of that window (for a drift check and its cursor).
@@ -318,13 +304,13 @@ def read_window(
     """
     import pandas as pd
 
-    table = inference_log_table(model)
-    since = (after or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
-    with _connect(warehouse, wait=10.0) as con:
-        if not _has_table(con, table):
+    store, table = as_store(warehouse), inference_log_table(model)
+    since = _naive_utc(after or datetime(1970, 1, 1, tzinfo=UTC))
+    with store.connect(wait=10.0) as con:
+        if not store.has_table(con, table):
             return pd.DataFrame(), None, None
         rows = con.execute(
-            f"""SELECT received_at, features FROM "{table}"
+            f"""SELECT received_at, features FROM {table}
                 WHERE status = 'ok' AND role <> 'shadow' AND received_at > ?
                 ORDER BY received_at, request_id, row_index LIMIT ?""",
             [since, limit],
@@ -343,19 +329,20 @@ def captured_inputs(features: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records([json.loads(row) for row in features])
 
 
-def read_inference_log(warehouse: Path, model: str) -> pd.DataFrame:
+def read_inference_log(warehouse: Warehouse, model: str) -> pd.DataFrame:
     """The whole inference log of a model (empty if nothing was captured yet)."""
     import pandas as pd
 
-    table = inference_log_table(model)
-    with _connect(warehouse, wait=10.0) as con:
-        if not _has_table(con, table):
+    store, table = as_store(warehouse), inference_log_table(model)
+    with store.connect(wait=10.0) as con:
+        if not store.has_table(con, table):
             return pd.DataFrame(columns=_COLUMN_NAMES)
-        return con.execute(f'SELECT * FROM "{table}" ORDER BY received_at, row_index').df()
+        cursor = con.execute(f"SELECT * FROM {table} ORDER BY received_at, row_index")
+        return store.frame(cursor)
 
 
 def read_labelled(
-    warehouse: Path,
+    warehouse: Warehouse,
     model: str,
     labels: list[Path],
     *,
@@ -373,20 +360,18 @@ def read_labelled(
     import pandas as pd
 
     columns = ["model_version", "role", "received_at", "features", "prediction", "score", "label"]
-    table = inference_log_table(model)
-    sources, files = _label_sources(labels)
+    store, table = as_store(warehouse), inference_log_table(model)
+    files = [f for f in labels if f.suffix.lower() in {".csv", ".parquet"}]
     if not files:
         return pd.DataFrame(columns=columns)
-    import duckdb
-
-    with _connect(warehouse, wait=10.0) as con:
-        if not _has_table(con, table):
+    with store.connect(wait=10.0) as con:
+        if not store.has_table(con, table):
             return pd.DataFrame(columns=columns)
         try:
-            after = since.astimezone(UTC).replace(tzinfo=None) if since else None
-            return _join_labels(con, table, sources, files, target, columns, limit, after)
-        except duckdb.Error as exc:
-            problem = str(exc).splitlines()[0]
+            relation, bound = store.label_relation(con, files, target)
+            return _join_labels(store, con, table, relation, bound, columns, limit, since)
+        except store.label_errors as exc:
+            problem = str(exc).strip().splitlines()[0]
             raise LabelsError(
                 f"{model}: cannot read the label files in {labels[0].parent} ({problem}); each "
                 f"needs the columns request_id, row_index and {target}"
@@ -394,19 +379,27 @@ def read_labelled(
 
 
 def _join_labels(
-    con: duckdb.DuckDBPyConnection,
+    store: InferenceStore,
+    con: Session,
     table: str,
-    sources: str,
-    files: list[list[str]],
-    target: str,
+    relation: str,
+    bound: list,
     columns: list[str],
     limit: int | None,
     since: datetime | None,
 ) -> pd.DataFrame:
-    return con.execute(
+    answered_since, newest = "", ""
+    parameters = list(bound)
+    if since is not None:
+        answered_since = "AND log.received_at >= ?"
+        parameters.append(_naive_utc(since))
+    if limit is not None:
+        newest = "WHERE recency <= ?"
+        parameters.append(limit)
+    cursor = con.execute(
         f"""
             WITH labels AS (
-                SELECT request_id, row_index, "{target}" AS label FROM ({sources})
+                SELECT request_id, row_index, label FROM ({relation})
                 QUALIFY row_number() OVER (
                     PARTITION BY request_id, row_index ORDER BY filename DESC) = 1
             ), joined AS (
@@ -415,84 +408,39 @@ def _join_labels(
                        row_number() OVER (
                            PARTITION BY log.model_version ORDER BY log.received_at DESC
                        ) AS recency
-                FROM "{table}" AS log JOIN labels USING (request_id, row_index)
-                WHERE log.status = 'ok' AND labels.label IS NOT NULL
-                  AND (?::TIMESTAMP IS NULL OR log.received_at >= ?::TIMESTAMP)
+                FROM {table} AS log
+                JOIN labels ON log.request_id = labels.request_id
+                           AND log.row_index = labels.row_index
+                WHERE log.status = 'ok' AND labels.label IS NOT NULL {answered_since}
             )
-            SELECT {", ".join(columns)} FROM joined
-            WHERE ? IS NULL OR recency <= ? ORDER BY received_at DESC
+            SELECT {", ".join(columns)} FROM joined {newest} ORDER BY received_at DESC
             """,
-        [*files, since, since, limit, limit],
-    ).df()
+        parameters,
+    )
+    return store.frame(cursor)
 
 
-def _label_sources(files: list[Path]) -> tuple[str, list[list[str]]]:
-    """One SQL relation over every label file, CSV and Parquet alike, with its file name,
-    and the file lists to bind to its parameters."""
-    reads, bound = [], []
-    csv = [str(f) for f in files if f.suffix.lower() == ".csv"]
-    parquet = [str(f) for f in files if f.suffix.lower() == ".parquet"]
-    if csv:
-        reads.append(
-            "SELECT * FROM read_csv(?, union_by_name=true, filename=true, "
-            "types={'request_id': 'VARCHAR', 'row_index': 'INTEGER'})"
-        )
-        bound.append(csv)
-    if parquet:
-        reads.append("SELECT * FROM read_parquet(?, union_by_name=true, filename=true)")
-        bound.append(parquet)
-    return " UNION ALL BY NAME ".join(reads), bound
+def _naive_utc(moment: datetime) -> datetime:
+    """Both engines store received_at as a naive UTC timestamp."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-# -- DuckDB plumbing ------------------------------------------------------------------
-
-
-class WarehouseBusy(Exception):
-    """Another process holds the warehouse file; try again later."""
-
-
-@contextlib.contextmanager
-def _connect(path: Path, wait: float = 0.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection: DuckDB lets one process write a file at a time."""
-    import duckdb
-
-    from modelfactory.resources import WAREHOUSE_CONNECTION_CONFIG
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            con = duckdb.connect(str(path), config=WAREHOUSE_CONNECTION_CONFIG)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(str(exc)) from None
-            time.sleep(0.1)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def _ensure_tables(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    con.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({_COLUMNS})')
+def _ensure_tables(con: Session, table: str) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_COLUMNS})")
     con.execute(
-        f"CREATE TABLE IF NOT EXISTS {_OFFSETS} (segment VARCHAR PRIMARY KEY, offset_bytes BIGINT)"
+        f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} "
+        "(segment VARCHAR PRIMARY KEY, offset_bytes BIGINT)"
     )
 
 
-def _offset(con: duckdb.DuckDBPyConnection, segment: str) -> int:
+def _set_offset(con: Session, segment: str, offset: int) -> None:
+    # Delete and insert: `INSERT OR REPLACE` and `MERGE` are each one engine's dialect.
+    con.execute(f"DELETE FROM {OFFSETS_TABLE} WHERE segment = ?", [segment])
+    con.execute(f"INSERT INTO {OFFSETS_TABLE} VALUES (?, ?)", [segment, offset])
+
+
+def _offset(con: Session, segment: str) -> int:
     row = con.execute(
-        f"SELECT offset_bytes FROM {_OFFSETS} WHERE segment = ?", [segment]
+        f"SELECT offset_bytes FROM {OFFSETS_TABLE} WHERE segment = ?", [segment]
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()[0]
-    )

@@ -1,0 +1,295 @@
+"""Where the inference log lives: a DuckDB file locally, a Snowflake schema in production.
+
+capture.py writes and reads the log through one of these stores, with SQL both engines
+accept (qmark parameters, unquoted lower-case names, `PERCENTILE_CONT ... WITHIN GROUP`),
+so the queries behind the canary, the drift sensor and the live metrics are written once.
+A store differs only where the engines do: how a connection is opened, how a batch of
+spooled records is loaded (DuckDB parses the JSON itself; Snowflake takes a DataFrame
+through `write_pandas`), and how label files become a relation to join.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from dagster_snowflake import SnowflakeResource
+
+__all__ = ["DuckDBStore", "InferenceStore", "SnowflakeStore", "WarehouseBusy"]
+
+# The inference log's columns, in both engines' common SQL types.
+LOG_SCHEMA = {
+    "request_id": "VARCHAR NOT NULL",
+    "role": "VARCHAR NOT NULL",  # stable | canary | shadow
+    "row_index": "INTEGER NOT NULL",
+    "received_at": "TIMESTAMP NOT NULL",  # UTC
+    "model_version": "VARCHAR NOT NULL",
+    "status": "VARCHAR NOT NULL",  # ok | error
+    "error": "VARCHAR",
+    "latency_ms": "DOUBLE",
+    "features": "VARCHAR",  # the input row as JSON
+    "prediction": "DOUBLE",
+    "score": "DOUBLE",  # probability of the positive class, for classifiers
+}
+OFFSETS_TABLE = "mf_capture_offsets"
+
+
+class WarehouseBusy(Exception):
+    """Another process holds the warehouse file; try again later."""
+
+
+class Session(Protocol):
+    """A connection that runs one statement with qmark parameters and returns a cursor."""
+
+    def execute(self, sql: str, parameters: list[Any] | None = None) -> Any: ...
+
+
+class InferenceStore(Protocol):
+    """What capture.py needs from the engine that holds the inference log."""
+
+    label_errors: tuple[type[Exception], ...]
+
+    def connect(self, wait: float = 0.0) -> contextlib.AbstractContextManager[Session]: ...
+
+    def has_table(self, session: Session, table: str) -> bool: ...
+
+    def insert_records(self, session: Session, table: str, records: bytes) -> int: ...
+
+    def frame(self, cursor: Any) -> pd.DataFrame: ...
+
+    def label_relation(
+        self, session: Session, files: list[Path], target: str
+    ) -> tuple[str, list[Any]]: ...
+
+
+# -- DuckDB (local profile) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DuckDBStore:
+    """The log in a model's DuckDB file, which Dagster's runs also open (one writer at a
+    time: a busy file raises WarehouseBusy and the records wait in the spool)."""
+
+    path: Path
+
+    @property
+    def label_errors(self) -> tuple[type[Exception], ...]:
+        import duckdb
+
+        return (duckdb.Error,)
+
+    @contextlib.contextmanager
+    def connect(self, wait: float = 0.0) -> Iterator[Session]:
+        import duckdb
+
+        from modelfactory.resources import WAREHOUSE_CONNECTION_CONFIG
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), config=WAREHOUSE_CONNECTION_CONFIG)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(str(exc)) from None
+                time.sleep(0.1)
+        try:
+            con.execute("SET threads = 1")  # leave the other cores to the requests
+            yield con
+        finally:
+            con.close()
+
+    def has_table(self, session: Session, table: str) -> bool:
+        query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+        return bool(session.execute(query, [table]).fetchone()[0])
+
+    def insert_records(self, session: Session, table: str, records: bytes) -> int:
+        # DuckDB parses and explodes the records itself: no per-row Python, and the GIL
+        # stays free for the requests being answered meanwhile.
+        staged = self.path.parent / f".flushing-{time.time_ns()}.tmp"
+        staged.write_bytes(records)
+        try:
+            return session.execute(
+                _DUCKDB_INSERT.replace("{table}", table), [str(staged)]
+            ).fetchone()[0]
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def frame(self, cursor: Any) -> pd.DataFrame:
+        return cursor.df()
+
+    def label_relation(
+        self, session: Session, files: list[Path], target: str
+    ) -> tuple[str, list[Any]]:
+        reads, bound = [], []
+        csv = [str(f) for f in files if f.suffix.lower() == ".csv"]
+        parquet = [str(f) for f in files if f.suffix.lower() == ".parquet"]
+        if csv:
+            reads.append(
+                "SELECT * FROM read_csv(?, union_by_name=true, filename=true, "
+                "types={'request_id': 'VARCHAR', 'row_index': 'INTEGER'})"
+            )
+            bound.append(csv)
+        if parquet:
+            reads.append("SELECT * FROM read_parquet(?, union_by_name=true, filename=true)")
+            bound.append(parquet)
+        union = " UNION ALL BY NAME ".join(reads)
+        relation = f'SELECT request_id, row_index, "{target}" AS label, filename FROM ({union})'
+        return relation, bound
+
+
+_RECORD_COLUMNS = (
+    "{request_id: 'VARCHAR', received_at: 'VARCHAR', model_version: 'VARCHAR', role: 'VARCHAR', "
+    "status: 'VARCHAR', error: 'VARCHAR', latency_ms: 'DOUBLE', inputs: 'JSON[]', "
+    "outputs: 'JSON[]', scores: 'DOUBLE[]'}"
+)
+# One record per request -> one table row per input row; the lists unnest side by side.
+_DUCKDB_INSERT = (
+    "INSERT INTO {table} "
+    "SELECT request_id, role, generate_subscripts(inputs, 1) - 1, CAST(received_at AS TIMESTAMP), "
+    "model_version, status, error, latency_ms, CAST(unnest(inputs) AS VARCHAR), "
+    "TRY_CAST(unnest(outputs) AS DOUBLE), unnest(scores) "
+    "FROM read_json(?, format = 'newline_delimited', ignore_errors = true, "
+    f"columns = {_RECORD_COLUMNS})"
+)
+
+
+# -- Snowflake (production profile) ----------------------------------------------------
+
+
+@dataclass
+class SnowflakeStore:
+    """The log in Snowflake, in the model's schema, through dagster-snowflake's resource."""
+
+    resource: SnowflakeResource
+    schema: str
+    _label_table: str = field(default="mf_label_upload", repr=False)
+
+    @property
+    def label_errors(self) -> tuple[type[Exception], ...]:
+        import snowflake.connector.errors
+
+        return (snowflake.connector.errors.Error, ValueError, KeyError, OSError)
+
+    @contextlib.contextmanager
+    def connect(self, wait: float = 0.0) -> Iterator[Session]:
+        with self.resource.get_connection() as con:
+            con.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            con.cursor().execute(f"USE SCHEMA {self.schema}")
+            yield _SnowflakeSession(con)
+
+    def has_table(self, session: Session, table: str) -> bool:
+        query = (
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE lower(table_name) = lower(?) AND lower(table_schema) = lower(?)"
+        )
+        return bool(session.execute(query, [table, self.schema]).fetchone()[0])
+
+    def insert_records(self, session: Session, table: str, records: bytes) -> int:
+        rows = exploded_records(records)
+        if rows.empty:
+            return 0
+        return _write_pandas(session, rows, table)
+
+    def frame(self, cursor: Any) -> pd.DataFrame:
+        frame = cursor.fetch_pandas_all()
+        return frame.rename(columns=str.lower)
+
+    def label_relation(
+        self, session: Session, files: list[Path], target: str
+    ) -> tuple[str, list[Any]]:
+        """Label files are read here and uploaded to a scratch table the join reads."""
+        import pandas as pd
+
+        frames = []
+        for path in files:
+            read = pd.read_parquet if path.suffix.lower() == ".parquet" else pd.read_csv
+            labels = read(path, dtype={"request_id": str}) if read is pd.read_csv else read(path)
+            if target not in labels.columns:
+                continue
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "request_id": labels["request_id"].astype(str),
+                        "row_index": labels["row_index"].astype("int64"),
+                        "label": labels[target].astype("float64"),
+                        "filename": str(path),
+                    }
+                )
+            )
+        if not frames:
+            raise ValueError(f"no label file has the column {target}")
+        session.execute(f"CREATE OR REPLACE TABLE {self._label_table} {_LABEL_COLUMNS}")
+        _write_pandas(session, pd.concat(frames, ignore_index=True), self._label_table)
+        return f"SELECT request_id, row_index, label, filename FROM {self._label_table}", []
+
+
+_LABEL_COLUMNS = "(request_id VARCHAR, row_index INTEGER, label DOUBLE, filename VARCHAR)"
+
+
+class _SnowflakeSession:
+    """A Snowflake connection that answers `execute` with a cursor, as DuckDB's does."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, parameters: list[Any] | None = None) -> Any:
+        return self.connection.cursor().execute(sql, parameters)
+
+
+def _write_pandas(session: Session, frame: pd.DataFrame, table: str) -> int:
+    from snowflake.connector.pandas_tools import write_pandas
+
+    connection = session.connection  # type: ignore[attr-defined]
+    ok, _, rows, _ = write_pandas(connection, frame, table.upper(), quote_identifiers=False)
+    if not ok:
+        raise RuntimeError(f"Snowflake refused the load into {table}")
+    return int(rows)
+
+
+def exploded_records(records: bytes) -> pd.DataFrame:
+    """Spooled request records (JSON lines) as inference-log rows, one per input row;
+    a torn or unparsable line is skipped, as DuckDB's `ignore_errors` does."""
+    import pandas as pd
+
+    rows = []
+    for line in records.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        outputs, scores = record.get("outputs") or [], record.get("scores") or []
+        for index, features in enumerate(record.get("inputs") or []):
+            rows.append(
+                {
+                    "request_id": record["request_id"],
+                    "role": record["role"],
+                    "row_index": index,
+                    "received_at": pd.Timestamp(record["received_at"]),  # naive UTC
+                    "model_version": record["model_version"],
+                    "status": record["status"],
+                    "error": record.get("error"),
+                    "latency_ms": record.get("latency_ms"),
+                    "features": json.dumps(features),
+                    "prediction": _number(outputs[index] if index < len(outputs) else None),
+                    "score": scores[index] if index < len(scores) else None,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(LOG_SCHEMA))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

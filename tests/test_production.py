@@ -1,0 +1,438 @@
+"""The production profile on real parts: Postgres, an MLflow server, S3, Snowflake's SQL.
+
+- Dagster's instance is deploy/dagster.prod.yaml itself, on a throwaway Postgres database.
+- MLflow is a real `mlflow server` subprocess with a Postgres backend store and an S3
+  artifact root served by a real `moto` server subprocess (S3's API on localhost).
+- Snowflake is fakesnow (Snowflake's SQL on DuckDB) behind the real dagster-snowflake
+  resource and IO manager; only the connector's `connect` and `write_pandas` are redirected.
+
+These tests need the PostgreSQL server at 127.0.0.1:5432 (user postgres, no password) and
+skip, saying so, only when no server answers there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import EXAMPLES, REPO, free_port
+from modelfactory.errors import ProfileError
+from modelfactory.profile import branch_identifier, current_profile
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+BUCKET = "mf-prod-test"
+BIN = Path(sys.executable).parent
+
+
+def _postgres_answers() -> bool:
+    import psycopg2
+
+    try:
+        psycopg2.connect(dbname="postgres", connect_timeout=3, **PG).close()
+    except psycopg2.OperationalError:
+        return False
+    return True
+
+
+needs_postgres = pytest.mark.skipif(
+    not _postgres_answers(), reason="no PostgreSQL server answers at 127.0.0.1:5432"
+)
+
+
+# -- real servers, once per module -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def databases() -> Iterator[dict[str, str]]:
+    """Three throwaway databases: Dagster's storage, MLflow's store, the rollout table."""
+    import psycopg2
+
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"mf_{role}_{suffix}" for role in ("dagster", "mlflow", "serving")}
+    admin = psycopg2.connect(dbname="postgres", **PG)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        for name in names.values():
+            cur.execute(f"CREATE DATABASE {name}")
+    yield names
+    with admin.cursor() as cur:
+        for name in names.values():
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto server subprocess: S3's API on localhost, with the test bucket."""
+    import boto3
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_http(f"{url}/moto-api/", proc, "moto_server")
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1", **_AWS_KEYS)
+        s3.create_bucket(Bucket=BUCKET)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+_AWS_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    databases: dict[str, str], s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`mlflow server` on Postgres, proxying artifacts to s3://BUCKET/mlflow."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("mlflow") / "server.log"
+    env = {**os.environ, **_AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
+    env.update(AWS_REGION="us-east-1", AWS_ENDPOINT_URL=s3_endpoint)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"postgresql+psycopg2://postgres@127.0.0.1:5432/{databases['mlflow']}",
+                "--artifacts-destination",
+                f"s3://{BUCKET}/mlflow",
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_http(f"{url}/health", proc, f"mlflow server (log: {log})", timeout=120)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def _wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{what} did not answer at {url} within {timeout}s")
+
+
+# -- Snowflake: fakesnow behind the real dagster-snowflake resource ----------------------
+
+
+@pytest.fixture
+def fake_snowflake() -> Iterator[None]:
+    import fakesnow
+    import snowflake.connector.errors as sf_errors
+    from fakesnow.cursor import FakeSnowflakeCursor
+
+    # Snowflake says a missing table "does not exist or not authorized", and dagster-snowflake
+    # relies on that wording before a table's first write; fakesnow passes on DuckDB's
+    # wording instead. This restores Snowflake's (the fake's fidelity, not our code's).
+    original = FakeSnowflakeCursor._execute
+
+    @functools.wraps(original)
+    def execute(self, *args, **kwargs):
+        try:
+            return original(self, *args, **kwargs)
+        except sf_errors.ProgrammingError as exc:
+            missing = re.search(r"Table with name (\S+) does not exist", exc.msg or "")
+            if exc.errno != 2003 or not missing:
+                raise
+            message = (
+                f"SQL compilation error:\nTable '{missing[1]}' does not exist or not authorized."
+            )
+            raise sf_errors.ProgrammingError(msg=message, errno=2003, sqlstate="42S02") from exc
+
+    FakeSnowflakeCursor._execute = execute
+    handler = "dagster_snowflake_pandas.snowflake_pandas_type_handler.write_pandas"
+    try:
+        with fakesnow.patch(extra_targets=[handler]):
+            yield
+    finally:
+        FakeSnowflakeCursor._execute = original
+
+
+SNOWFLAKE_ENV = {
+    "SNOWFLAKE_ACCOUNT": "acme-test",
+    "SNOWFLAKE_USER": "modelfactory",
+    "SNOWFLAKE_PASSWORD": "not-a-secret",
+    "SNOWFLAKE_DATABASE": "ANALYTICS",
+}
+
+
+@pytest.fixture
+def production(
+    databases: dict[str, str],
+    s3_endpoint: str,
+    mlflow_server: str,
+    fake_snowflake: None,
+    mf_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """MODELFACTORY_PROFILE=production on the real servers; DAGSTER_HOME holds
+    deploy/dagster.prod.yaml as its dagster.yaml, pointing at the Postgres database."""
+    dagster_home = mf_home / "dagster"
+    shutil.copy(REPO / "deploy" / "dagster.prod.yaml", dagster_home / "dagster.yaml")
+    env = {
+        "MODELFACTORY_PROFILE": "production",
+        "MODELFACTORY_S3_BUCKET": BUCKET,
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "MODELFACTORY_SERVING_DB": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{databases['serving']}",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_REGION": "us-east-1",
+        "DAGSTER_PG_HOST": PG["host"],
+        "DAGSTER_PG_PORT": str(PG["port"]),
+        "DAGSTER_PG_USER": PG["user"],
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": databases["dagster"],
+        **SNOWFLAKE_ENV,
+        **_AWS_ENV,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MODELFACTORY_BRANCH", raising=False)
+    return dagster_home
+
+
+def _train(model: str) -> str:
+    """Run MODEL's train job (the full graph up to the endpoint) on the configured instance."""
+    from dagster import DagsterInstance
+
+    from modelfactory.assets import build_definitions, train_job_name
+    from modelfactory.project import load_project
+    from modelfactory.runs import seed_data
+
+    project = load_project(EXAMPLES / model)
+    seed_data(project)
+    defs = build_definitions(project)
+    with DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(train_job_name(model)).execute_in_process(instance=instance)
+        assert result.success, f"{model}'s train job failed"
+        return result.run_id
+
+
+@needs_postgres
+def test_examples_train_on_the_production_stack(production: Path, databases: dict[str, str]):
+    import boto3
+    import psycopg2
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from modelfactory.resources import model_registry, snowflake_resource
+
+    run_ids = {model: _train(model) for model in ("demand_forecast", "breast_cancer")}
+
+    # Dagster kept the runs in Postgres (deploy/dagster.prod.yaml, loaded as it is).
+    with DagsterInstance.get() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        for run_id in run_ids.values():
+            assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+    with psycopg2.connect(dbname=databases["dagster"], **PG) as con, con.cursor() as cur:
+        cur.execute("SELECT run_id FROM runs")
+        assert set(run_ids.values()) <= {row[0] for row in cur.fetchall()}
+
+    # Features round-trip through Snowflake: the IO manager wrote them, SQL reads them back.
+    with snowflake_resource().get_connection() as con:
+        features = con.cursor().execute("SELECT * FROM DEMAND_FORECAST.FEATURES").fetch_pandas_all()
+    assert len(features) > 1000 and "UNITS_SOLD" in features.columns
+
+    # The registry is the MLflow server; versions load back through it from S3.
+    registry = model_registry()
+    assert registry.champion("demand_forecast").version == "1"  # policy auto: promoted
+    assert registry.champion("breast_cancer") is None  # policy manual: waits for a person
+    assert registry.version_by_alias("breast_cancer", "challenger").version == "1"
+    for model in run_ids:
+        assert hasattr(registry.load(model, "1"), "predict")
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **_AWS_KEYS)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in keys)
+    assert any(k.startswith("modelfactory/storage/demand_forecast/") for k in keys)
+
+    # The endpoint asset recorded its rollout in the Postgres rollout table.
+    with psycopg2.connect(dbname=databases["serving"], **PG) as con, con.cursor() as cur:
+        cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        assert cur.fetchone()[0] >= 1
+
+
+@needs_postgres
+def test_a_branch_trains_and_promotes_without_touching_production(
+    production: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from modelfactory.resources import model_registry, snowflake_resource
+
+    _train("demand_forecast")  # production's champion: v1
+    production_history = model_registry().history("demand_forecast")
+
+    monkeypatch.setenv("MODELFACTORY_BRANCH", "feature/Bigger-Trees")
+    _train("demand_forecast")
+    branch = model_registry()
+    assert branch.namespace == "feature_bigger_trees__"
+    assert branch.champion("demand_forecast").version == "1"  # its own first champion
+    assert branch.history("demand_forecast")[0].from_version is None
+
+    monkeypatch.delenv("MODELFACTORY_BRANCH")
+    main = model_registry()
+    assert main.history("demand_forecast") == production_history  # not moved by the branch
+    with snowflake_resource().get_connection() as con:
+        schemas = {
+            row[0].upper()
+            for row in con.cursor()
+            .execute("SELECT schema_name FROM information_schema.schemata")
+            .fetchall()
+        }
+    assert {"DEMAND_FORECAST", "FEATURE_BIGGER_TREES__DEMAND_FORECAST"} <= schemas
+
+
+def test_the_inference_log_round_trips_through_snowflake(
+    fake_snowflake: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from modelfactory.resources import inference_store
+    from modelfactory.serving.capture import (
+        CaptureFlusher,
+        CaptureSpool,
+        read_inference_log,
+        read_labelled,
+        read_window,
+        version_stats,
+    )
+    from modelfactory.serving.log_stores import SnowflakeStore
+
+    for key, value in {**SNOWFLAKE_ENV, **_PRODUCTION_REST}.items():
+        monkeypatch.setenv(key, value)
+    store = inference_store("m")
+    assert isinstance(store, SnowflakeStore) and store.schema == "m"
+
+    spool = CaptureSpool(tmp_path / "spool")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for i in range(6):
+        spool.append(json.dumps(_record(f"r{i}", now + timedelta(seconds=i), i)).encode())
+    spool.append(b'{"torn": ')  # a half-written last line waits for its end
+    flusher = CaptureFlusher("m", spool, store)
+    assert flusher.flush() == 12  # two input rows per request
+    assert flusher.flush() == 0  # the offset committed with the rows: nothing twice
+
+    log = read_inference_log(store, "m")
+    assert len(log) == 12 and set(log["model_version"]) == {"1", "2"}
+    assert json.loads(log["features"].iloc[0]) == {"x": 0.0, "y": "a"}
+    stats = {
+        s.version: s
+        for s in version_stats(store, "m", since=datetime.now(UTC) - timedelta(hours=1))
+    }
+    assert stats["2"].requests == 3 and stats["2"].errors == 1
+    window, first, last = read_window(store, "m", after=None, limit=4)
+    assert list(window.columns) == ["x", "y"] and len(window) == 4 and first < last
+
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    pd.DataFrame({"request_id": ["r0", "r1"], "row_index": [0, 1], "target": [1.0, 2.0]}).to_csv(
+        labels / "001.csv", index=False
+    )
+    pd.DataFrame({"request_id": ["r1"], "row_index": [1], "target": [5.0]}).to_csv(
+        labels / "002.csv",
+        index=False,  # a later file corrects an earlier one
+    )
+    labelled = read_labelled(store, "m", sorted(labels.iterdir()), target="target")
+    assert sorted(labelled["label"]) == [1.0, 5.0]
+
+
+_PRODUCTION_REST = {
+    "MODELFACTORY_PROFILE": "production",
+    "MODELFACTORY_S3_BUCKET": BUCKET,
+    "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+    "MODELFACTORY_SERVING_DB": "sqlite://",
+}
+
+
+def _record(request_id: str, at: datetime, i: int) -> dict:
+    """A spooled record as the endpoint writes it: one request of two input rows."""
+    failed = i == 5
+    return {
+        "request_id": request_id,
+        "received_at": at.isoformat(),
+        "model_version": "1" if i < 3 else "2",
+        "role": "stable" if i < 3 else "canary",
+        "status": "error" if failed else "ok",
+        "error": "boom" if failed else None,
+        "latency_ms": 3.0 + i,
+        "inputs": [{"x": float(i), "y": "a"}, {"x": float(i) + 0.5, "y": "b"}],
+        "outputs": [] if failed else [float(i), float(i) + 1],
+        "scores": [],
+    }
+
+
+# -- the switch itself -------------------------------------------------------------------
+
+
+def test_the_production_profile_names_every_missing_variable(monkeypatch: pytest.MonkeyPatch):
+    from modelfactory.resources import project_resources
+
+    for key in (*SNOWFLAKE_ENV, *_PRODUCTION_REST):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MODELFACTORY_PROFILE", "production")
+    with pytest.raises(ProfileError) as error:
+        project_resources("demand_forecast")
+    for variable in ("SNOWFLAKE_ACCOUNT", "MODELFACTORY_S3_BUCKET", "MLFLOW_TRACKING_URI"):
+        assert variable in str(error.value)
+
+    monkeypatch.setenv("MODELFACTORY_PROFILE", "prod")
+    with pytest.raises(ProfileError, match="must be 'local' or 'production', got 'prod'"):
+        current_profile()
+
+
+@pytest.mark.parametrize(
+    ("branch", "identifier"),
+    [
+        ("main", ""),
+        ("master", ""),
+        ("feature/New-Model", "feature_new_model"),
+        ("123-fix", "b_123_fix"),
+        ("  ", ""),
+    ],
+)
+def test_branch_names_become_identifiers(branch: str, identifier: str):
+    assert branch_identifier(branch) == identifier
+
+
+def test_ci_builds_name_the_branch(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MODELFACTORY_BRANCH", raising=False)
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_HEAD_REF", "feature/drift")
+    assert current_profile().namespace == "feature_drift__"
+    monkeypatch.setenv("MODELFACTORY_BRANCH", "main")  # set explicitly, it wins
+    assert current_profile().namespace == ""
