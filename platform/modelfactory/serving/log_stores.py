@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -173,7 +173,6 @@ class SnowflakeStore:
 
     resource: SnowflakeResource
     schema: str
-    _label_table: str = field(default="mf_label_upload", repr=False)
 
     @property
     def label_errors(self) -> tuple[type[Exception], ...]:
@@ -213,8 +212,10 @@ class SnowflakeStore:
 
         frames = []
         for path in files:
-            read = pd.read_parquet if path.suffix.lower() == ".parquet" else pd.read_csv
-            labels = read(path, dtype={"request_id": str}) if read is pd.read_csv else read(path)
+            if path.suffix.lower() == ".parquet":
+                labels = pd.read_parquet(path)
+            else:
+                labels = pd.read_csv(path, dtype={"request_id": str})
             if target not in labels.columns:
                 continue
             frames.append(
@@ -229,11 +230,12 @@ class SnowflakeStore:
             )
         if not frames:
             raise ValueError(f"no label file has the column {target}")
-        session.execute(f"CREATE OR REPLACE TABLE {self._label_table} {_LABEL_COLUMNS}")
-        _write_pandas(session, pd.concat(frames, ignore_index=True), self._label_table)
-        return f"SELECT request_id, row_index, label, filename FROM {self._label_table}", []
+        session.execute(f"CREATE OR REPLACE TABLE {_LABEL_TABLE} {_LABEL_COLUMNS}")
+        _write_pandas(session, pd.concat(frames, ignore_index=True), _LABEL_TABLE)
+        return f"SELECT request_id, row_index, label, filename FROM {_LABEL_TABLE}", []
 
 
+_LABEL_TABLE = "mf_label_upload"
 _LABEL_COLUMNS = "(request_id VARCHAR, row_index INTEGER, label DOUBLE, filename VARCHAR)"
 
 
