@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 export MODELFACTORY_HOME ?= $(CURDIR)/.modelfactory
 
-.PHONY: install dev test lint format clean bench bench-serving bench-drift
+.PHONY: install dev test lint format clean lock bench bench-serving bench-drift
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ bench-serving: install  ## our endpoint vs mlflow models serve vs a bare FastAPI
 
 bench-drift: install  ## our drift check vs Evidently's DataDriftPreset, 10k/100k/1M rows
 	$(BIN)/python bench/drift.py $(BENCH_ARGS)
+
+lock: install  ## pin the production image's libraries (deploy/requirements.lock) from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra prod --python-version 3.11 --universal --upgrade --quiet -o deploy/requirements.lock
 
 clean:  ## forget local state (runs, registry, warehouse); keeps .venv
 	rm -rf $(MODELFACTORY_HOME)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import json
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from modelfactory.assets import build_definitions
 from modelfactory.project import ModelProject, load_project
-from modelfactory.run_tags import MODEL_TAG, run_tags
+from modelfactory.run_tags import FARGATE_SIZES, MODEL_TAG, fargate_size, run_tags
 
 # Private Dagster paths above, tests only: Dagster has no public call that validates an instance
 # yaml or a workspace without connecting to their storage and servers, nor one that evaluates
@@ -394,6 +396,41 @@ def test_dockerfile_builds_a_multi_stage_non_root_image_from_the_repository() ->
     assert {"workspace.yaml", "model_projects/", "deploy/workspace.prod.yaml"} <= set(copied)
 
 
+def test_the_image_installs_from_a_lock_that_satisfies_pyproject() -> None:
+    """deploy/requirements.lock pins every library the image installs; `make lock` rewrites it.
+    A dependency added or raised in pyproject.toml without relocking fails here."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned: dict[str, str] = {}
+    for line in (DEPLOY / "requirements.lock").read_text().splitlines():
+        requirement = line.split("#")[0].split(";")[0].strip()
+        if "==" in requirement:
+            name, version = requirement.split("==")
+            pinned[canonicalize_name(name)] = version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"] + project["optional-dependencies"]["prod"]:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{name} is in pyproject.toml but not in the lock: run `make lock`"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (
+            f"the lock pins {name}=={pinned[name]}, outside pyproject's {requirement.specifier}: "
+            "run `make lock`"
+        )
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "--constraint deploy/requirements.lock" in dockerfile
+
+
+def test_the_image_runs_under_tini() -> None:
+    parser = DockerfileParser(str(DEPLOY / "Dockerfile"))
+    entrypoints = [i["value"] for i in parser.structure if i["instruction"] == "ENTRYPOINT"]
+    assert json.loads(entrypoints[-1])[:2] == ["tini", "--"]  # SIGTERM reaches the process
+    installs = " ".join(i["value"] for i in parser.structure if i["instruction"] == "RUN")
+    assert "install -y --no-install-recommends tini" in installs
+
+
 def test_build_context_keeps_local_state_and_secrets_out() -> None:
     patterns = dockerignore()
     for path in (".venv", ".modelfactory", ".git", "mlruns", "deploy/.env", "x/warehouse.duckdb"):
@@ -472,9 +509,26 @@ def test_a_run_task_on_ecs_gets_the_model_resources(
         run = DagsterRun(job_name=job.name, tags=dict(job.run_tags))
         context = EcsContainerContext.create_for_run(run, launcher)
         size = launcher.get_cpu_and_memory_overrides(context, run)
-        # the tags win over the launcher's default run_resources
-        assert int(size["memory"]) == mebibytes(resources.memory), job.name
-        assert int(size["cpu"]) == round(resources.cpus * 1024), job.name
+        # the tags win over the launcher's default run_resources, with a size Fargate offers
+        cpu, memory = int(size["cpu"]), int(size["memory"])
+        assert memory in FARGATE_SIZES[cpu], job.name
+        assert cpu >= resources.cpus * 1024 and memory >= mebibytes(resources.memory), job.name
+
+
+@pytest.mark.parametrize(
+    ("cpus", "memory", "size"),
+    [
+        (1, 1024, (1024, 2048)),  # breast_cancer's spec: 1 vCPU needs at least 2 GiB
+        (1, 2048, (1024, 2048)),  # already a Fargate size
+        (0.25, 300, (256, 512)),
+        (0.5, 5000, (1024, 5120)),  # more memory than half a vCPU may have
+        (3, 9000, (4096, 9216)),
+        (10, 50 * 1024, (16384, 56 * 1024)),
+        (32, 256 * 1024, (32768, 256 * 1024)),  # beyond Fargate: as asked, for EC2 capacity
+    ],
+)
+def test_ecs_sizes_round_up_to_what_fargate_offers(cpus, memory, size) -> None:
+    assert fargate_size(cpus, memory) == size
 
 
 # ---- CI --------------------------------------------------------------------------------------

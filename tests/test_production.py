@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import EXAMPLES, REPO, free_port
+from conftest import EXAMPLES, REPO, LiveServer, free_port
 from modelfactory.errors import ProfileError
 from modelfactory.profile import branch_identifier, current_profile
 
@@ -156,8 +156,9 @@ def _wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30)
 # -- Snowflake: fakesnow behind the real dagster-snowflake resource ----------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fake_snowflake() -> Iterator[None]:
+    """One fake Snowflake account for the module: what one test writes, the next can read."""
     import fakesnow
     import snowflake.connector.errors as sf_errors
     from fakesnow.cursor import FakeSnowflakeCursor
@@ -197,26 +198,27 @@ SNOWFLAKE_ENV = {
 }
 
 
-@pytest.fixture
-def production(
+@pytest.fixture(scope="module")
+def production_env(
     databases: dict[str, str],
     s3_endpoint: str,
     mlflow_server: str,
-    fake_snowflake: None,
-    mf_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Path:
-    """MODELFACTORY_PROFILE=production on the real servers; DAGSTER_HOME holds
-    deploy/dagster.prod.yaml as its dagster.yaml, pointing at the Postgres database."""
-    dagster_home = mf_home / "dagster"
-    shutil.copy(REPO / "deploy" / "dagster.prod.yaml", dagster_home / "dagster.yaml")
-    env = {
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """MODELFACTORY_PROFILE=production on the real servers, with one home for the module;
+    DAGSTER_HOME holds deploy/dagster.prod.yaml as its dagster.yaml (the Postgres database)."""
+    home = tmp_path_factory.mktemp("production-home")
+    (home / "dagster").mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.prod.yaml", home / "dagster" / "dagster.yaml")
+    return {
+        "MODELFACTORY_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
         "MODELFACTORY_PROFILE": "production",
         "MODELFACTORY_S3_BUCKET": BUCKET,
         "MLFLOW_TRACKING_URI": mlflow_server,
         "MODELFACTORY_SERVING_DB": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{databases['serving']}",
         "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",  # only AWS_REGION: s3_files passes it on to boto3
         "DAGSTER_PG_HOST": PG["host"],
         "DAGSTER_PG_PORT": str(PG["port"]),
         "DAGSTER_PG_USER": PG["user"],
@@ -225,10 +227,34 @@ def production(
         **SNOWFLAKE_ENV,
         **_AWS_ENV,
     }
+
+
+def _apply(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("MODELFACTORY_BRANCH", raising=False)
-    return dagster_home
+    for key in ("MODELFACTORY_BRANCH", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="module")
+def trained(production_env: dict[str, str], fake_snowflake: None) -> dict[str, str]:
+    """Both examples' train jobs, run once on the production stack; their run ids by model.
+
+    Training is what costs here (each version goes through the MLflow server to S3), so the
+    module's tests share these runs and check different things about them.
+    """
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _apply(production_env, monkeypatch)
+        return {model: _train(model) for model in ("demand_forecast", "breast_cancer")}
+
+
+@pytest.fixture
+def production(
+    production_env: dict[str, str], fake_snowflake: None, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """This test runs in the production profile; returns the Dagster home."""
+    _apply(production_env, monkeypatch)
+    return Path(production_env["DAGSTER_HOME"])
 
 
 def _train(model: str) -> str:
@@ -249,14 +275,18 @@ def _train(model: str) -> str:
 
 
 @needs_postgres
-def test_examples_train_on_the_production_stack(production: Path, databases: dict[str, str]):
+def test_examples_train_on_the_production_stack(
+    production: Path, trained: dict[str, str], databases: dict[str, str]
+):
     import boto3
     import psycopg2
-    from dagster import DagsterInstance, DagsterRunStatus
+    from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
+    from modelfactory.assets import build_definitions
+    from modelfactory.project import load_project
     from modelfactory.resources import model_registry, snowflake_resource
 
-    run_ids = {model: _train(model) for model in ("demand_forecast", "breast_cancer")}
+    run_ids = trained
 
     # Dagster kept the runs in Postgres (deploy/dagster.prod.yaml, loaded as it is).
     with DagsterInstance.get() as instance:
@@ -266,6 +296,11 @@ def test_examples_train_on_the_production_stack(production: Path, databases: dic
     with psycopg2.connect(dbname=databases["dagster"], **PG) as con, con.cursor() as cur:
         cur.execute("SELECT run_id FROM runs")
         assert set(run_ids.values()) <= {row[0] for row in cur.fetchall()}
+
+    # The UI labels the warehouse's assets with the engine that holds them.
+    defs = build_definitions(load_project(EXAMPLES / "demand_forecast"))
+    features = AssetKey(["demand_forecast", "features"])
+    assert "snowflake" in defs.resolve_assets_def(features).specs_by_key[features].kinds
 
     # Features round-trip through Snowflake: the IO manager wrote them, SQL reads them back.
     with snowflake_resource().get_connection() as con:
@@ -292,12 +327,12 @@ def test_examples_train_on_the_production_stack(production: Path, databases: dic
 
 @needs_postgres
 def test_a_branch_trains_and_promotes_without_touching_production(
-    production: Path, monkeypatch: pytest.MonkeyPatch
+    production: Path, trained: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ):
     from modelfactory.resources import model_registry, snowflake_resource
 
-    _train("demand_forecast")  # production's champion: v1
     production_history = model_registry().history("demand_forecast")
+    assert production_history  # production's champion, v1, from `trained`
 
     monkeypatch.setenv("MODELFACTORY_BRANCH", "feature/Bigger-Trees")
     _train("demand_forecast")
@@ -317,6 +352,81 @@ def test_a_branch_trains_and_promotes_without_touching_production(
             .fetchall()
         }
     assert {"DEMAND_FORECAST", "FEATURE_BIGGER_TREES__DEMAND_FORECAST"} <= schemas
+
+
+@needs_postgres
+def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
+    production: Path, trained: dict[str, str]
+):
+    """`modelfactory serve` in production: the champion from the MLflow server answers, the
+    requests reach the Snowflake inference log, the raw spool is archived to S3 when the
+    server stops, and label files dropped in S3 join the logged predictions."""
+    import boto3
+    import httpx
+
+    from modelfactory.live import find_labels
+    from modelfactory.project import load_project
+    from modelfactory.resources import (
+        inference_store,
+        label_folder,
+        local_home,
+        model_registry,
+        rollout_store,
+    )
+    from modelfactory.serving import create_app
+    from modelfactory.serving.app import ServingSettings
+    from modelfactory.serving.capture import read_inference_log, read_labelled
+
+    model = "demand_forecast"
+    app = create_app(
+        [load_project(EXAMPLES / model)],
+        registry=model_registry(),
+        rollouts=rollout_store(),
+        home=local_home().ensure(),
+        settings=ServingSettings(refresh_seconds=0.2, flush_seconds=0.2),
+    )
+    row = {"marketplace": "uk", "price": 9.5, "promo": 1, "temperature": 20.0, "is_weekend": 0}
+    answers = []
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for i in range(5):
+            rows = [row, {**row, "price": 10.0 + i}]
+            response = client.post(f"/models/{model}/predict", json={"rows": rows})
+            assert response.status_code == 200, response.text
+            answers.append(response.json())
+    request_ids = [a["request_id"] for a in answers]
+    assert {p["version"] for a in answers for p in a["predictions"]} == {"1"}
+
+    # Stopping the server flushed every answered row into Snowflake ...
+    store = inference_store(model)
+    log = read_inference_log(store, model)
+    mine = log[log["request_id"].isin(request_ids)]
+    assert len(mine) == 10 and set(mine["model_version"]) == {"1"}
+    # ... and archived the raw spool to S3, leaving nothing on the endpoint's disk.
+    assert not list(local_home().capture(model).glob("*.jsonl"))
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **_AWS_KEYS)
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    prefix = f"modelfactory/inference_log/{model}/{day}/"
+    archived = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    assert len(archived) == 1, f"expected one archived segment under {prefix}"
+    raw = s3.get_object(Bucket=BUCKET, Key=archived[0]["Key"])["Body"].read().decode()
+    assert [json.loads(line)["request_id"] for line in raw.splitlines()] == request_ids
+
+    # Labels land in S3; the readers see them as files, fetched again only when they change.
+    labels_key = f"modelfactory/labels/{model}/2026/day-1.csv"
+    first_three = pd.DataFrame(
+        {"request_id": request_ids[:3], "row_index": [0, 1, 0], "units_sold": [10.0, 11.0, 12.0]}
+    )
+    s3.put_object(Bucket=BUCKET, Key=labels_key, Body=first_three.to_csv(index=False).encode())
+    labels = find_labels(label_folder(model))
+    assert [f.name for f in labels.files] == ["2026__day-1.csv"]
+    labelled = read_labelled(store, model, labels.files, target="units_sold")
+    assert sorted(labelled["label"]) == [10.0, 11.0, 12.0]
+    assert set(labelled["model_version"].astype(str)) == {"1"}
+    assert find_labels(label_folder(model)).fingerprint == labels.fingerprint  # unchanged
+    s3.put_object(Bucket=BUCKET, Key=labels_key, Body=first_three[:1].to_csv(index=False).encode())
+    assert find_labels(label_folder(model)).fingerprint != labels.fingerprint  # replaced
+    s3.delete_object(Bucket=BUCKET, Key=labels_key)
+    assert find_labels(label_folder(model)).files == []  # removed upstream, removed here
 
 
 def test_the_inference_log_round_trips_through_snowflake(

@@ -249,6 +249,36 @@ def test_capture_takes_over_what_a_dead_server_spooled(tmp_path: Path) -> None:
     assert flusher.flush() == 0  # nothing twice
 
 
+def test_a_closed_spool_is_archived_once_its_rows_are_in_and_a_failed_archive_waits(
+    tmp_path: Path,
+) -> None:
+    """The archive (S3 in production) gets each segment whole, after its rows are in the
+    warehouse; an upload that fails keeps the segment for the next flush, rows not doubled."""
+    home = local_home()
+    archived: dict[str, bytes] = {}
+    failures = [OSError("S3 is unreachable")]
+
+    def archive(segment: Path) -> None:
+        if failures:
+            raise failures.pop()
+        archived[segment.name] = segment.read_bytes()
+
+    spool = CaptureSpool(home.capture("m"))
+    flusher = CaptureFlusher("m", spool, home.warehouse("m"), archive=archive)
+    spool.append(_record("r0"))
+    assert flusher.flush() == 2 and not archived  # still open: it may grow
+    spool.append(_record("r1"))
+    spool.close()  # the server stops answering
+    with pytest.raises(OSError, match="unreachable"):
+        flusher.flush()
+    assert spool.current.exists()  # kept for the next try
+    assert flusher.flush() == 0  # its rows went in before the failed upload; not again
+    assert list(archived) == [spool.current.name] and not spool.current.exists()
+    assert archived[spool.current.name].count(b"\n") == 2
+    log = read_inference_log(home.warehouse("m"), "m")
+    assert sorted(log["request_id"]) == ["r0", "r0", "r1", "r1"]
+
+
 # -- micro-batching -------------------------------------------------------------------
 
 

@@ -46,7 +46,13 @@ from modelfactory.evaluation import (
 from modelfactory.notify import Alert, Notifier
 from modelfactory.project import ModelProject
 from modelfactory.registry import AliasMove, LoggedCandidate, ModelRegistry, actor
-from modelfactory.resources import dagster_run_url, endpoint_url, local_home, project_resources
+from modelfactory.resources import (
+    dagster_run_url,
+    endpoint_url,
+    local_home,
+    project_resources,
+    warehouse_kind,
+)
 from modelfactory.run_tags import run_tags
 from modelfactory.schedules import build_schedules, freshness_policies
 from modelfactory.sensors import build_sensors
@@ -159,7 +165,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     @asset(
         key=key["raw"],
         io_manager_key="warehouse",
-        kinds={"python", "duckdb"},
+        kinds={"python", warehouse_kind()},
         description=f"Raw rows from {project.shown('features.py')}: load_raw. {spec.description}",
         check_specs=[_schema_check_spec(key["raw"], "raw_schema", "RawSchema")],
         **common,
@@ -172,7 +178,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         key=key["features"],
         ins={"raw": AssetIn(key["raw"])},
         io_manager_key="warehouse",
-        kinds={"python", "duckdb"},
+        kinds={"python", warehouse_kind()},
         description=f"Inputs and target from {project.shown('features.py')}: build_features.",
         check_specs=[_schema_check_spec(key["features"], "features_schema", "FeatureSchema")],
         freshness_policy=fresh.get("features"),
@@ -186,7 +192,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         key=key["split"],
         ins={"features": AssetIn(key["features"])},
         io_manager_key="warehouse",
-        kinds={"python", "duckdb"},
+        kinds={"python", warehouse_kind()},
         description=(
             f"Features marked train/test ({spec.split.test_size:.0%} holdout"
             + (f", latest by {spec.split.by}" if spec.split.by else ", seeded random")

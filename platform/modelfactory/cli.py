@@ -301,9 +301,12 @@ def check(
 )
 @click.option(
     "--flush-every",
-    default=1.0,
-    show_default=True,
-    help="Seconds between moves of captured requests from the spool to the warehouse.",
+    type=float,
+    default=None,
+    help=(
+        "Seconds between moves of captured requests from the spool to the warehouse "
+        "[default: 1 locally; 30 in production, where each move is a Snowflake load]."
+    ),
 )
 @click.option("--max-rows", default=1000, show_default=True, help="Rows allowed per request.")
 @click.option(
@@ -321,7 +324,7 @@ def serve(
     host: str,
     port: int,
     refresh: float,
-    flush_every: float,
+    flush_every: float | None,
     max_rows: int,
     predict_threads: int,
     max_body_mb: float,
@@ -351,7 +354,7 @@ def serve(
         home=local_home().ensure(),
         settings=ServingSettings(
             refresh_seconds=refresh,
-            flush_seconds=flush_every,
+            flush_seconds=flush_every or _default_flush_seconds(),
             max_rows=max_rows,
             predict_threads=predict_threads,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
@@ -360,6 +363,12 @@ def serve(
     names = ", ".join(p.name for p in projects)
     click.secho(f"serving {names} at http://{host}:{port} (docs: /docs)", fg="green")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _default_flush_seconds() -> float:
+    from modelfactory.profile import current_profile
+
+    return 30.0 if current_profile().name == "production" else 1.0
 
 
 @main.command()

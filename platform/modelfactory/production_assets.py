@@ -32,7 +32,7 @@ from modelfactory.evaluation import METRICS, predict_with_scores
 from modelfactory.live import champion_holdout
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
-from modelfactory.resources import ArtifactStore, inference_store, local_home
+from modelfactory.resources import ArtifactStore, inference_store, label_folder, warehouse_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,7 +114,7 @@ def build_production_assets(
         key=key["predictions"],
         ins={"features": AssetIn(key["features"])},
         io_manager_key="warehouse",
-        kinds={"scikit-learn", "duckdb"},
+        kinds={"scikit-learn", warehouse_kind()},
         required_resource_keys={"model_registry"},
         description=(
             "Batch scores: every row of the latest features scored by the champion, with the "
@@ -152,12 +152,13 @@ def build_production_assets(
         key=key["live_metrics"],
         deps=[key["endpoint"]],
         io_manager_key="warehouse",
-        kinds={"duckdb"},
+        kinds={warehouse_kind()},
         required_resource_keys={"model_registry"},
         description=(
             f"Every standard metric per served version, from captured predictions joined with "
             f"labels that arrived later (files under labels/{name}/ in the Model Factory "
-            f"home). The {name}_live_metric sensor retrains when the champion's {metric.name} "
+            f"home; in production, under that prefix in the S3 bucket). The "
+            f"{name}_live_metric sensor retrains when the champion's {metric.name} "
             f"falls more than {spec.live_metric.tolerance:.0%} behind its holdout value."
         ),
         **common,
@@ -167,8 +168,7 @@ def build_production_assets(
         from modelfactory.serving.capture import read_labelled
 
         registry: ModelRegistry = context.resources.model_registry
-        home = local_home()
-        labels = live.find_labels(home.labels(name))
+        labels = live.find_labels(label_folder(name))
         labelled = read_labelled(
             inference_store(name),
             name,
@@ -215,9 +215,9 @@ def _labelled_quality(
     from modelfactory.live import find_labels
     from modelfactory.serving.capture import captured_inputs, read_labelled
 
-    spec, home = project.spec, local_home()
+    spec = project.spec
     champion: VersionInfo | None = registry.champion(spec.name)
-    labels = find_labels(home.labels(spec.name))
+    labels = find_labels(label_folder(spec.name))
     if champion is None or not labels.files:
         return None
     labelled = read_labelled(

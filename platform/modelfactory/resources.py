@@ -11,26 +11,30 @@ each function here builds its role's resource for that profile:
 | io_manager | files | S3 (dagster-aws) |
 | model_registry | MLflow on sqlite | the MLflow server at MLFLOW_TRACKING_URI |
 | artifact_store | folder | S3 |
-| inference log | the model's DuckDB file | the model's Snowflake schema |
+| inference log | the model's DuckDB file | the model's Snowflake schema; raw segments in S3 |
+| label files | a folder | an S3 prefix, mirrored to a folder |
 | rollouts | sqlite | MODELFACTORY_SERVING_DB (Postgres) |
 
 Locally every store sits under one folder, MODELFACTORY_HOME (default `.modelfactory/` in the
 repo), so a test or a second checkout isolates itself by pointing it elsewhere. In production
-that folder still holds the endpoint's capture spool and the alerts log. Model projects never
-change between the two.
+that folder still holds the endpoint's capture spool, the mirror of the label files and the
+alerts log. Model projects never change between the two.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 
 from modelfactory.profile import Profile, current_profile
+from modelfactory.s3_files import is_s3_url, join_key, s3_resource, split_s3_url, sync_down, upload
 
 if TYPE_CHECKING:
     from dagster_snowflake import SnowflakeResource
@@ -43,16 +47,19 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactStore",
     "LocalHome",
+    "capture_archive",
     "dagster_asset_url",
     "dagster_run_url",
     "endpoint_url",
     "find_repo_root",
     "inference_store",
+    "label_folder",
     "local_home",
     "model_registry",
     "notifier",
     "project_resources",
     "rollout_store",
+    "warehouse_kind",
 ]
 
 HOME_ENV = "MODELFACTORY_HOME"
@@ -169,21 +176,31 @@ def _local_stores(model: str) -> dict[str, Any]:
     }
 
 
+def warehouse_kind() -> str:
+    """The engine behind `warehouse`, as the UI's kind tag on the assets stored there."""
+    return "snowflake" if current_profile().name == "production" else "duckdb"
+
+
 def _production_stores(model: str, profile: Profile) -> dict[str, Any]:
-    from dagster_aws.s3 import S3PickleIOManager, S3Resource
+    from dagster_aws.s3 import S3PickleIOManager
     from dagster_snowflake_pandas import SnowflakePandasIOManager
 
-    settings = profile.production
+    bucket, prefix = split_s3_url(_s3_url(profile, "storage", model))
     return {
         "warehouse": SnowflakePandasIOManager(
             **_snowflake_settings(profile), schema=profile.schema(model)
         ),
         "io_manager": S3PickleIOManager(
-            s3_resource=S3Resource(),
-            s3_bucket=settings.s3_bucket,
-            s3_prefix=f"{settings.s3_prefix}/{profile.namespace}storage/{model}",
+            s3_resource=s3_resource(), s3_bucket=bucket, s3_prefix=prefix
         ),
     }
+
+
+def _s3_url(profile: Profile, kind: str, model: str = "") -> str:
+    """`s3://<bucket>/<prefix>/<branch namespace><kind>/<model>`: one tree per branch."""
+    settings = profile.production
+    key = join_key(settings.s3_prefix, f"{profile.namespace}{kind}", model)
+    return f"s3://{settings.s3_bucket}/{key}"
 
 
 def _snowflake_settings(profile: Profile) -> dict[str, Any]:
@@ -214,14 +231,55 @@ def snowflake_resource() -> SnowflakeResource:
     return SnowflakeResource(**_snowflake_settings(current_profile()))
 
 
-def inference_store(model: str) -> InferenceStore:
-    """Where `model`'s inference log lives: its DuckDB file, or its Snowflake schema."""
+def inference_store(model: str, keep_open: bool = False) -> InferenceStore:
+    """Where `model`'s inference log lives: its DuckDB file, or its Snowflake schema.
+
+    `keep_open`: one long-lived user (the endpoint's flusher) keeps its Snowflake session
+    between uses; DuckDB's file is always released, since Dagster's runs write to it too.
+    """
     from modelfactory.serving.log_stores import DuckDBStore, SnowflakeStore
 
     profile = current_profile()
     if profile.name == "production":
-        return SnowflakeStore(resource=snowflake_resource(), schema=profile.schema(model))
+        schema = profile.schema(model)
+        return SnowflakeStore(resource=snowflake_resource(), schema=schema, keep_open=keep_open)
     return DuckDBStore(local_home().warehouse(model))
+
+
+def label_folder(model: str) -> Path:
+    """The folder holding `model`'s late label files, ready to read.
+
+    Locally that is `labels/<model>/` in the home, where files are dropped. In production
+    labels land in S3 (`<prefix>/<branch>labels/<model>/`, where the jobs that know the
+    outcomes write them); each call mirrors new or changed objects into the home, so the
+    readers see the same folder of files in both profiles.
+    """
+    profile = current_profile()
+    if profile.name != "production":
+        return local_home().labels(model)
+    from modelfactory.live import LABEL_SUFFIXES
+
+    mirror = local_home().root / "labels-s3" / f"{profile.namespace}{model}"
+    return sync_down(_s3_url(profile, "labels", model), mirror, LABEL_SUFFIXES)
+
+
+def capture_archive(model: str) -> Callable[[Path], str] | None:
+    """Where a fully flushed spool segment of `model` goes before it is deleted: nowhere
+    locally (its rows are in the warehouse), S3 in production (`<prefix>/<branch>
+    inference_log/<model>/<day>/<segment>`), so the raw requests outlive the endpoint's disk.
+    """
+    profile = current_profile()
+    if profile.name != "production":
+        return None
+    root = _s3_url(profile, "inference_log", model)
+
+    def archive(segment: Path) -> str:
+        # Segment names start with the nanosecond time they were opened at.
+        opened = datetime.fromtimestamp(int(segment.name.split("-")[0]) / 1e9, UTC)
+        url = f"{root}/{opened:%Y-%m-%d}/{segment.name}"
+        return upload(segment, url, content_type="application/x-ndjson")
+
+    return archive
 
 
 def model_registry() -> ModelRegistry:
@@ -263,31 +321,23 @@ class ArtifactStore(ConfigurableResource):
     root: str  # a folder, or s3://bucket/prefix
 
     def local_path(self, model: str, filename: str) -> Path:
-        if self.root.startswith("s3://"):
+        if is_s3_url(self.root):
             return local_home().root / "outbox" / model / filename
         return Path(self.root) / model / filename
 
     def publish(self, path: Path, model: str) -> str:
         """Keep the file written at `local_path(model, ...)`; returns where it is now."""
-        if not self.root.startswith("s3://"):
+        if not is_s3_url(self.root):
             return str(path)
-        from dagster_aws.s3 import S3Resource
-
-        bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
-        key = "/".join(part for part in (prefix.strip("/"), model, path.name) if part)
-        S3Resource().get_client().upload_file(
-            str(path), bucket, key, ExtraArgs={"ContentType": "text/html"}
-        )
+        url = upload(path, f"{self.root}/{model}/{path.name}", content_type="text/html")
         path.unlink()
-        return f"s3://{bucket}/{key}"
+        return url
 
 
 def artifact_store() -> ArtifactStore:
     profile = current_profile()
     if profile.name == "production":
-        settings = profile.production
-        root = f"s3://{settings.s3_bucket}/{settings.s3_prefix}/{profile.namespace}reports"
-        return ArtifactStore(root=root.rstrip("/"))
+        return ArtifactStore(root=_s3_url(profile, "reports"))
     return ArtifactStore(root=str(local_home().root / "reports"))
 
 

@@ -85,7 +85,7 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         rollouts: RolloutStore,
         notifier: Notifier,
     ) -> SkipReason | None:
-        from modelfactory.resources import inference_store, local_home
+        from modelfactory.resources import inference_store, label_folder
         from modelfactory.runs import record_alias_move
         from modelfactory.serving.canary import LiveRule, step
         from modelfactory.serving.capture import WarehouseBusy
@@ -102,7 +102,7 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
                 registry=model_registry,
                 notifier=notifier,
                 live=LiveRule(
-                    labels=local_home().labels(name),
+                    labels=label_folder(name),
                     target=spec.target,
                     task=spec.task,
                     metric=spec.metric.name,
@@ -268,13 +268,13 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
         from modelfactory.errors import LabelsError
         from modelfactory.live import champion_holdout, find_labels, judge
         from modelfactory.notify import Alert
-        from modelfactory.resources import inference_store, local_home
+        from modelfactory.resources import inference_store, label_folder
         from modelfactory.serving.capture import WarehouseBusy, read_labelled
 
-        home = local_home()
-        labels = find_labels(home.labels(name))  # listing only: most ticks end here
+        folder = label_folder(name)
+        labels = find_labels(folder)  # listing only: most ticks end here
         if not labels.files:
-            return SkipReason(f"no label files in {home.labels(name)} yet")
+            return SkipReason(f"no label files in {folder} yet")
         # cursor: "<label files judged>|<champion a retrain was already requested for>"
         judged, _, retrained = (context.cursor or "").partition("|")
         if labels.fingerprint == judged:

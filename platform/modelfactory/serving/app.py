@@ -88,11 +88,17 @@ def create_app(
         else None
     )
     slots = {p.name: _slot(p, settings.max_rows) for p in projects}
-    from modelfactory.resources import inference_store
+    from modelfactory.resources import capture_archive, inference_store
 
     spools = {name: CaptureSpool(home.capture(name)) for name in slots}
     flushers = [
-        CaptureFlusher(name, spools[name], inference_store(name), settings.flush_seconds)
+        CaptureFlusher(
+            name,
+            spools[name],
+            inference_store(name, keep_open=True),
+            settings.flush_seconds,
+            archive=capture_archive(name),
+        )
         for name in slots
     ]
     refresher = Refresher(
@@ -125,10 +131,10 @@ def create_app(
         gc.unfreeze()
         if background:
             await asyncio.wait(background, timeout=10)
+        for spool in spools.values():
+            spool.close()  # the server answers no more requests: each segment is complete
         for flusher in flushers:
             await asyncio.to_thread(flusher.stop)
-        for spool in spools.values():
-            spool.close()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 

@@ -10,6 +10,8 @@ Two stages keep capture off the request's critical path and lose nothing:
    spool offset it has reached commits in the same DuckDB transaction as the rows, so a
    crash never loses or doubles a row. A restarted server starts a new spool segment and
    flushes what the old process left.
+3. **Archive** (production) — a segment is closed after 16 MiB or an hour; once all of it is
+   in the warehouse it is uploaded to S3 as it was written, then deleted.
 
 The warehouse is a store (log_stores.py): the model's DuckDB file locally, which Dagster's
 runs also open (a flush that finds it locked tries again on the next tick; the records wait
@@ -25,7 +27,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 
 _HOST = socket.gethostname().replace("-", "_")
 _SEGMENT_BYTES = 16 * 1024 * 1024
+_SEGMENT_SECONDS = 3600.0  # a quiet endpoint's requests still reach the archive within hours
 _COLUMN_NAMES = list(LOG_SCHEMA)
 _COLUMNS = ", ".join(f"{name} {kind}" for name, kind in LOG_SCHEMA.items())
 
@@ -85,6 +88,7 @@ class CaptureSpool:
         self._lock = threading.Lock()
         self._fd = -1
         self._size = 0
+        self._opened = 0.0
         self.current: Path | None = None
         self._open_segment()
 
@@ -93,14 +97,19 @@ class CaptureSpool:
         with self._lock:
             os.write(self._fd, record + b"\n")
             self._size += len(record) + 1
-            if self._size >= _SEGMENT_BYTES:
+            if self._size >= _SEGMENT_BYTES or time.monotonic() - self._opened > _SEGMENT_SECONDS:
                 self._open_segment()
 
     def close(self) -> None:
+        """No more appends: the current segment is complete, and the next flush finishes it."""
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
 
     def _open_segment(self) -> None:
         """Segments are named `<ns timestamp>-<host>-<pid>.jsonl`: ordered, and their writer
@@ -110,6 +119,7 @@ class CaptureSpool:
         self.current = self.directory / f"{time.time_ns():020d}-{_HOST}-{os.getpid()}.jsonl"
         self._fd = os.open(self.current, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = 0
+        self._opened = time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -131,15 +141,26 @@ class _Segment:
 
 
 class CaptureFlusher:
-    """Moves one model's spooled records into its warehouse table, in the background."""
+    """Moves one model's spooled records into its warehouse table, in the background.
+
+    `archive`, if given, receives each fully flushed segment before it is deleted (resources.
+    capture_archive: S3 in production); if it fails, the segment stays and is offered again
+    on the next flush, its rows already in the warehouse and never written twice.
+    """
 
     def __init__(
-        self, model: str, spool: CaptureSpool, warehouse: Warehouse, interval: float = 1.0
+        self,
+        model: str,
+        spool: CaptureSpool,
+        warehouse: Warehouse,
+        interval: float = 1.0,
+        archive: Callable[[Path], object] | None = None,
     ) -> None:
         self.model = model
         self.spool = spool
         self.store = as_store(warehouse)
         self.interval = interval
+        self.archive = archive
         self.table = inference_log_table(model)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -157,15 +178,18 @@ class CaptureFlusher:
         if self._thread is not None:
             self._thread.join(timeout)
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.flush()
-                return
-            except WarehouseBusy:
-                if time.monotonic() > deadline:
-                    log.warning("%s: warehouse busy; records stay in the spool", self.model)
+        try:
+            while True:
+                try:
+                    self.flush()
                     return
-                time.sleep(0.2)
+                except WarehouseBusy:
+                    if time.monotonic() > deadline:
+                        log.warning("%s: warehouse busy; records stay in the spool", self.model)
+                        return
+                    time.sleep(0.2)
+        finally:
+            self.store.close()
 
     def flush(self) -> int:
         """Flush every complete record the spool holds; returns the rows written."""
@@ -197,8 +221,8 @@ class CaptureFlusher:
         return segments
 
     def _flush_segment(self, segment: _Segment) -> int:
-        # Only our own current segment can still grow; any other is read to its end and removed.
-        finished = segment.path != self.spool.current
+        # Only our own open segment can still grow; any other is read to its end and removed.
+        finished = segment.path != self.spool.current or self.spool.closed
         written = 0
         with self.store.connect() as con:
             _ensure_tables(con, self.table)
@@ -229,6 +253,8 @@ class CaptureFlusher:
                 # The file goes before its offset, both while we hold the warehouse: no other
                 # flusher can then read the file again from offset 0. A dead writer's torn last
                 # line was never answered; it goes with the file.
+                if self.archive is not None:
+                    self.archive(segment.path)
                 segment.path.unlink(missing_ok=True)
                 con.execute(f"DELETE FROM {OFFSETS_TABLE} WHERE segment = ?", [segment.path.name])
         return written

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,6 +58,9 @@ class InferenceStore(Protocol):
     label_errors: tuple[type[Exception], ...]
 
     def connect(self, wait: float = 0.0) -> contextlib.AbstractContextManager[Session]: ...
+
+    def close(self) -> None:
+        """Release whatever the store keeps open between uses."""
 
     def has_table(self, session: Session, table: str) -> bool: ...
 
@@ -108,6 +112,9 @@ class DuckDBStore:
             yield con
         finally:
             con.close()
+
+    def close(self) -> None:
+        """Nothing is kept open: DuckDB's file lock must be free between flushes."""
 
     def has_table(self, session: Session, table: str) -> bool:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
@@ -169,10 +176,21 @@ _DUCKDB_INSERT = (
 
 @dataclass
 class SnowflakeStore:
-    """The log in Snowflake, in the model's schema, through dagster-snowflake's resource."""
+    """The log in Snowflake, in the model's schema, through dagster-snowflake's resource.
+
+    Readers (sensors, assets) open a connection per use. The endpoint's flusher passes
+    `keep_open`: it flushes every few seconds for the server's lifetime, and a new Snowflake
+    session each time would cost a login per flush. A kept session that fails is dropped;
+    the next use logs in again.
+    """
 
     resource: SnowflakeResource
     schema: str
+    keep_open: bool = False
+    _kept: _SnowflakeSession | None = field(default=None, init=False, repr=False)
+    _closer: contextlib.ExitStack | None = field(default=None, init=False, repr=False)
+    _schema_ready: bool = field(default=False, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def label_errors(self) -> tuple[type[Exception], ...]:
@@ -182,10 +200,38 @@ class SnowflakeStore:
 
     @contextlib.contextmanager
     def connect(self, wait: float = 0.0) -> Iterator[Session]:
-        with self.resource.get_connection() as con:
-            con.cursor().execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-            con.cursor().execute(f"USE SCHEMA {self.schema}")
-            yield _SnowflakeSession(con)
+        if not self.keep_open:
+            with self.resource.get_connection() as con:
+                yield self._prepare(con)
+            return
+        with self._lock:
+            if self._kept is None:
+                closer = contextlib.ExitStack()
+                self._kept = self._prepare(closer.enter_context(self.resource.get_connection()))
+                self._closer = closer
+            try:
+                yield self._kept
+            except BaseException:
+                self._drop()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _prepare(self, connection: Any) -> _SnowflakeSession:
+        session = _SnowflakeSession(connection)
+        if not self._schema_ready:
+            session.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            self._schema_ready = True
+        session.execute(f"USE SCHEMA {self.schema}")
+        return session
+
+    def _drop(self) -> None:
+        closer, self._closer, self._kept = self._closer, None, None
+        if closer is not None:
+            with contextlib.suppress(Exception):  # a dead session cannot even say goodbye
+                closer.close()
 
     def has_table(self, session: Session, table: str) -> bool:
         query = (
