@@ -55,7 +55,8 @@ from modelfactory.resources import (
 )
 from modelfactory.run_tags import run_tags
 from modelfactory.schedules import build_schedules, freshness_policies
-from modelfactory.sensors import build_sensors
+from modelfactory.segments import partitions_def, rows_of, segment_model
+from modelfactory.sensors import build_segment_sensors, build_sensors
 from modelfactory.serving.rollouts import Rollout, RolloutStore
 
 __all__ = [
@@ -104,10 +105,7 @@ def build_definitions(project: ModelProject) -> Definitions:
     only = {step: AssetSelection.assets(AssetKey([name, step])) for step in SIDE_STEPS}
     train_job = define_asset_job(
         train_job_name(name),
-        selection=AssetSelection.groups(name)
-        - only["drift_report"]
-        - only["live_metrics"]
-        - only["predictions"],
+        selection=AssetSelection.assets(*(AssetKey([name, step]) for step in STEPS)),
         description=f"Train, evaluate and (per the gate) promote {name}.",
         tags=tags,
     )
@@ -130,11 +128,11 @@ def build_definitions(project: ModelProject) -> Definitions:
         description=f"{name}'s live metric per version, from predictions and late labels.",
         tags=tags,
     )
-    return Definitions(
-        assets=build_assets(project),
-        jobs=[train_job, predict_job, report_job, live_job],
-        schedules=build_schedules(project, train_job, predict_job),
-        sensors=build_sensors(
+    if project.spec.segments is not None:  # per-segment monitoring is not built yet
+        jobs, sensors = [train_job, predict_job], build_segment_sensors(project, train_job)
+    else:
+        jobs = [train_job, predict_job, report_job, live_job]
+        sensors = build_sensors(
             project,
             {
                 "train": train_job,
@@ -142,7 +140,12 @@ def build_definitions(project: ModelProject) -> Definitions:
                 "drift_report": report_job,
                 "live_metrics": live_job,
             },
-        ),
+        )
+    return Definitions(
+        assets=build_assets(project),
+        jobs=jobs,
+        schedules=build_schedules(project, train_job, predict_job),
+        sensors=sensors,
         resources=project_resources(name),
         executor=in_process_executor,
     )
@@ -157,14 +160,24 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         "owners": [spec.owner],
         "tags": {"modelfactory/model": name, "modelfactory/task": spec.task},
         "code_version": project.code_version,
+        "partitions_def": partitions_def(spec),  # one partition per segment, if segmented
     }
+    # The warehouse replaces one segment's rows at a time, selected by this column.
+    stored = {"partition_expr": spec.segments.by} if spec.segments else {}
     metric = METRICS[spec.metric.name]
+
+    def unit(context: AssetExecutionContext) -> str:
+        """Who this run is about in the registry and rollout table: the model, or one of
+        its segments (`<model>.<segment>`)."""
+        return segment_model(name, context.partition_key if spec.segments else None)
+
     canary = spec.serving.canary
     fresh = freshness_policies(spec)  # from the schedules; none for an unscheduled model
 
     @asset(
         key=key["raw"],
         io_manager_key="warehouse",
+        metadata=stored,
         kinds={"python", warehouse_kind()},
         description=f"Raw rows from {project.shown('features.py')}: load_raw. {spec.description}",
         check_specs=[_schema_check_spec(key["raw"], "raw_schema", "RawSchema")],
@@ -172,12 +185,15 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def raw(context: AssetExecutionContext) -> Iterator[Any]:
         frame = project.function("features", "load_raw")(local_home().data(name))
+        if spec.segments:
+            frame = _segment_rows(project, frame, context.partition_key, "load_raw")
         yield from _validated(project, frame, "load_raw", "RawSchema", "raw_schema")
 
     @asset(
         key=key["features"],
         ins={"raw": AssetIn(key["raw"])},
         io_manager_key="warehouse",
+        metadata=stored,
         kinds={"python", warehouse_kind()},
         description=f"Inputs and target from {project.shown('features.py')}: build_features.",
         check_specs=[_schema_check_spec(key["features"], "features_schema", "FeatureSchema")],
@@ -186,12 +202,15 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def features(context: AssetExecutionContext, raw: Any) -> Iterator[Any]:
         frame = project.function("features", "build_features")(raw)
+        if spec.segments:  # the endpoint routes requests by this column: it must stay
+            frame = _segment_rows(project, frame, context.partition_key, "build_features")
         yield from _validated(project, frame, "build_features", "FeatureSchema", "features_schema")
 
     @asset(
         key=key["split"],
         ins={"features": AssetIn(key["features"])},
         io_manager_key="warehouse",
+        metadata=stored,
         kinds={"python", warehouse_kind()},
         description=(
             f"Features marked train/test ({spec.split.test_size:.0%} holdout"
@@ -226,6 +245,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def candidate(context: AssetExecutionContext, split: Any) -> Output:
         registry: ModelRegistry = context.resources.model_registry
+        model = unit(context)
         X, y = datasets.xy(split, spec, "train")
         params = project.params()
         estimator = project.function("train", "train")(X, y, params)
@@ -244,7 +264,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             "mf.train_rows": str(len(X)),
         }
         logged = registry.log_candidate(
-            model=name,
+            model=model,
             estimator=estimator,
             X_sample=X.head(50),
             params=_as_dict(params),
@@ -260,7 +280,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                     registry.run_url(logged.experiment_id, logged.run_id)
                 ),
                 "mlflow_model_version": MetadataValue.url(
-                    registry.version_url(name, logged.version)
+                    registry.version_url(model, logged.version)
                 ),
                 "data_hash": data_hash,
                 "train_rows": len(X),
@@ -302,23 +322,24 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         context: AssetExecutionContext, split: Any, candidate: LoggedCandidate
     ) -> Iterator[Any]:
         registry: ModelRegistry = context.resources.model_registry
+        model = unit(context)
         X, y = datasets.xy(split, spec, "test")
-        y_pred, y_score = predict_with_scores(registry.load(name, candidate.version), X)
+        y_pred, y_score = predict_with_scores(registry.load(model, candidate.version), X)
         scores = compute_metrics(spec.task, y, y_pred, y_score)
 
-        champion = registry.champion(name)
+        champion = registry.champion(model)
         champion_scores = None
         if champion is not None:
             try:
-                champion_model = registry.load(name, champion.version)
+                champion_model = registry.load(model, champion.version)
                 champion_scores = compute_metrics(
                     spec.task, y, *predict_with_scores(champion_model, X)
                 )
             except Exception as exc:
                 raise Failure(
-                    f"{name}: champion v{champion.version} could not be loaded or scored on the "
+                    f"{model}: champion v{champion.version} could not be loaded or scored on the "
                     f"holdout ({type(exc).__name__}: {exc}). Roll back with "
-                    f"`modelfactory rollback {name}` or promote a candidate by hand."
+                    f"`modelfactory rollback {model}` or promote a candidate by hand."
                 ) from exc
 
         slices = None
@@ -344,7 +365,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         )
         registry.log_run_metrics(candidate.run_id, {f"test_{k}": v for k, v in scores.items()})
         registry.tag_version(
-            name,
+            model,
             candidate.version,
             {
                 "mf.verdict": "passed" if verdict.passed else "failed",
@@ -420,6 +441,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         context: AssetExecutionContext, config: PromotionConfig, evaluation: dict
     ) -> Output:
         registry: ModelRegistry = context.resources.model_registry
+        model = unit(context)
         candidate: LoggedCandidate = evaluation["candidate"]
         passed = evaluation["passed"]
         current = evaluation["champion_version"]
@@ -429,16 +451,16 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 f"awaiting approval: candidate v{candidate.version} {evaluation['summary']}. "
                 "Materialize this asset with config `approve: true` to promote it."
             )
-            return _champion_output(registry, name, current, promoted=False, decision=decision)
+            return _champion_output(registry, model, current, promoted=False, decision=decision)
         if not passed:
             if config.approve:
                 raise Failure(
-                    f"{name}: candidate v{candidate.version} cannot be promoted, the gate "
+                    f"{model}: candidate v{candidate.version} cannot be promoted, the gate "
                     f"{evaluation['summary']}"
                 )
             kept = f"kept v{current}" if current else "no champion yet"
             decision = f"{kept}: candidate v{candidate.version} {evaluation['summary']}"
-            return _champion_output(registry, name, current, promoted=False, decision=decision)
+            return _champion_output(registry, model, current, promoted=False, decision=decision)
 
         reason = config.reason or (
             f"{'approved' if config.approve else 'auto'}: gate {evaluation['summary']}"
@@ -449,11 +471,11 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         reserved = None
         if current is not None:
             reserved = rollouts.reserve(
-                name, stable=current, canary=candidate.version, spec=canary, reason=reason
+                model, stable=current, canary=candidate.version, spec=canary, reason=reason
             )
         try:
             move = registry.promote(
-                name,
+                model,
                 candidate.version,
                 expected_current=current,
                 actor=actor() if config.approve else f"dagster:{context.run_id}",
@@ -466,11 +488,11 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             if reserved is not None:
                 rollouts.finish(reserved, "cancelled", "the promotion failed")
             raise
-        context.log.info(f"{name}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+        context.log.info(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
         notifier: Notifier = context.resources.notifier
         notifier.send(
             Alert(
-                model=name,
+                model=model,
                 event="promoted",
                 severity="info",
                 text=(
@@ -479,12 +501,12 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 ),
                 links={
                     "run": dagster_run_url(context.run_id),
-                    f"v{move.to_version} in MLflow": registry.version_url(name, move.to_version),
+                    f"v{move.to_version} in MLflow": registry.version_url(model, move.to_version),
                 },
             )
         )
         return _champion_output(
-            registry, name, candidate.version, promoted=True, decision=reason, move=move
+            registry, model, candidate.version, promoted=True, decision=reason, move=move
         )
 
     @asset(
@@ -502,11 +524,12 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def endpoint(context: AssetExecutionContext, champion: dict) -> Output:
         rollouts: RolloutStore = context.resources.rollouts
-        rollout = rollouts.active(name)
+        model = unit(context)
+        rollout = rollouts.active(model)
         if rollout is not None and rollout.state == "pending":
             rollout = rollouts.start(rollout, reason=f"started by run {context.run_id}")
-            context.log.info(f"{name}: rollout {rollout.describe()}")
-        rollout = rollout or rollouts.latest(name)
+            context.log.info(f"{model}: rollout {rollout.describe()}")
+        rollout = rollout or rollouts.latest(model)
         return _endpoint_output(name, champion.get("version"), rollout)
 
     from modelfactory.production_assets import build_production_assets
@@ -573,6 +596,17 @@ def _champion_output(
     return Output(
         {"version": version, "promoted": promoted, "decision": decision}, metadata=metadata
     )
+
+
+def _segment_rows(project: ModelProject, frame: Any, segment: str, function: str) -> Any:
+    """One segment's rows of a project function's output, or a Failure saying what is wrong."""
+    from modelfactory.errors import ProjectError
+
+    what = f"{project.shown('features.py')}: {function}"
+    try:
+        return rows_of(frame, project.spec, segment, what)
+    except ProjectError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _validated(

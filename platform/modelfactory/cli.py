@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,9 @@ from modelfactory.errors import ModelFactoryError
 from modelfactory.evaluation import METRICS as METRIC_NAMES
 from modelfactory.project import ModelProject, discover_projects, load_project, projects_dir
 from modelfactory.resources import find_repo_root, local_home
+
+if TYPE_CHECKING:
+    from modelfactory.runs import TrainOutcome
 
 __all__ = ["main"]
 
@@ -176,39 +179,77 @@ def seed(models: tuple[str, ...]) -> None:
 @click.argument("models", nargs=-1)
 @click.option("--approve", is_flag=True, help="Approve the promotion (needed for policy manual).")
 @click.option("--if-no-champion", is_flag=True, help="Only train models that have no champion.")
+@click.option(
+    "--segment",
+    "segments",
+    multiple=True,
+    help="Train only this segment of a segmented model (repeatable; default: every segment).",
+)
 @_friendly
-def train(models: tuple[str, ...], approve: bool, if_no_champion: bool) -> None:
-    """Materialize MODELS (default: all): raw, features, split, candidate, evaluation, champion."""
+def train(
+    models: tuple[str, ...], approve: bool, if_no_champion: bool, segments: tuple[str, ...]
+) -> None:
+    """Materialize MODELS (default: all): raw, features, split, candidate, evaluation, champion.
+
+    A segmented model trains one run per segment; a segment that fails does not stop the others.
+    """
     from modelfactory.resources import model_registry
-    from modelfactory.runs import local_instance, seed_data, train
+    from modelfactory.runs import local_instance, seed_data, segments_to_train, train
+    from modelfactory.segments import segment_model
 
     projects = _select(models)
     instance = local_instance()
     registry = model_registry()
     failed = []
     for project in projects:
-        if if_no_champion and registry.champion(project.name) is not None:
-            click.echo(f"{project.name}: has a champion, skipping")
-            continue
         seed_data(project)
-        click.echo(f"{project.name}: training ...")
-        outcome = train(project, approve=approve, instance=instance)
-        if outcome.success:
-            mark = "promoted" if outcome.promoted else "champion unchanged"
-            click.secho(
-                f"{project.name}: {mark}; champion v{outcome.champion} ({outcome.seconds:.1f} s)\n"
-                f"  {outcome.decision}",
-                fg="green" if outcome.promoted else None,
-            )
-        else:
-            failed.append(project.name)
-            click.secho(f"{project.name}: run {outcome.run_id} failed", fg="red", err=True)
-            for check, why in outcome.failed_checks.items():
-                click.echo(f"  check {check} failed: {why}", err=True)
-            for error in outcome.errors:
-                click.echo(f"  {error.splitlines()[0]}", err=True)
+        if segments and project.spec.segments is None and not models:
+            click.echo(f"{project.name}: has no segments, skipping")
+            continue
+        units = segments_to_train(project, list(segments), instance) or [None]
+        if units != [None]:
+            click.echo(f"{project.name}: {len(units)} segment(s) by {project.spec.segments.by}")
+        for number, segment in enumerate(units, start=1):
+            label = f"{project.name}[{segment}]" if segment else project.name
+            if if_no_champion and registry.champion(segment_model(project.name, segment)):
+                click.echo(f"{label}: has a champion, skipping")
+                continue
+            progress = f" ({number}/{len(units)})" if segment else ""
+            click.echo(f"{label}: training{progress} ...")
+            outcome = train(project, approve=approve, instance=instance, segment=segment)
+            if not _report_training(outcome):
+                failed.append(outcome.label)
     if failed:
         raise click.ClickException(f"training failed for {', '.join(failed)}")
+
+
+def _segments_or_none(project: ModelProject) -> list[str | None]:
+    """A segmented model's segments (discovered ones from the local instance), else [None]."""
+    from modelfactory.runs import local_instance
+    from modelfactory.segments import segments_of
+
+    segments = project.spec.segments
+    if segments is None:
+        return [None]
+    return list(segments_of(project.spec, local_instance() if segments.discovered else None))
+
+
+def _report_training(outcome: TrainOutcome) -> bool:
+    """Print one training run's outcome; True when it succeeded."""
+    if outcome.success:
+        mark = "promoted" if outcome.promoted else "champion unchanged"
+        click.secho(
+            f"{outcome.label}: {mark}; champion v{outcome.champion} ({outcome.seconds:.1f} s)\n"
+            f"  {outcome.decision}",
+            fg="green" if outcome.promoted else None,
+        )
+        return True
+    click.secho(f"{outcome.label}: run {outcome.run_id} failed", fg="red", err=True)
+    for check, why in outcome.failed_checks.items():
+        click.echo(f"  check {check} failed: {why}", err=True)
+    for error in outcome.errors:
+        click.echo(f"  {error.splitlines()[0]}", err=True)
+    return False
 
 
 @main.command()
@@ -221,7 +262,11 @@ def status(as_json: bool) -> None:
 
     projects, broken = discover_projects()
     registry, rollouts = model_registry(), rollout_store()
-    rows = [model_status(project, registry, rollouts) for project in projects]
+    rows = [
+        model_status(project, registry, rollouts, segment)
+        for project in projects
+        for segment in _segments_or_none(project)
+    ]
     if as_json:
         click.echo(
             json.dumps({"models": rows, "broken": {k: str(v) for k, v in broken.items()}}, indent=2)
@@ -229,10 +274,10 @@ def status(as_json: bool) -> None:
         return
     for row in rows:
         if row["champion"] is None:
-            click.echo(f"{row['model']}: no champion yet (last candidate: {row['last_verdict']})")
+            click.echo(f"{row['label']}: no champion yet (last candidate: {row['last_verdict']})")
             continue
         click.echo(
-            f"{row['model']}: champion v{row['champion']} "
+            f"{row['label']}: champion v{row['champion']} "
             f"{row['metric']}={row['champion_metric']:.4g}"
             f" since {row['promoted_at']} by {row['promoted_by']}\n"
             f"  why: {row['why']}\n"

@@ -33,6 +33,7 @@ from modelfactory.live import champion_holdout
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
 from modelfactory.resources import ArtifactStore, inference_store, label_folder, warehouse_kind
+from modelfactory.segments import segment_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,6 +115,7 @@ def build_production_assets(
         key=key["predictions"],
         ins={"features": AssetIn(key["features"])},
         io_manager_key="warehouse",
+        metadata={"partition_expr": spec.segments.by} if spec.segments else {},
         kinds={"scikit-learn", warehouse_kind()},
         required_resource_keys={"model_registry"},
         description=(
@@ -126,14 +128,17 @@ def build_production_assets(
     )
     def predictions(context: AssetExecutionContext, features: Any) -> Output:
         registry: ModelRegistry = context.resources.model_registry
-        champion = registry.champion(name)
+        segment = context.partition_key if spec.segments else None
+        model = segment_model(name, segment)
+        champion = registry.champion(model)
         if champion is None:
+            how = f"{name} --segment {segment}" if segment else name
             raise Failure(
-                f"{name}: no champion to score with yet; train one first "
-                f"(`modelfactory train {name}` or materialize {name}/champion)"
+                f"{model}: no champion to score with yet; train one first "
+                f"(`modelfactory train {how}` or materialize {name}/champion)"
             )
         X = datasets.inputs(features, spec)
-        y_pred, y_score = predict_with_scores(registry.load(name, champion.version), X)
+        y_pred, y_score = predict_with_scores(registry.load(model, champion.version), X)
         scored = features.drop(columns=[spec.target], errors="ignore").assign(
             prediction=y_pred, model_version=champion.version
         )
@@ -197,6 +202,8 @@ def build_production_assets(
             metadata.update(_live_metadata(verdict))
         return Output(table, metadata=metadata)
 
+    if spec.segments is not None:  # drift and live metrics per segment: not built yet
+        return [predictions]
     return [predictions, drift_report, live_metrics]
 
 

@@ -18,7 +18,14 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dagster import DefaultScheduleStatus, FreshnessPolicy, ScheduleDefinition
+from dagster import (
+    DefaultScheduleStatus,
+    FreshnessPolicy,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    schedule,
+)
 
 from modelfactory.project import ModelProject
 from modelfactory.spec import ModelSpec
@@ -54,18 +61,39 @@ def build_schedules(
     ):
         if cron is None:
             continue
-        built.append(
-            ScheduleDefinition(
-                name=schedule_name,
-                cron_schedule=cron,
-                job=job,
-                execution_timezone="UTC",
-                default_status=DefaultScheduleStatus.RUNNING,
-                tags={"modelfactory/model": name, "modelfactory/trigger": "schedule"},
-                description=f"{what} {name} on `{cron}` (UTC), from model.yaml schedule.",
-            )
-        )
+        settings = {
+            "name": schedule_name,
+            "cron_schedule": cron,
+            "job": job,
+            "execution_timezone": "UTC",
+            "default_status": DefaultScheduleStatus.RUNNING,
+            "tags": {"modelfactory/model": name, "modelfactory/trigger": "schedule"},
+            "description": f"{what} {name} on `{cron}` (UTC), from model.yaml schedule.",
+        }
+        if project.spec.segments is None:
+            built.append(ScheduleDefinition(**settings))
+        else:
+            built.append(_every_segment(project, settings))
     return built
+
+
+def _every_segment(project: ModelProject, settings: dict[str, Any]) -> ScheduleDefinition:
+    """A segmented model's schedule: each tick runs every segment, one run each."""
+    from modelfactory.segments import segments_of
+
+    tags = settings.pop("tags")
+    settings["description"] += " One run per segment."
+    discovered = project.spec.segments is not None and project.spec.segments.discovered
+
+    @schedule(**settings)
+    def every_segment(context: ScheduleEvaluationContext) -> list[RunRequest]:
+        tick = f"{context.scheduled_execution_time:%Y%m%dT%H%M}"
+        return [
+            RunRequest(run_key=f"{segment}-{tick}", partition_key=segment, tags=tags)
+            for segment in segments_of(project.spec, context.instance if discovered else None)
+        ]
+
+    return every_segment
 
 
 def longest_gap(cron: str) -> timedelta:

@@ -19,6 +19,7 @@ from dagster import (
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     run_failure_sensor,
     sensor,
@@ -30,6 +31,7 @@ from modelfactory.registry import ModelRegistry
 from modelfactory.serving.rollouts import RolloutStore
 
 __all__ = [
+    "build_segment_sensors",
     "build_sensors",
     "canary_sensor_name",
     "describe_run_failure",
@@ -51,6 +53,10 @@ def live_metric_sensor_name(model: str) -> str:
     return f"{model}_live_metric"
 
 
+def segment_sensor_name(model: str) -> str:
+    return f"{model}_new_segments"
+
+
 def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDefinition]:
     """The model's sensors. `jobs` by role: `train` (what a retrain runs), `drift_report`
     and `live_metrics` (the evidence a retrain comes with), `predict`."""
@@ -60,6 +66,46 @@ def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDef
         _live_metric_sensor(project, jobs["train"], jobs["live_metrics"]),
         _run_failure_sensor(project),
     ]
+
+
+def build_segment_sensors(project: ModelProject, train_job: Any) -> list[SensorDefinition]:
+    """A segmented model's sensors: failed runs and, when its segments are discovered, the
+    one that adds (and trains) a segment when it first appears in the data."""
+    sensors = [_run_failure_sensor(project)]
+    if project.spec.segments is not None and project.spec.segments.discovered:
+        sensors.append(_new_segment_sensor(project, train_job))
+    return sensors
+
+
+def _new_segment_sensor(project: ModelProject, train_job: Any) -> SensorDefinition:
+    from modelfactory.segments import partitions_def
+
+    name, by = project.name, project.spec.segments.by
+    partitions = partitions_def(project.spec)
+
+    @sensor(
+        name=segment_sensor_name(name),
+        job=train_job,
+        minimum_interval_seconds=300,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            f"Reads {name}'s raw data every 5 minutes; a value of {by!r} seen for the first "
+            "time becomes a segment (a partition of every asset) and its first model trains."
+        ),
+    )
+    def new_segment_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        from modelfactory.segments import discover_segments
+
+        known = set(partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+        new = [s for s in discover_segments(project) if s not in known]
+        if not new:
+            return SkipReason(f"no new values of {by!r} ({len(known)} segments)")
+        return SensorResult(
+            run_requests=[RunRequest(partition_key=s, run_key=f"first-{s}") for s in new],
+            dynamic_partitions_requests=[partitions.build_add_request(new)],
+        )
+
+    return new_segment_sensor
 
 
 def _canary_sensor(project: ModelProject) -> SensorDefinition:

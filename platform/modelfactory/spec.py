@@ -36,6 +36,7 @@ __all__ = [
     "PromotionSpec",
     "ResourcesSpec",
     "ScheduleSpec",
+    "SegmentsSpec",
     "ServingSpec",
     "SlicesSpec",
     "SplitSpec",
@@ -49,6 +50,9 @@ _CRON_FIELD = re.compile(
 _OWNER = re.compile(r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[A-Za-z0-9_.-]+)$")
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+# A segment names a partition, a registered model (`<model>.<segment>`) and a URL part.
+SEGMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+SegmentValue = Annotated[str, StringConstraints(pattern=SEGMENT_PATTERN)]
 
 
 class _Section(BaseModel):
@@ -204,6 +208,40 @@ class ServingSpec(_Section):
     canary: CanarySpec = Field(default_factory=CanarySpec)
 
 
+class SegmentsSpec(_Section):
+    """One model per value of a column: its own data, gate, registered versions and champion.
+
+    `values` lists the segments, or `discover` finds them in the data (the values of `by`
+    in load_raw's rows, each a partition added as it first appears).
+    """
+
+    by: ColumnName
+    values: list[SegmentValue] | Literal["discover"]
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _segment_list(cls, values: Any) -> Any:
+        """One clear message instead of one per member of the union."""
+        if values == "discover":
+            return values
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"must be a list of segments or 'discover', got {values!r}")
+        values = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values]
+        bad = [v for v in values if not isinstance(v, str) or not re.match(SEGMENT_PATTERN, v)]
+        if bad:
+            raise ValueError(
+                "each segment is 1-40 letters, digits, '_' or '-', starting with a letter or "
+                f"digit, got {bad}"
+            )
+        if len(set(values)) != len(values):
+            raise ValueError(f"each segment must be listed once, got {values}")
+        return values
+
+    @property
+    def discovered(self) -> bool:
+        return self.values == "discover"
+
+
 class ResourcesSpec(_Section):
     cpus: float = Field(default=1, gt=0)
     memory: Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?(Mi|Gi)$")] = "2Gi"
@@ -231,6 +269,7 @@ class ModelSpec(_Section):
     live_metric: LiveMetricSpec = Field(default_factory=LiveMetricSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    segments: SegmentsSpec | None = None
     params: dict[str, Any] = Field(
         default_factory=dict, description="hyper-parameters handed to train(X, y, params)"
     )
@@ -255,6 +294,8 @@ class ModelSpec(_Section):
                 f"metric.direction must be {metric.direction!r} for {self.metric.name!r}, "
                 f"got {self.metric.direction!r}"
             )
+        if self.segments is not None and self.segments.by == self.target:
+            raise ValueError(f"segments.by must be an input column, not the target {self.target!r}")
         for name in self.promotion.thresholds:
             if METRICS[name].task != self.task:
                 raise ValueError(

@@ -6,24 +6,31 @@ from typing import Any
 
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry
+from modelfactory.segments import segment_model
 from modelfactory.serving.rollouts import RolloutStore
 
 __all__ = ["model_status"]
 
 
 def model_status(
-    project: ModelProject, registry: ModelRegistry, rollouts: RolloutStore | None = None
+    project: ModelProject,
+    registry: ModelRegistry,
+    rollouts: RolloutStore | None = None,
+    segment: str | None = None,
 ) -> dict[str, Any]:
     """Champion version and holdout metric, its last move, the latest candidate's verdict,
-    and the rollout on the endpoint (active, or the last one)."""
-    name, metric = project.name, project.spec.metric.name
+    and the rollout on the endpoint (active, or the last one); of one segment, if given."""
+    metric = project.spec.metric.name
+    name = segment_model(project.name, segment)
     rollout = rollouts.latest(name) if rollouts is not None else None
     champion = registry.champion(name)
     latest = registry.latest_version(name)
     moves = [m for m in registry.history(name) if champion and m.to_version == champion.version]
     last_move = moves[-1] if moves else None
     return {
-        "model": name,
+        "model": project.name,
+        "segment": segment,
+        "label": f"{project.name}[{segment}]" if segment else project.name,
         "owner": project.spec.owner,
         "metric": metric,
         "champion": champion.version if champion else None,
