@@ -6,8 +6,9 @@ Dagster instance and MLflow registry; nothing is mocked.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -153,3 +154,98 @@ def test_discovered_segments_come_from_the_data_and_a_new_one_trains_by_itself(
         result = sensor(context)
     assert [r.partition_key for r in result.run_requests] == ["us"]
     assert result.dynamic_partitions_requests[0].partition_keys == ["us"]
+
+
+def test_the_endpoint_answers_each_segment_with_its_own_champion(copy_example) -> None:
+    import httpx
+
+    from conftest import LiveServer
+    from modelfactory.resources import inference_store, project_resources, rollout_store
+    from modelfactory.serving import create_app
+    from modelfactory.serving.app import ServingSettings
+    from modelfactory.serving.capture import read_inference_log, version_stats
+
+    root = segmented(copy_example, values=["uk", "de"])  # us is not one of this model's
+    edit_spec(root, lambda spec: spec["serving"]["canary"].update(steps=[50, 100], min_requests=5))
+    instance = DagsterInstance.get()
+    seed_data(load_project(root))
+    for segment in ("uk", "de"):
+        assert train(load_project(root), instance=instance, segment=segment).promoted
+    set_alpha(root, 1.0)
+    assert train(load_project(root), instance=instance, segment="de").promoted  # de: v2
+    assert rollout_store().active(f"{MODEL}.de").describe() == "v1 -> v2, step 1/2: 50% of requests"
+    assert rollout_store().active(f"{MODEL}.uk") is None
+
+    app = create_app(
+        [load_project(root)],
+        registry=model_registry(),
+        rollouts=rollout_store(),
+        home=local_home(),
+        settings=ServingSettings(refresh_seconds=0.1, flush_seconds=0.2),
+    )
+    row = {"price": 9.5, "promo": 1, "temperature": 20.0, "is_weekend": 0}
+    rows = [{**row, "marketplace": m} for m in ("uk", "de", "uk", "de")]
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(30):  # de's canary answers about half of de's rows
+            assert client.post(f"/models/{MODEL}/predict", json={"rows": rows}).status_code == 200
+        since = datetime.now(UTC) - timedelta(hours=1)
+        wait_for(
+            lambda: any(
+                s.role == "canary" and s.requests >= 5
+                for s in version_stats(inference_store(f"{MODEL}.de"), f"{MODEL}.de", since)
+            ),
+            "de's canary traffic in its inference log",
+        )
+        # The canary sensor judges each segment's rollout on that segment's traffic.
+        sensor = build_definitions(load_project(root)).resolve_sensor_def(f"{MODEL}_canary")
+        context = build_sensor_context(instance=instance, resources=project_resources(MODEL))
+        said = sensor(context).skip_message
+        assert f"{MODEL}.uk: no rollout in progress" in said
+        assert f"{MODEL}.de: v1 -> v2, completed" in said, said
+        wait_for(
+            lambda: client.get("/models").json()[f"{MODEL}.de"]["canary_version"] is None,
+            "de's route to settle",
+        )
+
+        answer = client.post(f"/models/{MODEL}/predict", json={"rows": rows})
+        assert answer.status_code == 200, answer.text
+        served = [(p["segment"], p["version"]) for p in answer.json()["predictions"]]
+        assert served == [("uk", "1"), ("de", "2"), ("uk", "1"), ("de", "2")]
+        prices = [p["prediction"] for p in answer.json()["predictions"]]
+        assert prices[0] == prices[2] and prices[1] == prices[3] and prices[0] != prices[1]
+
+        refused = client.post(
+            f"/models/{MODEL}/predict", json={"rows": [rows[0], {**row, "marketplace": "us"}]}
+        )
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == (
+            "rows[1].marketplace: demand_forecast has no segment 'us'; its segments are uk, de"
+        )
+        assert set(client.get("/models").json()) == {f"{MODEL}.uk", f"{MODEL}.de"}
+
+    # Each segment's rows went to its own log, at their places in the request (labels join
+    # by request_id and row_index as the client knows them).
+    for segment, places in (("uk", [0, 2]), ("de", [1, 3])):
+        unit = f"{MODEL}.{segment}"
+        log = read_inference_log(inference_store(unit), unit)
+        assert set(log["row_index"]) == set(places) and len(log) == 31 * len(places)
+        assert set(log["model_version"]) == ({"1", "2"} if segment == "de" else {"1"})
+
+    # A rollback moves one segment's champion only, and names the segment it needs.
+    runner = CliRunner()
+    ambiguous = runner.invoke(main, ["rollback", MODEL])
+    assert ambiguous.exit_code != 0 and "name one with --segment" in ambiguous.output
+    back = runner.invoke(main, ["rollback", MODEL, "--segment", "de"])
+    assert back.exit_code == 0, back.output
+    registry = model_registry()
+    assert registry.champion(f"{MODEL}.de").version == "1"
+    assert registry.champion(f"{MODEL}.uk").version == "1"
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

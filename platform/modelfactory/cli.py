@@ -194,7 +194,7 @@ def train(
     A segmented model trains one run per segment; a segment that fails does not stop the others.
     """
     from modelfactory.resources import model_registry
-    from modelfactory.runs import local_instance, seed_data, segments_to_train, train
+    from modelfactory.runs import local_instance, resolve_segments, seed_data, train
     from modelfactory.segments import segment_model
 
     projects = _select(models)
@@ -206,7 +206,7 @@ def train(
         if segments and project.spec.segments is None and not models:
             click.echo(f"{project.name}: has no segments, skipping")
             continue
-        units = segments_to_train(project, list(segments), instance) or [None]
+        units = resolve_segments(project, list(segments), instance) or [None]
         if units != [None]:
             click.echo(f"{project.name}: {len(units)} segment(s) by {project.spec.segments.by}")
         for number, segment in enumerate(units, start=1):
@@ -292,20 +292,25 @@ def status(as_json: bool) -> None:
 @main.command()
 @click.argument("model")
 @click.option("--reason", default="manual rollback", show_default=True)
+@click.option("--segment", help="The segment to roll back, for a segmented model.")
 @_friendly
-def rollback(model: str, reason: str) -> None:
-    """Put back the champion that MODEL's current champion replaced."""
+def rollback(model: str, reason: str, segment: str | None) -> None:
+    """Put back the champion that MODEL's (or one segment's) current champion replaced."""
     from modelfactory.registry import actor
-    from modelfactory.resources import model_registry
+    from modelfactory.resources import model_registry, rollout_store
+    from modelfactory.runs import local_instance, record_alias_move, resolve_segments
+    from modelfactory.segments import segment_model
 
-    load_project(projects_dir() / model)
-    from modelfactory.resources import rollout_store
-    from modelfactory.runs import record_alias_move
-
-    move = model_registry().rollback(model, actor=actor(), reason=reason)
-    cancelled = rollout_store().cancel_active(model, reason=f"rolled back by {move.actor}")
+    project = load_project(projects_dir() / model)
+    if project.spec.segments is not None and segment is None:
+        raise click.UsageError(f"{model} has a champion per segment: name one with --segment")
+    if segment is not None:
+        resolve_segments(project, [segment], local_instance())  # refuses an unknown one
+    unit = segment_model(model, segment)
+    move = model_registry().rollback(unit, actor=actor(), reason=reason)
+    cancelled = rollout_store().cancel_active(unit, reason=f"rolled back by {move.actor}")
     record_alias_move(move)
-    click.echo(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+    click.echo(f"{unit}: champion v{move.from_version} -> v{move.to_version} ({reason})")
     if cancelled is not None:
         click.echo(f"  cancelled the rollout {cancelled.describe()}")
 

@@ -232,13 +232,16 @@ def snowflake_resource() -> SnowflakeResource:
 
 
 def inference_store(model: str, keep_open: bool = False) -> InferenceStore:
-    """Where `model`'s inference log lives: its DuckDB file, or its Snowflake schema.
+    """Where `model`'s inference log lives: its DuckDB file, or its Snowflake schema (a
+    segment's, `<model>.<segment>`, in its model's).
 
     `keep_open`: one long-lived user (the endpoint's flusher) keeps its Snowflake session
     between uses; DuckDB's file is always released, since Dagster's runs write to it too.
     """
+    from modelfactory.segments import SEPARATOR
     from modelfactory.serving.log_stores import DuckDBStore, SnowflakeStore
 
+    model = model.split(SEPARATOR)[0]  # a segment's log is a table beside its model's
     profile = current_profile()
     if profile.name == "production":
         schema = profile.schema(model)

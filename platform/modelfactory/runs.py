@@ -26,8 +26,8 @@ __all__ = [
     "local_instance",
     "prepare_dagster_home",
     "record_alias_move",
+    "resolve_segments",
     "seed_data",
-    "segments_to_train",
     "train",
 ]
 
@@ -89,10 +89,10 @@ def seed_data(project: ModelProject) -> bool:
     return True
 
 
-def segments_to_train(
+def resolve_segments(
     project: ModelProject, requested: list[str], instance: DagsterInstance
 ) -> list[str]:
-    """The segments a train command covers: those asked for, else all of them. Discovered
+    """The segments a command covers: those asked for, else all of them. Discovered
     segments are looked for in the data first, and new ones added to the instance."""
     from modelfactory.errors import ProjectError
     from modelfactory.segments import discover_segments, segment_partitions_name, segments_of
@@ -183,9 +183,13 @@ def record_alias_move(move: AliasMove, instance: DagsterInstance | None = None) 
     """
     from dagster import AssetKey, AssetObservation
 
+    from modelfactory.segments import SEPARATOR
+
+    model, _, segment = move.model.partition(SEPARATOR)  # a segment's move: its partition
     (instance or local_instance()).report_runless_asset_event(
         AssetObservation(
-            asset_key=AssetKey([move.model, "champion"]),
+            asset_key=AssetKey([model, "champion"]),
+            partition=segment or None,
             description=f"{move.event}: champion v{move.from_version} -> v{move.to_version}",
             metadata={
                 "champion_version": move.to_version,

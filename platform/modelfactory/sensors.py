@@ -71,7 +71,7 @@ def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDef
 def build_segment_sensors(project: ModelProject, train_job: Any) -> list[SensorDefinition]:
     """A segmented model's sensors: failed runs and, when its segments are discovered, the
     one that adds (and trains) a segment when it first appears in the data."""
-    sensors = [_run_failure_sensor(project)]
+    sensors = [_canary_sensor(project), _run_failure_sensor(project)]
     if project.spec.segments is not None and project.spec.segments.discovered:
         sensors.append(_new_segment_sensor(project, train_job))
     return sensors
@@ -131,47 +131,78 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         rollouts: RolloutStore,
         notifier: Notifier,
     ) -> SkipReason | None:
-        from modelfactory.resources import inference_store, label_folder
-        from modelfactory.runs import record_alias_move
-        from modelfactory.serving.canary import LiveRule, step
-        from modelfactory.serving.capture import WarehouseBusy
+        from modelfactory.resources import label_folder
+        from modelfactory.segments import segment_model, segments_of
+        from modelfactory.serving.canary import LiveRule
 
-        rollout = rollouts.active(name)
-        if rollout is None:
-            return SkipReason("no rollout in progress")
-        try:
-            outcome = step(
-                rollout,
-                canary,
-                warehouse=inference_store(name),
-                store=rollouts,
-                registry=model_registry,
-                notifier=notifier,
-                live=LiveRule(
-                    labels=label_folder(name),
-                    target=spec.target,
-                    task=spec.task,
-                    metric=spec.metric.name,
-                    spec=spec.live_metric,
-                ),
-            )
-        except WarehouseBusy:
-            return SkipReason(f"{name}'s warehouse is busy; judging on the next tick")
-        if outcome.rollout == rollout:
-            return SkipReason(f"{rollout.describe()}: {outcome.verdict.reason}")
-        context.instance.report_runless_asset_event(
-            AssetObservation(
-                asset_key=AssetKey([name, "endpoint"]),
-                description=f"{outcome.verdict.action}: {outcome.verdict.reason}",
-                metadata=outcome.rollout.as_metadata(),
-            )
+        live = LiveRule(
+            labels=label_folder(name),
+            target=spec.target,
+            task=spec.task,
+            metric=spec.metric.name,
+            spec=spec.live_metric,
         )
-        if outcome.move is not None:
-            record_alias_move(outcome.move, context.instance)
-        context.log.info(f"{name}: {outcome.rollout.describe()} ({outcome.verdict.reason})")
-        return SkipReason(f"{outcome.rollout.describe()}: {outcome.verdict.reason}")
+        discovered = spec.segments is not None and spec.segments.discovered
+        segments = segments_of(spec, context.instance if discovered else None) or [None]
+        said = []
+        for segment in segments:  # each segment's rollout is judged on its own traffic
+            unit = segment_model(name, segment)
+            said.append(
+                _judge_rollout(
+                    context, unit, segment, canary, live, model_registry, rollouts, notifier
+                )
+            )
+        return SkipReason("; ".join(said))
 
     return canary_sensor
+
+
+def _judge_rollout(
+    context: SensorEvaluationContext,
+    unit: str,
+    segment: str | None,
+    canary: Any,
+    live: Any,
+    registry: ModelRegistry,
+    rollouts: RolloutStore,
+    notifier: Notifier,
+) -> str:
+    """One step of `unit`'s rollout, if it has one; what happened, in a few words."""
+    from modelfactory.resources import inference_store
+    from modelfactory.runs import record_alias_move
+    from modelfactory.segments import SEPARATOR
+    from modelfactory.serving.canary import step
+    from modelfactory.serving.capture import WarehouseBusy
+
+    rollout = rollouts.active(unit)
+    if rollout is None:
+        return f"{unit}: no rollout in progress"
+    try:
+        outcome = step(
+            rollout,
+            canary,
+            warehouse=inference_store(unit),
+            store=rollouts,
+            registry=registry,
+            notifier=notifier,
+            live=live,
+        )
+    except WarehouseBusy:
+        return f"{unit}: the warehouse is busy; judging on the next tick"
+    if outcome.rollout == rollout:
+        return f"{unit}: {rollout.describe()}: {outcome.verdict.reason}"
+    context.instance.report_runless_asset_event(
+        AssetObservation(
+            asset_key=AssetKey([unit.split(SEPARATOR)[0], "endpoint"]),
+            partition=segment,
+            description=f"{outcome.verdict.action}: {outcome.verdict.reason}",
+            metadata=outcome.rollout.as_metadata(),
+        )
+    )
+    if outcome.move is not None:
+        record_alias_move(outcome.move, context.instance)
+    context.log.info(f"{unit}: {outcome.rollout.describe()} ({outcome.verdict.reason})")
+    return f"{unit}: {outcome.rollout.describe()}: {outcome.verdict.reason}"
 
 
 def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> SensorDefinition:

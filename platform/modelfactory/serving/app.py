@@ -7,11 +7,9 @@
     GET  /metrics                 Prometheus: requests, errors, latency, batch sizes
     GET  /docs                    OpenAPI, with each model's request schema
 
-The request path is: size check, one pydantic-core pass over the JSON body, pick a version
-from the model's current route, predict in a micro-batch, append the record to the capture
-spool, answer. Registry, rollout table and warehouse are touched only by background threads.
-A canary that fails is answered for by the stable version; the failure is captured, so the
-canary sensor rolls it back, and the client never sees it.
+The request path is in predict_route.py. Registry, rollout table and warehouse are touched
+only by background threads. Each model (or each segment of a segmented model) has a slot
+whose route the refresher keeps in line with its champion and rollout.
 """
 
 from __future__ import annotations
@@ -20,34 +18,24 @@ import asyncio
 import contextlib
 import gc
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from pydantic_core import to_json
 
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
+from modelfactory.serving.predict_route import PredictRoute, add_predict_route, error
 from modelfactory.serving.request_schema import (
     DEFAULT_MAX_ROWS,
-    PredictResponse,
     build_request_model,
     input_columns,
 )
-from modelfactory.serving.routing import (
-    LoadedVersion,
-    ModelSlot,
-    Refresher,
-    Route,
-    RouteTarget,
-)
+from modelfactory.serving.routing import ModelSlot, Refresher, Route, RouteTarget
 
 if TYPE_CHECKING:
     from modelfactory.project import ModelProject
@@ -87,7 +75,8 @@ def create_app(
         if settings.predict_threads
         else None
     )
-    slots = {p.name: _slot(p, settings.max_rows) for p in projects}
+    routes = [_predict_route(p, settings.max_rows) for p in projects]
+    slots = {slot.name: slot for route in routes for slot in route.slots.values()}
     from modelfactory.resources import capture_archive, inference_store
 
     spools = {name: CaptureSpool(home.capture(name)) for name in slots}
@@ -152,14 +141,22 @@ def create_app(
     def capture(slot: ModelSlot, record: dict[str, Any]) -> None:
         spools[slot.name].append(to_json(record))
 
-    for slot in slots.values():
-        _add_predict_route(app, slot, settings, metrics, capture, background)
+    for route in routes:
+        add_predict_route(
+            app,
+            route,
+            max_body_bytes=settings.max_body_bytes,
+            metrics=metrics,
+            capture=capture,
+            background=background,
+        )
     _install_openapi(app)
+    served = sorted(route.model for route in routes)
 
     @app.post("/models/{name}/predict", include_in_schema=False)
     async def unknown_model(name: str) -> JSONResponse:
         metrics.rejected.labels("unknown", "unknown_model").inc()
-        return _error(404, f"unknown model {name!r}; this endpoint serves {sorted(slots)}")
+        return error(404, f"unknown model {name!r}; this endpoint serves {served}")
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:
@@ -183,142 +180,37 @@ def create_app(
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
-        return _error(500, f"internal error ({type(exc).__name__}); see the server log")
+        return error(500, f"internal error ({type(exc).__name__}); see the server log")
 
     return app
 
 
-def _slot(project: ModelProject, max_rows: int) -> ModelSlot:
+def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
+    """A model's slot, or a slot per segment (`<model>.<segment>`) sharing its request model.
+
+    Segments are those the spec lists, or those discovered so far: a segment discovered after
+    the server started is served after a restart.
+    """
+    from modelfactory.segments import segment_model, segments_of
+
     request_model = build_request_model(project, max_rows)
-    return ModelSlot(
-        name=project.name, request_model=request_model, columns=input_columns(request_model)
-    )
+    columns = input_columns(request_model)
+    spec = project.spec
+    if spec.segments is None:
+        slot = ModelSlot(name=project.name, request_model=request_model, columns=columns)
+        return PredictRoute(project.name, {None: slot})
+    instance = None
+    if spec.segments.discovered:
+        from modelfactory.runs import local_instance
 
-
-def _add_predict_route(
-    app: FastAPI,
-    slot: ModelSlot,
-    settings: ServingSettings,
-    metrics: ServingMetrics,
-    capture: Any,
-    background: set[asyncio.Task],
-) -> None:
-    name = slot.name
-    validate = slot.request_model.model_validate_json
-
-    async def checked(request: Request) -> tuple[list[dict], Route] | Response:
-        """The validated rows and the route to take, or the 4xx/503 that answers instead."""
-        body = await _read_body(request, settings.max_body_bytes)
-        if body is None:
-            metrics.rejected.labels(name, "too_large").inc()
-            return _error(413, f"request body is over the limit of {settings.max_body_bytes} bytes")
-        try:
-            parsed = validate(body)
-        except ValidationError as exc:
-            metrics.rejected.labels(name, "invalid").inc()
-            return _validation_error(exc)
-        route = slot.route
-        if route is None:
-            metrics.rejected.labels(name, "not_ready").inc()
-            return _error(503, f"{name} is not ready: {slot.problem or 'loading'}")
-        rows = parsed.rows
-        if rows and not isinstance(rows[0], dict):  # a project's own pydantic RequestRow
-            rows = [row.model_dump() for row in rows]
-        return rows, route
-
-    async def predict(request: Request) -> Response:
-        started = time.perf_counter()
-        received_at = datetime.now(UTC)
-        slot.arriving += 1  # the batcher waits a moment for requests that are this far
-        try:
-            outcome = await checked(request)
-        finally:
-            slot.arriving -= 1
-        if isinstance(outcome, Response):
-            return outcome
-        rows, route = outcome
-        request_id = uuid.uuid4().hex
-        version, role = route.pick()
-
-        def failed(version: LoadedVersion, role: str, exc: Exception) -> dict[str, Any]:
-            ms = (time.perf_counter() - started) * 1000
-            return _record(request_id, received_at, version, role, rows, ms, exc)
-
-        def unavailable(record: dict[str, Any]) -> Response:
-            capture(slot, record)
-            metrics.requests.labels(name, record["model_version"], record["role"], "error").inc()
-            message = f"{name} v{record['model_version']} failed to predict ({record['error']})"
-            return _error(503, message, request_id=request_id)
-
-        canary_failure: dict[str, Any] | None = None
-        try:
-            predictions, scores = await version.predict(rows)
-        except Exception as exc:
-            if role != "canary":
-                return unavailable(failed(version, role, exc))
-            # The stable version answers instead. If it fails too, the rows are at fault (or
-            # the model is), not the canary: only then does the failure not count against it.
-            canary_failure = failed(version, role, exc)
-            version, role = route.stable, "stable"
-            try:
-                predictions, scores = await version.predict(rows)
-            except Exception as again:
-                return unavailable(failed(version, role, again))
-        if canary_failure is not None:
-            capture(slot, canary_failure)
-            metrics.requests.labels(name, canary_failure["model_version"], "canary", "error").inc()
-        latency = time.perf_counter() - started
-        record = _record(request_id, received_at, version, role, rows, latency * 1000)
-        record["outputs"], record["scores"] = predictions, scores
-        capture(slot, record)
-        metrics.requests.labels(name, version.version, role, "ok").inc()
-        metrics.latency.labels(name, version.version).observe(latency)
-        metrics.rows.labels(name, version.version).inc(len(rows))
-        if route.shadow is not None:
-            task = asyncio.create_task(
-                _shadow(slot, route.shadow, rows, request_id, received_at, capture)
-            )
-            background.add(task)
-            task.add_done_callback(background.discard)
-        answer = {
-            "request_id": request_id,
-            "model": name,
-            "predictions": [
-                {
-                    "prediction": p,
-                    "version": version.version,
-                    "score": scores[i] if scores else None,
-                }
-                for i, p in enumerate(predictions)
-            ],
-        }
-        return Response(
-            to_json(answer), media_type="application/json", headers={"x-request-id": request_id}
+        instance = local_instance()
+    slots: dict[str | None, ModelSlot] = {
+        segment: ModelSlot(
+            name=segment_model(project.name, segment), request_model=request_model, columns=columns
         )
-
-    schema = slot.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
-    app.state.row_schemas.update(schema.pop("$defs", {}))
-    app.add_api_route(
-        f"/models/{name}/predict",
-        predict,
-        methods=["POST"],
-        tags=["models"],
-        summary=f"Predict with {name}",
-        response_model=PredictResponse,
-        responses={
-            400: {"description": "The body is not JSON"},
-            404: {"description": "Unknown model"},
-            413: {"description": "The body is too large"},
-            422: {"description": "A row breaks the model's request schema"},
-            503: {"description": "The model has no version loaded, or its prediction failed"},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": schema}},
-            }
-        },
-    )
+        for segment in segments_of(spec, instance)
+    }
+    return PredictRoute(project.name, slots, segment_column=spec.segments.by)
 
 
 def _install_openapi(app: FastAPI) -> None:
@@ -337,84 +229,6 @@ def _install_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def _shadow(
-    slot: ModelSlot,
-    version: LoadedVersion,
-    rows: list[dict[str, Any]],
-    request_id: str,
-    received_at: datetime,
-    capture: Any,
-) -> None:
-    """Score a copy of an answered request with the version in shadow; capture, never answer."""
-    started = time.perf_counter()
-    try:
-        predictions, scores = await version.predict(rows)
-    except Exception as exc:
-        ms = (time.perf_counter() - started) * 1000
-        capture(slot, _record(request_id, received_at, version, "shadow", rows, ms, exc))
-        return
-    record = _record(
-        request_id, received_at, version, "shadow", rows, (time.perf_counter() - started) * 1000
-    )
-    record["outputs"], record["scores"] = predictions, scores
-    capture(slot, record)
-
-
-def _record(
-    request_id: str,
-    received_at: datetime,
-    version: LoadedVersion,
-    role: str,
-    rows: list[dict[str, Any]],
-    latency_ms: float,
-    error: Exception | None = None,
-) -> dict[str, Any]:
-    return {
-        "request_id": request_id,
-        "received_at": received_at.replace(tzinfo=None).isoformat(),  # UTC
-        "model_version": version.version,
-        "role": role,
-        "status": "error" if error else "ok",
-        "error": f"{type(error).__name__}: {error}" if error else None,
-        "latency_ms": round(latency_ms, 3),
-        "inputs": rows,
-    }
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it is over `limit` (checked before reading where declared)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
-def _validation_error(exc: ValidationError) -> JSONResponse:
-    problems = []
-    for error in exc.errors(include_url=False):
-        if error["type"] == "json_invalid":
-            return _error(400, f"body is not valid JSON: {error['ctx'].get('error', error['msg'])}")
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-        field = field.lstrip(".") or "body"
-        problem = {"field": field, "message": error["msg"]}
-        if error["type"] != "missing" and isinstance(error["input"], (str, int, float, bool)):
-            problem["got"] = error["input"]
-        problems.append(problem)
-    first = problems[0]
-    got = f", got {first['got']!r}" if "got" in first else ""
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return _error(422, f"{first['field']}: {first['message']}{got}{more}", errors=problems)
-
-
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
 def _resolve_targets(

@@ -72,7 +72,8 @@ Warehouse = InferenceStore | Path  # a store, or a DuckDB file's path
 
 
 def inference_log_table(model: str) -> str:
-    return f"{model}_inference_log"
+    """`<model>_inference_log`; a segment's (`<model>.<segment>`) is `<model>__<segment>_…`."""
+    return f"{model.replace('.', '__')}_inference_log"
 
 
 def as_store(warehouse: Warehouse) -> InferenceStore:

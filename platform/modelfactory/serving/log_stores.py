@@ -91,6 +91,13 @@ class DuckDBStore:
 
     @contextlib.contextmanager
     def connect(self, wait: float = 0.0) -> Iterator[Session]:
+        # The segments of a model share its file: their flushers take turns in this process
+        # (DuckDB would fail one of two concurrent writers on a write-write conflict).
+        with _file_lock(self.path), self._connect(wait) as con:
+            yield con
+
+    @contextlib.contextmanager
+    def _connect(self, wait: float) -> Iterator[Session]:
         import duckdb
 
         from modelfactory.resources import WAREHOUSE_CONNECTION_CONFIG
@@ -155,15 +162,27 @@ class DuckDBStore:
         return relation, bound
 
 
+_FILE_LOCKS: dict[Path, threading.RLock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> threading.RLock:
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(path.resolve(), threading.RLock())
+
+
 _RECORD_COLUMNS = (
     "{request_id: 'VARCHAR', received_at: 'VARCHAR', model_version: 'VARCHAR', role: 'VARCHAR', "
     "status: 'VARCHAR', error: 'VARCHAR', latency_ms: 'DOUBLE', inputs: 'JSON[]', "
-    "outputs: 'JSON[]', scores: 'DOUBLE[]'}"
+    "outputs: 'JSON[]', scores: 'DOUBLE[]', row_indices: 'INTEGER[]'}"
 )
-# One record per request -> one table row per input row; the lists unnest side by side.
+# One record per request -> one table row per input row; the lists unnest side by side. A
+# segment's record holds only its rows of the request, with their places in it (row_indices).
 _DUCKDB_INSERT = (
     "INSERT INTO {table} "
-    "SELECT request_id, role, generate_subscripts(inputs, 1) - 1, CAST(received_at AS TIMESTAMP), "
+    "SELECT request_id, role, "
+    "unnest(coalesce(row_indices, CAST(range(0, len(inputs)) AS INTEGER[]))), "
+    "CAST(received_at AS TIMESTAMP), "
     "model_version, status, error, latency_ms, CAST(unnest(inputs) AS VARCHAR), "
     "TRY_CAST(unnest(outputs) AS DOUBLE), unnest(scores) "
     "FROM read_json(?, format = 'newline_delimited', ignore_errors = true, "
@@ -317,12 +336,14 @@ def exploded_records(records: bytes) -> pd.DataFrame:
         except ValueError:
             continue
         outputs, scores = record.get("outputs") or [], record.get("scores") or []
-        for index, features in enumerate(record.get("inputs") or []):
+        inputs = record.get("inputs") or []
+        places = record.get("row_indices") or range(len(inputs))
+        for index, (features, place) in enumerate(zip(inputs, places, strict=False)):
             rows.append(
                 {
                     "request_id": record["request_id"],
                     "role": record["role"],
-                    "row_index": index,
+                    "row_index": place,
                     "received_at": pd.Timestamp(record["received_at"]),  # naive UTC
                     "model_version": record["model_version"],
                     "status": record["status"],

@@ -32,6 +32,9 @@ class Prediction(BaseModel):
     score: float | None = Field(
         default=None, description="probability of the positive class (binary classifiers)"
     )
+    segment: str | None = Field(
+        default=None, description="the segment whose champion answered (segmented models)"
+    )
 
 
 class PredictResponse(BaseModel):
