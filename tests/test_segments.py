@@ -6,6 +6,7 @@ Dagster instance and MLflow registry; nothing is mocked.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -249,3 +250,82 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) 
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
+    import httpx
+
+    from conftest import LiveServer
+    from modelfactory.demo import simulated_features
+    from modelfactory.resources import inference_store, project_resources, rollout_store
+    from modelfactory.serving import create_app
+    from modelfactory.serving.app import ServingSettings
+    from modelfactory.serving.capture import read_inference_log
+
+    window = 200
+    root = segmented(copy_example, values=["uk", "de"])
+    edit_spec(root, lambda spec: spec["drift"].update(window=window))
+    project = load_project(root)
+    seed_data(project)
+    instance = DagsterInstance.get()
+    for segment in ("uk", "de"):
+        assert train(project, instance=instance, segment=segment).promoted
+
+    def inputs(marketplace: str, **knobs: float) -> list[dict]:
+        features = simulated_features(project, n_days=20, **knobs)
+        rows = features[features["marketplace"] == marketplace].head(window)
+        return rows.drop(columns=["date", "units_sold"]).to_dict("records")
+
+    calm_uk, drifted_de = inputs("uk", seed=7), inputs("de", seed=8, drift=0.5)
+    app = create_app(
+        [project],
+        registry=model_registry(),
+        rollouts=rollout_store(),
+        home=local_home(),
+        settings=ServingSettings(refresh_seconds=0.1, flush_seconds=0.2),
+    )
+    labels = []
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for start in range(0, window, 50):
+            rows = calm_uk[start : start + 50] + drifted_de[start : start + 50]
+            answer = client.post(f"/models/{MODEL}/predict", json={"rows": rows})
+            assert answer.status_code == 200, answer.text
+            request_id = answer.json()["request_id"]
+            labels += [(request_id, place, 40.0) for place in range(len(rows))]
+    for segment in ("uk", "de"):  # the server flushed both logs as it stopped
+        unit = f"{MODEL}.{segment}"
+        assert len(read_inference_log(inference_store(unit), unit)) == window
+
+    sensor = build_definitions(project).resolve_sensor_def(f"{MODEL}_drift")
+    context = build_sensor_context(instance=instance, resources=project_resources(MODEL))
+    requests = sensor(context)
+    assert {(r.job_name, r.partition_key) for r in requests} == {
+        (f"{MODEL}_train", "de"),
+        (f"{MODEL}_drift_report", "de"),
+    }
+    assert set(json.loads(context.cursor)) == {"uk", "de"}  # both windows judged
+    again = build_sensor_context(
+        instance=instance, resources=project_resources(MODEL), cursor=context.cursor
+    )
+    said = sensor(again).skip_message
+    assert f"{MODEL}.uk: 0/{window} new rows" in said and f"{MODEL}.de: 0/{window}" in said
+
+    # The report of de alone: its partition of the drift_report asset, from de's log.
+    report = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
+    result = report.execute_in_process(instance=instance, partition_key="de")
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node(f"{MODEL}__drift_report")
+    assert materialization.partition == "de"
+    assert materialization.metadata["drifted"].value is True
+    assert materialization.metadata["current_rows"].value == window
+
+    # Labels of both segments in one file: each segment's live metrics join its own rows.
+    folder = local_home().labels(MODEL)
+    folder.mkdir(parents=True)
+    frame = pd.DataFrame(labels, columns=["request_id", "row_index", "units_sold"])
+    frame.to_csv(folder / "day-1.csv", index=False)
+    live = build_definitions(project).resolve_job_def(f"{MODEL}_live_metrics")
+    result = live.execute_in_process(instance=instance, partition_key="uk")
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node(f"{MODEL}__live_metrics")
+    assert materialization.metadata["labelled_rows"].value == window  # uk's rows, not de's

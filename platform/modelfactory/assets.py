@@ -55,8 +55,8 @@ from modelfactory.resources import (
 )
 from modelfactory.run_tags import run_tags
 from modelfactory.schedules import build_schedules, freshness_policies
-from modelfactory.segments import partitions_def, rows_of, segment_model
-from modelfactory.sensors import build_segment_sensors, build_sensors
+from modelfactory.segments import partitions_def, rows_of, unit_of
+from modelfactory.sensors import build_sensors
 from modelfactory.serving.rollouts import Rollout, RolloutStore
 
 __all__ = [
@@ -128,11 +128,11 @@ def build_definitions(project: ModelProject) -> Definitions:
         description=f"{name}'s live metric per version, from predictions and late labels.",
         tags=tags,
     )
-    if project.spec.segments is not None:  # per-segment monitoring is not built yet
-        jobs, sensors = [train_job, predict_job], build_segment_sensors(project, train_job)
-    else:
-        jobs = [train_job, predict_job, report_job, live_job]
-        sensors = build_sensors(
+    return Definitions(
+        assets=build_assets(project),
+        jobs=[train_job, predict_job, report_job, live_job],
+        schedules=build_schedules(project, train_job, predict_job),
+        sensors=build_sensors(
             project,
             {
                 "train": train_job,
@@ -140,12 +140,7 @@ def build_definitions(project: ModelProject) -> Definitions:
                 "drift_report": report_job,
                 "live_metrics": live_job,
             },
-        )
-    return Definitions(
-        assets=build_assets(project),
-        jobs=jobs,
-        schedules=build_schedules(project, train_job, predict_job),
-        sensors=sensors,
+        ),
         resources=project_resources(name),
         executor=in_process_executor,
     )
@@ -165,11 +160,6 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     # The warehouse replaces one segment's rows at a time, selected by this column.
     stored = {"partition_expr": spec.segments.by} if spec.segments else {}
     metric = METRICS[spec.metric.name]
-
-    def unit(context: AssetExecutionContext) -> str:
-        """Who this run is about in the registry and rollout table: the model, or one of
-        its segments (`<model>.<segment>`)."""
-        return segment_model(name, context.partition_key if spec.segments else None)
 
     canary = spec.serving.canary
     fresh = freshness_policies(spec)  # from the schedules; none for an unscheduled model
@@ -245,7 +235,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def candidate(context: AssetExecutionContext, split: Any) -> Output:
         registry: ModelRegistry = context.resources.model_registry
-        model = unit(context)
+        model = unit_of(context)
         X, y = datasets.xy(split, spec, "train")
         params = project.params()
         estimator = project.function("train", "train")(X, y, params)
@@ -322,7 +312,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         context: AssetExecutionContext, split: Any, candidate: LoggedCandidate
     ) -> Iterator[Any]:
         registry: ModelRegistry = context.resources.model_registry
-        model = unit(context)
+        model = unit_of(context)
         X, y = datasets.xy(split, spec, "test")
         y_pred, y_score = predict_with_scores(registry.load(model, candidate.version), X)
         scores = compute_metrics(spec.task, y, y_pred, y_score)
@@ -441,7 +431,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         context: AssetExecutionContext, config: PromotionConfig, evaluation: dict
     ) -> Output:
         registry: ModelRegistry = context.resources.model_registry
-        model = unit(context)
+        model = unit_of(context)
         candidate: LoggedCandidate = evaluation["candidate"]
         passed = evaluation["passed"]
         current = evaluation["champion_version"]
@@ -524,7 +514,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     )
     def endpoint(context: AssetExecutionContext, champion: dict) -> Output:
         rollouts: RolloutStore = context.resources.rollouts
-        model = unit(context)
+        model = unit_of(context)
         rollout = rollouts.active(model)
         if rollout is not None and rollout.state == "pending":
             rollout = rollouts.start(rollout, reason=f"started by run {context.run_id}")

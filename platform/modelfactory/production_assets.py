@@ -33,7 +33,7 @@ from modelfactory.live import champion_holdout
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
 from modelfactory.resources import ArtifactStore, inference_store, label_folder, warehouse_kind
-from modelfactory.segments import segment_model
+from modelfactory.segments import unit_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,28 +73,30 @@ def build_production_assets(
 
         from modelfactory.serving.capture import inference_log_table, read_recent
 
+        unit = unit_of(context)
         reference, _ = datasets.xy(split, spec, "train")
-        current = read_recent(inference_store(name), name, spec.drift.window)
+        current = read_recent(inference_store(unit), unit, spec.drift.window)
         if current.empty:
             raise Failure(
-                f"{name}: no captured requests in {inference_log_table(name)} yet; the report "
+                f"{unit}: no captured requests in {inference_log_table(unit)} yet; the report "
                 f"compares live traffic with the training data (serve with `modelfactory serve`)"
             )
         current = current[[c for c in reference.columns if c in current.columns]]
         result = monitoring.compare(monitoring.profile(reference), current, spec.drift)
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        of = f"{context.partition_key}-" if spec.segments else ""  # whose report, by name
         reports: ArtifactStore = context.resources.artifact_store
         path = monitoring.evidently_report(
-            reference, current, reports.local_path(name, f"drift-{stamp}.html")
+            reference, current, reports.local_path(name, f"drift-{of}{stamp}.html")
         )
         location = reports.publish(path, name)
         registry: ModelRegistry = context.resources.model_registry
-        quality = _labelled_quality(project, registry, split)
+        quality = _labelled_quality(project, registry, split, unit)
         extra: dict[str, Any] = {"labelled_rows": 0}
         if quality is not None:  # the champion on its holdout vs on labelled live rows
             holdout, labelled, outcomes = quality
             extra["labelled_rows"] = len(labelled)
-            report = reports.local_path(name, f"quality-{stamp}.html")
+            report = reports.local_path(name, f"quality-{of}{stamp}.html")
             monitoring.evidently_quality_report(holdout, labelled, report, outcomes)
             extra["quality_report"] = _report_link(reports.publish(report, name))
         return Output(
@@ -129,7 +131,7 @@ def build_production_assets(
     def predictions(context: AssetExecutionContext, features: Any) -> Output:
         registry: ModelRegistry = context.resources.model_registry
         segment = context.partition_key if spec.segments else None
-        model = segment_model(name, segment)
+        model = unit_of(context)
         champion = registry.champion(model)
         if champion is None:
             how = f"{name} --segment {segment}" if segment else name
@@ -157,6 +159,7 @@ def build_production_assets(
         key=key["live_metrics"],
         deps=[key["endpoint"]],
         io_manager_key="warehouse",
+        metadata={"partition_expr": "segment"} if spec.segments else {},
         kinds={warehouse_kind()},
         required_resource_keys={"model_registry"},
         description=(
@@ -173,15 +176,18 @@ def build_production_assets(
         from modelfactory.serving.capture import read_labelled
 
         registry: ModelRegistry = context.resources.model_registry
+        unit = unit_of(context)
         labels = live.find_labels(label_folder(name))
         labelled = read_labelled(
-            inference_store(name),
-            name,
+            inference_store(unit),
+            unit,
             labels.files,
             target=spec.target,
             limit=spec.live_metric.window,
         )
         table = live.version_metrics(labelled, spec.task)
+        if spec.segments:  # one table for the model: each segment's rows say whose they are
+            table = table.assign(segment=context.partition_key)
         metadata: dict[str, Any] = {
             "label_files": len(labels.files),
             "labelled_rows": len(labelled),
@@ -189,7 +195,7 @@ def build_production_assets(
                 table.to_markdown(index=False) if len(table) else "no labelled predictions yet"
             ),
         }
-        champion = registry.champion(name)
+        champion = registry.champion(unit)
         if champion is not None:
             verdict = live.judge(
                 labelled,
@@ -202,8 +208,6 @@ def build_production_assets(
             metadata.update(_live_metadata(verdict))
         return Output(table, metadata=metadata)
 
-    if spec.segments is not None:  # drift and live metrics per segment: not built yet
-        return [predictions]
     return [predictions, drift_report, live_metrics]
 
 
@@ -215,21 +219,22 @@ def _report_link(location: str) -> MetadataValue:
 
 
 def _labelled_quality(
-    project: ModelProject, registry: ModelRegistry, split: "pd.DataFrame"
+    project: ModelProject, registry: ModelRegistry, split: "pd.DataFrame", unit: str
 ) -> "tuple[pd.DataFrame, pd.DataFrame, monitoring.Outcomes] | None":
     """The champion's holdout and its labelled live rows, each with target and prediction,
-    for the report's quality section; None until labels for the champion arrived."""
+    for the report's quality section; None until labels for the champion arrived. `unit` is
+    the model, or the segment (`<model>.<segment>`) the split belongs to."""
     from modelfactory.live import find_labels
     from modelfactory.serving.capture import captured_inputs, read_labelled
 
     spec = project.spec
-    champion: VersionInfo | None = registry.champion(spec.name)
+    champion: VersionInfo | None = registry.champion(unit)
     labels = find_labels(label_folder(spec.name))
     if champion is None or not labels.files:
         return None
     labelled = read_labelled(
-        inference_store(spec.name),
-        spec.name,
+        inference_store(unit),
+        unit,
         labels.files,
         target=spec.target,
         limit=spec.drift.window,
@@ -238,7 +243,7 @@ def _labelled_quality(
     if mine.empty:
         return None
     X, y = datasets.xy(split, spec, "test")
-    y_pred, y_score = predict_with_scores(registry.load(spec.name, champion.version), X)
+    y_pred, y_score = predict_with_scores(registry.load(unit, champion.version), X)
     outcomes = monitoring.Outcomes(
         task=spec.task,
         target=spec.target,

@@ -41,6 +41,7 @@ __all__ = [
     "segment_model",
     "segment_partitions_name",
     "segments_of",
+    "unit_of",
 ]
 
 SEPARATOR = "."  # MLflow names may hold it; model names (identifiers) never do
@@ -49,6 +50,13 @@ SEPARATOR = "."  # MLflow names may hold it; model names (identifiers) never do
 def segment_model(model: str, segment: str | None) -> str:
     """The name a segment goes by in the registry and the rollout table."""
     return f"{model}{SEPARATOR}{segment}" if segment else model
+
+
+def unit_of(context: Any) -> str:
+    """Whom an asset's run is about in the registry and the rollout table: the model (the
+    asset key's first part), or the segment its partition is (`<model>.<segment>`)."""
+    model = context.asset_key.path[0]
+    return segment_model(model, context.partition_key if context.has_partition_key else None)
 
 
 def segment_partitions_name(model: str) -> str:

@@ -9,6 +9,7 @@ for a rollback), so the UI's event history tells the rollout's story.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dagster import (
@@ -31,7 +32,6 @@ from modelfactory.registry import ModelRegistry
 from modelfactory.serving.rollouts import RolloutStore
 
 __all__ = [
-    "build_segment_sensors",
     "build_sensors",
     "canary_sensor_name",
     "describe_run_failure",
@@ -60,20 +60,14 @@ def segment_sensor_name(model: str) -> str:
 def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDefinition]:
     """The model's sensors. `jobs` by role: `train` (what a retrain runs), `drift_report`
     and `live_metrics` (the evidence a retrain comes with), `predict`."""
-    return [
+    sensors = [
         _canary_sensor(project),
         _drift_sensor(project, jobs["train"], jobs["drift_report"]),
         _live_metric_sensor(project, jobs["train"], jobs["live_metrics"]),
         _run_failure_sensor(project),
     ]
-
-
-def build_segment_sensors(project: ModelProject, train_job: Any) -> list[SensorDefinition]:
-    """A segmented model's sensors: failed runs and, when its segments are discovered, the
-    one that adds (and trains) a segment when it first appears in the data."""
-    sensors = [_canary_sensor(project), _run_failure_sensor(project)]
     if project.spec.segments is not None and project.spec.segments.discovered:
-        sensors.append(_new_segment_sensor(project, train_job))
+        sensors.append(_new_segment_sensor(project, jobs["train"]))
     return sensors
 
 
@@ -217,97 +211,191 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
         description=(
             f"Every {drift.window} requests the endpoint answered, compares their inputs with "
             f"the champion's training data ({drift.method}, threshold {drift.threshold}); when "
-            f"more than {drift.max_share:.0%} of the columns drifted, retrains {name}."
+            f"more than {drift.max_share:.0%} of the columns drifted, retrains {name}"
+            + (
+                " (each segment on its own traffic, retraining only itself)."
+                if project.spec.segments
+                else "."
+            )
         ),
     )
     def drift_sensor(
         context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
     ) -> SkipReason | list[RunRequest]:
-        from datetime import datetime
-
-        from modelfactory.monitoring import compare
-        from modelfactory.notify import Alert
-        from modelfactory.resources import inference_store
-        from modelfactory.serving.capture import WarehouseBusy, read_window
-
-        # The window first: most ticks end here, before any registry or artifact I/O.
-        after = datetime.fromisoformat(context.cursor) if context.cursor else None
-        try:
-            window, first, last = read_window(
-                inference_store(name), name, after=after, limit=drift.window
+        cursors = _Cursors(context.cursor, segmented=project.spec.segments is not None)
+        outcomes = [
+            _check_drift(
+                context, project, segment, cursors, model_registry, notifier, train_job, report_job
             )
-        except WarehouseBusy:
-            return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
-        if len(window) < drift.window:
-            return SkipReason(f"{len(window)}/{drift.window} new rows since the last check")
-        if _in_flight(context, train_job.name):  # judged after it, against its champion
-            return SkipReason(f"a retrain of {name} is under way; judging the window after it")
-        champion = model_registry.champion(name)
-        if champion is None:
-            return SkipReason(f"{name} has no champion to compare live data with")
-        reference = model_registry.reference_profile(name, champion.version)
-        if reference is None:
-            return SkipReason(f"champion v{champion.version} was logged without a reference")
-
-        result = compare(reference, window, drift)
-        context.update_cursor(last.isoformat())  # judged: never read again
-        context.instance.report_runless_asset_event(
-            AssetObservation(  # every judged window, drifted or not: the UI plots the share
-                asset_key=AssetKey([name, "drift_report"]),
-                description=f"drift check: {result.describe()}",
-                metadata={
-                    "drift_share": result.share,
-                    "drifted_columns": ", ".join(result.drifted_columns) or "none",
-                    "window_rows": result.rows,
-                    "window": f"{first.isoformat()} .. {last.isoformat()}",
-                    "champion_version": champion.version,
-                },
-            )
-        )
-        if not result.drifted:
-            return SkipReason(result.describe())
-        notifier.send(
-            Alert(
-                model=name,
-                event="drift_retrain",
-                text=f"retraining: {result.describe()}",
-                severity="warning",
-                links=_evidence_links(model_registry, name, champion.version, "drift_report"),
-            )
-        )
-        window_key = f"drift:{name}:{first.isoformat()}:{last.isoformat()}"
-        tags = {
-            "modelfactory/model": name,
-            "modelfactory/trigger": "drift",
-            "modelfactory/drift_share": f"{result.share:.3f}",
-            "modelfactory/drifted_columns": ",".join(result.drifted_columns),
-            "modelfactory/champion": champion.version,
-        }
-        # One retrain (and one report) per judged window, however often it is evaluated.
-        return [
-            RunRequest(job_name=train_job.name, run_key=window_key, tags=tags),
-            RunRequest(job_name=report_job.name, run_key=f"{window_key}:report", tags=tags),
+            for segment in _segments(context, project)
         ]
+        cursors.save(context)
+        return _combined(outcomes)
 
     return drift_sensor
 
 
+def _check_drift(
+    context: SensorEvaluationContext,
+    project: ModelProject,
+    segment: str | None,
+    cursors: _Cursors,
+    registry: ModelRegistry,
+    notifier: Notifier,
+    train_job: Any,
+    report_job: Any,
+) -> str | list[RunRequest]:
+    """Judge the window of new requests of the model (or one segment): a message, or the
+    retrain and report runs to request."""
+    from datetime import datetime
+
+    from modelfactory.monitoring import compare
+    from modelfactory.notify import Alert
+    from modelfactory.resources import inference_store
+    from modelfactory.segments import segment_model
+    from modelfactory.serving.capture import WarehouseBusy, read_window
+
+    name, drift = project.name, project.spec.drift
+    unit = segment_model(name, segment)
+    said = _speaker(unit, segment)
+    # The window first: most ticks end here, before any registry or artifact I/O.
+    cursor = cursors.get(segment)
+    after = datetime.fromisoformat(cursor) if cursor else None
+    try:
+        window, first, last = read_window(
+            inference_store(unit), unit, after=after, limit=drift.window
+        )
+    except WarehouseBusy:
+        return said(f"{name}'s warehouse is busy; reading on the next tick")
+    if len(window) < drift.window:
+        return said(f"{len(window)}/{drift.window} new rows since the last check")
+    if _in_flight(context, train_job.name, segment):  # judged after it, against its champion
+        return said(f"a retrain of {unit} is under way; judging the window after it")
+    champion = registry.champion(unit)
+    if champion is None:
+        return said(f"{unit} has no champion to compare live data with")
+    reference = registry.reference_profile(unit, champion.version)
+    if reference is None:
+        return said(f"champion v{champion.version} was logged without a reference")
+
+    result = compare(reference, window, drift)
+    cursors.set(segment, last.isoformat())  # judged: never read again
+    context.instance.report_runless_asset_event(
+        AssetObservation(  # every judged window, drifted or not: the UI plots the share
+            asset_key=AssetKey([name, "drift_report"]),
+            partition=segment,
+            description=f"drift check: {result.describe()}",
+            metadata={
+                "drift_share": result.share,
+                "drifted_columns": ", ".join(result.drifted_columns) or "none",
+                "window_rows": result.rows,
+                "window": f"{first.isoformat()} .. {last.isoformat()}",
+                "champion_version": champion.version,
+            },
+        )
+    )
+    if not result.drifted:
+        return said(result.describe())
+    notifier.send(
+        Alert(
+            model=unit,
+            event="drift_retrain",
+            text=f"retraining: {result.describe()}",
+            severity="warning",
+            links=_evidence_links(registry, unit, champion.version, "drift_report"),
+        )
+    )
+    window_key = f"drift:{unit}:{first.isoformat()}:{last.isoformat()}"
+    tags = {
+        "modelfactory/model": name,
+        "modelfactory/trigger": "drift",
+        "modelfactory/drift_share": f"{result.share:.3f}",
+        "modelfactory/drifted_columns": ",".join(result.drifted_columns),
+        "modelfactory/champion": champion.version,
+    }
+    # One retrain (and one report) per judged window, however often it is evaluated.
+    return [
+        RunRequest(job_name=train_job.name, run_key=window_key, tags=tags, partition_key=segment),
+        RunRequest(
+            job_name=report_job.name,
+            run_key=f"{window_key}:report",
+            tags=tags,
+            partition_key=segment,
+        ),
+    ]
+
+
+class _Cursors:
+    """A sensor's cursor per segment: a plain string for an unsegmented model (as it always
+    was), a JSON object of segment -> cursor for a segmented one."""
+
+    def __init__(self, raw: str | None, *, segmented: bool) -> None:
+        import json
+
+        self.segmented = segmented
+        self.values: dict[str | None, str] = (
+            json.loads(raw or "{}") if segmented else ({None: raw} if raw else {})
+        )
+        self.changed = False
+
+    def get(self, segment: str | None) -> str | None:
+        return self.values.get(segment)
+
+    def set(self, segment: str | None, value: str) -> None:
+        self.changed = self.changed or self.values.get(segment) != value
+        self.values[segment] = value
+
+    def save(self, context: SensorEvaluationContext) -> None:
+        import json
+
+        if self.changed:
+            context.update_cursor(
+                json.dumps(self.values, sort_keys=True) if self.segmented else self.values[None]
+            )
+
+
+def _segments(context: SensorEvaluationContext, project: ModelProject) -> list[str | None]:
+    """The segments to judge one by one, or [None] for an unsegmented model."""
+    from modelfactory.segments import segments_of
+
+    segments = project.spec.segments
+    if segments is None:
+        return [None]
+    return list(segments_of(project.spec, context.instance if segments.discovered else None))
+
+
+def _speaker(unit: str, segment: str | None) -> Callable[[str], str]:
+    """Messages name the segment they are about; an unsegmented model's stay as they were."""
+    return (lambda message: f"{unit}: {message}") if segment else (lambda message: message)
+
+
+def _combined(outcomes: list[str | list[RunRequest]]) -> SkipReason | list[RunRequest]:
+    """The runs any segment asked for, or every segment's reason to ask for none."""
+    requests = [r for outcome in outcomes if isinstance(outcome, list) for r in outcome]
+    if requests:
+        return requests
+    return SkipReason("; ".join(o for o in outcomes if isinstance(o, str)))
+
+
 def _evidence_links(
-    registry: ModelRegistry, model: str, champion: str, evidence: str
+    registry: ModelRegistry, unit: str, champion: str, evidence: str
 ) -> dict[str, str]:
     """Where on-call looks after a retrain alert: the evidence asset (its report or table,
     refreshed by the run requested with the retrain), the retrain job, the champion."""
     from modelfactory.resources import dagster_asset_url
+    from modelfactory.segments import SEPARATOR
 
+    model = unit.split(SEPARATOR)[0]
     return {
         evidence.replace("_", " "): dagster_asset_url(model, evidence),
         "retrain runs": dagster_asset_url(model, "candidate"),
-        f"champion v{champion}": registry.version_url(model, champion),
+        f"champion v{champion}": registry.version_url(unit, champion),
     }
 
 
-def _in_flight(context: SensorEvaluationContext, job_name: str) -> bool:
-    """Is a run of the job queued or running? Then a second retrain would only repeat it."""
+def _in_flight(context: SensorEvaluationContext, job_name: str, segment: str | None = None) -> bool:
+    """Is a run of the job (for this segment) queued or running? Then a second retrain
+    would only repeat it."""
     from dagster import DagsterRunStatus, RunsFilter
 
     waiting = [
@@ -316,8 +404,9 @@ def _in_flight(context: SensorEvaluationContext, job_name: str) -> bool:
         DagsterRunStatus.STARTING,
         DagsterRunStatus.STARTED,
     ]
+    tags = {"dagster/partition": segment} if segment else {}
     runs = context.instance.get_run_records(
-        filters=RunsFilter(job_name=job_name, statuses=waiting), limit=1
+        filters=RunsFilter(job_name=job_name, statuses=waiting, tags=tags), limit=1
     )
     return bool(runs)
 
@@ -342,90 +431,125 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
     def live_metric_sensor(
         context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
     ) -> SkipReason | list[RunRequest]:
-        from modelfactory.errors import LabelsError
-        from modelfactory.live import champion_holdout, find_labels, judge
-        from modelfactory.notify import Alert
-        from modelfactory.resources import inference_store, label_folder
-        from modelfactory.serving.capture import WarehouseBusy, read_labelled
+        from modelfactory.live import find_labels
+        from modelfactory.resources import label_folder
 
-        folder = label_folder(name)
+        folder = label_folder(name)  # one folder per model; rows join their segment's log
         labels = find_labels(folder)  # listing only: most ticks end here
         if not labels.files:
             return SkipReason(f"no label files in {folder} yet")
-        # cursor: "<label files judged>|<champion a retrain was already requested for>"
-        judged, _, retrained = (context.cursor or "").partition("|")
-        if labels.fingerprint == judged:
-            return SkipReason("no new labels since the last check")
-        if _in_flight(context, train_job.name):
-            return SkipReason(f"a retrain of {name} is under way; judging the labels after it")
-        champion = model_registry.champion(name)
-        if champion is None:
-            return SkipReason(f"{name} has no champion to judge")
-        try:
-            labelled = read_labelled(
-                inference_store(name),
-                name,
-                labels.files,
-                target=spec.target,
-                limit=live_spec.window,
+        cursors = _Cursors(context.cursor, segmented=spec.segments is not None)
+        outcomes = [
+            _check_live_metric(
+                context, project, segment, labels, cursors, model_registry, notifier, jobs
             )
-        except WarehouseBusy:
-            return SkipReason(f"{name}'s warehouse is busy; reading on the next tick")
-        except LabelsError as exc:  # said once per set of files, then waits for a fix
-            context.update_cursor(f"{labels.fingerprint}|{retrained}")
-            notifier.send(Alert(model=name, event="labels_unreadable", text=str(exc)))
-            return SkipReason(str(exc))
-        verdict = judge(
-            labelled,
-            version=champion.version,
-            task=spec.task,
-            metric=metric,
-            holdout=champion_holdout(champion.tags, metric),
-            spec=live_spec,
-        )
-        if verdict.live is not None:
-            context.instance.report_runless_asset_event(
-                AssetObservation(  # the UI plots the live metric over time
-                    asset_key=AssetKey([name, "live_metrics"]),
-                    description=f"live check: {verdict.describe()}",
-                    metadata={
-                        f"live_{metric}": verdict.live,
-                        "labelled_rows": verdict.rows,
-                        "champion_version": champion.version,
-                        "verdict": "degraded" if verdict.degraded else "ok",
-                    },
-                )
-            )
-        if not verdict.degraded or retrained == champion.version:
-            context.update_cursor(f"{labels.fingerprint}|{retrained}")  # judged: not read again
-            if verdict.degraded:  # one retrain per champion: then the schedule's, or a new one's
-                return SkipReason(f"{verdict.describe()}; its retrain was requested already")
-            return SkipReason(verdict.describe())
-        context.update_cursor(f"{labels.fingerprint}|{champion.version}")
-        notifier.send(
-            Alert(
-                model=name,
-                event="live_metric_retrain",
-                text=f"retraining: {verdict.describe()}",
-                severity="warning",
-                links=_evidence_links(model_registry, name, champion.version, "live_metrics"),
-            )
-        )
-        run_key = f"live:{name}:v{champion.version}"
-        tags = {
-            "modelfactory/model": name,
-            "modelfactory/trigger": "live_metric",
-            f"modelfactory/live_{metric}": f"{verdict.live:.6g}",
-            f"modelfactory/holdout_{metric}": f"{verdict.holdout:.6g}",
-            "modelfactory/champion": champion.version,
-        }
-        # One retrain per degraded champion, however often it is evaluated.
-        return [
-            RunRequest(job_name=train_job.name, run_key=run_key, tags=tags),
-            RunRequest(job_name=live_job.name, run_key=f"{run_key}:metrics", tags=tags),
+            for segment in _segments(context, project)
         ]
+        cursors.save(context)
+        return _combined(outcomes)
 
+    jobs = (train_job, live_job)
     return live_metric_sensor
+
+
+def _check_live_metric(
+    context: SensorEvaluationContext,
+    project: ModelProject,
+    segment: str | None,
+    labels: Any,
+    cursors: _Cursors,
+    registry: ModelRegistry,
+    notifier: Notifier,
+    jobs: tuple[Any, Any],
+) -> str | list[RunRequest]:
+    """Judge the champion of the model (or one segment) on the labelled rows: a message, or
+    the retrain and live-metrics runs to request."""
+    from modelfactory.errors import LabelsError
+    from modelfactory.live import champion_holdout, judge
+    from modelfactory.notify import Alert
+    from modelfactory.resources import inference_store
+    from modelfactory.segments import segment_model
+    from modelfactory.serving.capture import WarehouseBusy, read_labelled
+
+    name, spec = project.name, project.spec
+    live_spec, metric = spec.live_metric, spec.metric.name
+    train_job, live_job = jobs
+    unit = segment_model(name, segment)
+    said = _speaker(unit, segment)
+    # cursor: "<label files judged>|<champion a retrain was already requested for>"
+    judged, _, retrained = (cursors.get(segment) or "").partition("|")
+    if labels.fingerprint == judged:
+        return said("no new labels since the last check")
+    if _in_flight(context, train_job.name, segment):
+        return said(f"a retrain of {unit} is under way; judging the labels after it")
+    champion = registry.champion(unit)
+    if champion is None:
+        return said(f"{unit} has no champion to judge")
+    try:
+        labelled = read_labelled(
+            inference_store(unit), unit, labels.files, target=spec.target, limit=live_spec.window
+        )
+    except WarehouseBusy:
+        return said(f"{name}'s warehouse is busy; reading on the next tick")
+    except LabelsError as exc:  # said once per set of files, then waits for a fix
+        cursors.set(segment, f"{labels.fingerprint}|{retrained}")
+        notifier.send(Alert(model=unit, event="labels_unreadable", text=str(exc)))
+        return said(str(exc))
+    verdict = judge(
+        labelled,
+        version=champion.version,
+        task=spec.task,
+        metric=metric,
+        holdout=champion_holdout(champion.tags, metric),
+        spec=live_spec,
+    )
+    if verdict.live is not None:
+        context.instance.report_runless_asset_event(
+            AssetObservation(  # the UI plots the live metric over time
+                asset_key=AssetKey([name, "live_metrics"]),
+                partition=segment,
+                description=f"live check: {verdict.describe()}",
+                metadata={
+                    f"live_{metric}": verdict.live,
+                    "labelled_rows": verdict.rows,
+                    "champion_version": champion.version,
+                    "verdict": "degraded" if verdict.degraded else "ok",
+                },
+            )
+        )
+    if not verdict.degraded or retrained == champion.version:
+        cursors.set(segment, f"{labels.fingerprint}|{retrained}")  # judged: not read again
+        if verdict.degraded:  # one retrain per champion: then the schedule's, or a new one's
+            return said(f"{verdict.describe()}; its retrain was requested already")
+        return said(verdict.describe())
+    cursors.set(segment, f"{labels.fingerprint}|{champion.version}")
+    notifier.send(
+        Alert(
+            model=unit,
+            event="live_metric_retrain",
+            text=f"retraining: {verdict.describe()}",
+            severity="warning",
+            links=_evidence_links(registry, unit, champion.version, "live_metrics"),
+        )
+    )
+    run_key = f"live:{unit}:v{champion.version}"
+    tags = {
+        "modelfactory/model": name,
+        "modelfactory/trigger": "live_metric",
+        f"modelfactory/live_{metric}": f"{verdict.live:.6g}",
+        f"modelfactory/holdout_{metric}": f"{verdict.holdout:.6g}",
+        "modelfactory/champion": champion.version,
+    }
+    # One retrain per degraded champion, however often it is evaluated.
+    return [
+        RunRequest(job_name=train_job.name, run_key=run_key, tags=tags, partition_key=segment),
+        RunRequest(
+            job_name=live_job.name,
+            run_key=f"{run_key}:metrics",
+            tags=tags,
+            partition_key=segment,
+        ),
+    ]
 
 
 def run_failure_sensor_name(model: str) -> str:
