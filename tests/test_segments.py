@@ -162,8 +162,6 @@ def test_the_endpoint_answers_each_segment_with_its_own_champion(copy_example) -
 
     from conftest import LiveServer
     from modelfactory.resources import inference_store, project_resources, rollout_store
-    from modelfactory.serving import create_app
-    from modelfactory.serving.app import ServingSettings
     from modelfactory.serving.capture import read_inference_log, version_stats
 
     root = segmented(copy_example, values=["uk", "de"])  # us is not one of this model's
@@ -177,13 +175,7 @@ def test_the_endpoint_answers_each_segment_with_its_own_champion(copy_example) -
     assert rollout_store().active(f"{MODEL}.de").describe() == "v1 -> v2, step 1/2: 50% of requests"
     assert rollout_store().active(f"{MODEL}.uk") is None
 
-    app = create_app(
-        [load_project(root)],
-        registry=model_registry(),
-        rollouts=rollout_store(),
-        home=local_home(),
-        settings=ServingSettings(refresh_seconds=0.1, flush_seconds=0.2),
-    )
+    app = endpoint_app(load_project(root))
     row = {"price": 9.5, "promo": 1, "temperature": 20.0, "is_weekend": 0}
     rows = [{**row, "marketplace": m} for m in ("uk", "de", "uk", "de")]
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
@@ -257,9 +249,7 @@ def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
 
     from conftest import LiveServer
     from modelfactory.demo import simulated_features
-    from modelfactory.resources import inference_store, project_resources, rollout_store
-    from modelfactory.serving import create_app
-    from modelfactory.serving.app import ServingSettings
+    from modelfactory.resources import inference_store, project_resources
     from modelfactory.serving.capture import read_inference_log
 
     window = 200
@@ -277,13 +267,7 @@ def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
         return rows.drop(columns=["date", "units_sold"]).to_dict("records")
 
     calm_uk, drifted_de = inputs("uk", seed=7), inputs("de", seed=8, drift=0.5)
-    app = create_app(
-        [project],
-        registry=model_registry(),
-        rollouts=rollout_store(),
-        home=local_home(),
-        settings=ServingSettings(refresh_seconds=0.1, flush_seconds=0.2),
-    )
+    app = endpoint_app(project)
     labels = []
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         for start in range(0, window, 50):
@@ -329,3 +313,18 @@ def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
     assert result.success
     (materialization,) = result.asset_materializations_for_node(f"{MODEL}__live_metrics")
     assert materialization.metadata["labelled_rows"].value == window  # uk's rows, not de's
+
+
+def endpoint_app(project) -> object:
+    """The real endpoint app for one project, refreshing and flushing quickly."""
+    from modelfactory.resources import rollout_store
+    from modelfactory.serving import create_app
+    from modelfactory.serving.app import ServingSettings
+
+    return create_app(
+        [project],
+        registry=model_registry(),
+        rollouts=rollout_store(),
+        home=local_home(),
+        settings=ServingSettings(refresh_seconds=0.1, flush_seconds=0.2),
+    )

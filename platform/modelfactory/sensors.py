@@ -305,23 +305,35 @@ def _check_drift(
             links=_evidence_links(registry, unit, champion.version, "drift_report"),
         )
     )
-    window_key = f"drift:{unit}:{first.isoformat()}:{last.isoformat()}"
-    tags = {
-        "modelfactory/model": name,
-        "modelfactory/trigger": "drift",
-        "modelfactory/drift_share": f"{result.share:.3f}",
-        "modelfactory/drifted_columns": ",".join(result.drifted_columns),
-        "modelfactory/champion": champion.version,
-    }
     # One retrain (and one report) per judged window, however often it is evaluated.
+    return _retrain_requests(
+        run_key=f"drift:{unit}:{first.isoformat()}:{last.isoformat()}",
+        jobs={"": train_job, "report": report_job},
+        segment=segment,
+        tags={
+            "modelfactory/model": name,
+            "modelfactory/trigger": "drift",
+            "modelfactory/drift_share": f"{result.share:.3f}",
+            "modelfactory/drifted_columns": ",".join(result.drifted_columns),
+            "modelfactory/champion": champion.version,
+        },
+    )
+
+
+def _retrain_requests(
+    *, run_key: str, jobs: dict[str, Any], segment: str | None, tags: dict[str, str]
+) -> list[RunRequest]:
+    """A retrain and the run refreshing its evidence (report or metrics), of one segment if
+    given. `jobs` by run-key suffix; the run keys make Dagster launch each run once,
+    however often it is requested."""
     return [
-        RunRequest(job_name=train_job.name, run_key=window_key, tags=tags, partition_key=segment),
         RunRequest(
-            job_name=report_job.name,
-            run_key=f"{window_key}:report",
+            job_name=job.name,
+            run_key=f"{run_key}:{suffix}" if suffix else run_key,
             tags=tags,
             partition_key=segment,
-        ),
+        )
+        for suffix, job in jobs.items()
     ]
 
 
@@ -532,24 +544,19 @@ def _check_live_metric(
             links=_evidence_links(registry, unit, champion.version, "live_metrics"),
         )
     )
-    run_key = f"live:{unit}:v{champion.version}"
-    tags = {
-        "modelfactory/model": name,
-        "modelfactory/trigger": "live_metric",
-        f"modelfactory/live_{metric}": f"{verdict.live:.6g}",
-        f"modelfactory/holdout_{metric}": f"{verdict.holdout:.6g}",
-        "modelfactory/champion": champion.version,
-    }
     # One retrain per degraded champion, however often it is evaluated.
-    return [
-        RunRequest(job_name=train_job.name, run_key=run_key, tags=tags, partition_key=segment),
-        RunRequest(
-            job_name=live_job.name,
-            run_key=f"{run_key}:metrics",
-            tags=tags,
-            partition_key=segment,
-        ),
-    ]
+    return _retrain_requests(
+        run_key=f"live:{unit}:v{champion.version}",
+        jobs={"": train_job, "metrics": live_job},
+        segment=segment,
+        tags={
+            "modelfactory/model": name,
+            "modelfactory/trigger": "live_metric",
+            f"modelfactory/live_{metric}": f"{verdict.live:.6g}",
+            f"modelfactory/holdout_{metric}": f"{verdict.holdout:.6g}",
+            "modelfactory/champion": champion.version,
+        },
+    )
 
 
 def run_failure_sensor_name(model: str) -> str:
