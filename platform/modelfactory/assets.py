@@ -109,11 +109,25 @@ def build_definitions(project: ModelProject) -> Definitions:
         description=f"Train, evaluate and (per the gate) promote {name}.",
         tags=tags,
     )
+    spec = project.spec
+    # Fresh features first, where Dagster allows it in one job: not between a segmented
+    # model's segment-partitioned features and its day-and-segment predictions. Those score
+    # what the segment's last train run built.
+    fresh_features = spec.predictions is None or spec.segments is None
     predict_job = define_asset_job(
         predict_job_name(name),
-        selection=AssetSelection.assets(AssetKey([name, "raw"]), AssetKey([name, "features"]))
+        selection=(
+            AssetSelection.assets(AssetKey([name, "raw"]), AssetKey([name, "features"]))
+            if fresh_features
+            else AssetSelection.assets()
+        )
         | only["predictions"],
-        description=f"Score {name}'s latest features with the champion, into the warehouse.",
+        description=(
+            f"Score {name}'s "
+            + ("latest features" if fresh_features else "features of its last training")
+            + (" of one day" if spec.predictions else "")
+            + " with the champion, into the warehouse."
+        ),
         tags=tags,
     )
     report_job = define_asset_job(

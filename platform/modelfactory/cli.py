@@ -234,6 +234,73 @@ def _segments_or_none(project: ModelProject) -> list[str | None]:
     return list(segments_of(project.spec, local_instance() if segments.discovered else None))
 
 
+@main.command()
+@click.argument("model")
+@click.option("--from", "start", help="First day to score (YYYY-MM-DD), for daily predictions.")
+@click.option("--to", "end", help="Last day to score (YYYY-MM-DD); default: --from, or today.")
+@click.option("--segment", "segments", multiple=True, help="Only this segment (repeatable).")
+@_friendly
+def predict(model: str, start: str | None, end: str | None, segments: tuple[str, ...]) -> None:
+    """Batch-score MODEL into <model>/predictions with its champion(s).
+
+    With `predictions.daily_from` in model.yaml, one run per day from --from to --to (a
+    backfill; default today) and per segment; a day that fails does not stop the others.
+    """
+    from modelfactory.runs import local_instance, resolve_segments, score
+
+    project = load_project(projects_dir() / model)
+    instance = local_instance()
+    days = _days(project, start, end)
+    units = [
+        (day, segment)
+        for day in days
+        for segment in resolve_segments(project, list(segments), instance) or [None]
+    ]
+    failed = []
+    for number, (day, segment) in enumerate(units, start=1):
+        label = " ".join(str(part) for part in (day, segment) if part) or model
+        outcome = score(project, day=day, segment=segment, instance=instance)
+        if outcome.success:
+            click.echo(
+                f"[{number}/{len(units)}] {label}: {outcome.rows} rows scored by v{outcome.version}"
+            )
+        else:
+            failed.append(label)
+            click.secho(
+                f"[{number}/{len(units)}] {label}: failed: {outcome.error}", fg="red", err=True
+            )
+    if failed:
+        raise click.ClickException(f"scoring failed for {', '.join(failed)} (of {len(units)})")
+
+
+def _days(project: ModelProject, start: str | None, end: str | None) -> list[Any]:
+    """The days a predict command covers: [None] when predictions are not by day."""
+    from datetime import UTC, date, datetime, timedelta
+
+    daily = project.spec.predictions
+    if daily is None:
+        if start or end:
+            raise click.UsageError(
+                f"{project.name}'s predictions are not by day (model.yaml has no "
+                "predictions.daily_from): drop --from/--to"
+            )
+        return [None]
+    try:
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise click.UsageError(f"--from/--to take YYYY-MM-DD dates ({exc})") from None
+    today = datetime.now(UTC).date()
+    first = first or last or today
+    last = last or (first if start else today)
+    if not daily.daily_from <= first <= last <= today:
+        raise click.UsageError(
+            f"days must run from {daily.daily_from} (predictions.daily_from) to today "
+            f"({today}), first to last; got {first} .. {last}"
+        )
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
 def _report_training(outcome: TrainOutcome) -> bool:
     """Print one training run's outcome; True when it succeeded."""
     if outcome.success:

@@ -28,12 +28,19 @@ from dagster import (
 
 from modelfactory import datasets, monitoring
 from modelfactory.assets import frame_metadata
+from modelfactory.batch import (
+    SEGMENT,
+    day_and_segment,
+    predictions_partitions,
+    predictions_storage,
+    rows_of_day,
+)
 from modelfactory.evaluation import METRICS, predict_with_scores
 from modelfactory.live import champion_holdout
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
 from modelfactory.resources import ArtifactStore, inference_store, label_folder, warehouse_kind
-from modelfactory.segments import unit_of
+from modelfactory.segments import segment_model, unit_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,23 +122,31 @@ def build_production_assets(
 
     @asset(
         key=key["predictions"],
-        ins={"features": AssetIn(key["features"])},
+        ins={"features": AssetIn(key["features"], partition_mapping=_features_of_run(spec))},
         io_manager_key="warehouse",
-        metadata={"partition_expr": spec.segments.by} if spec.segments else {},
+        metadata=predictions_storage(spec),
         kinds={"scikit-learn", warehouse_kind()},
         required_resource_keys={"model_registry"},
         description=(
-            "Batch scores: every row of the latest features scored by the champion, with the "
-            "version that scored it"
-            + (f", refreshed on `{spec.schedule.predict}` (UTC)." if spec.schedule.predict else ".")
+            (
+                f"Batch scores by day (from {spec.predictions.daily_from}): the features rows "
+                f"of each day (by {spec.split.by}), scored by the champion of the moment, with "
+                "the version that scored them"
+                if spec.predictions
+                else "Batch scores: every row of the latest features scored by the champion, "
+                "with the version that scored it"
+            )
+            + (f"; refreshed on `{spec.schedule.predict}` (UTC)." if spec.schedule.predict else ".")
         ),
         freshness_policy=fresh.get("predictions"),
-        **common,
+        **{**common, "partitions_def": predictions_partitions(spec)},
     )
     def predictions(context: AssetExecutionContext, features: Any) -> Output:
         registry: ModelRegistry = context.resources.model_registry
-        segment = context.partition_key if spec.segments else None
-        model = unit_of(context)
+        day, segment = day_and_segment(context, spec)
+        if day is not None:
+            features = rows_of_day(features, spec.split.by, day)  # type: ignore[arg-type]
+        model = segment_model(name, segment)
         champion = registry.champion(model)
         if champion is None:
             how = f"{name} --segment {segment}" if segment else name
@@ -139,19 +154,22 @@ def build_production_assets(
                 f"{model}: no champion to score with yet; train one first "
                 f"(`modelfactory train {how}` or materialize {name}/champion)"
             )
-        X = datasets.inputs(features, spec)
-        y_pred, y_score = predict_with_scores(registry.load(model, champion.version), X)
         scored = features.drop(columns=[spec.target], errors="ignore").assign(
-            prediction=y_pred, model_version=champion.version
+            prediction=float("nan"), model_version=champion.version
         )
-        if y_score is not None:
-            scored = scored.assign(score=y_score)
+        if len(features):  # a day without rows stores none, and says so
+            X = datasets.inputs(features, spec)
+            y_pred, y_score = predict_with_scores(registry.load(model, champion.version), X)
+            scored = scored.assign(prediction=y_pred)
+            if y_score is not None:
+                scored = scored.assign(score=y_score)
         return Output(
             scored,
             metadata={
                 **frame_metadata(scored),
                 "champion_version": champion.version,
-                "prediction_mean": float(scored["prediction"].mean()),
+                "prediction_mean": float(scored["prediction"].mean()) if len(scored) else "none",
+                **({"day": day.isoformat()} if day else {}),
             },
         )
 
@@ -209,6 +227,20 @@ def build_production_assets(
         return Output(table, metadata=metadata)
 
     return [predictions, drift_report, live_metrics]
+
+
+def _features_of_run(spec: Any) -> Any:
+    """A segmented model's daily predictions read their segment's features; otherwise the
+    default mapping holds (the same partition, or all of unpartitioned features)."""
+    import warnings
+
+    from dagster import BetaWarning, MultiToSingleDimensionPartitionMapping
+
+    if spec.predictions is None or spec.segments is None:
+        return None
+    with warnings.catch_warnings():  # beta in Dagster 1.13, and the one mapping that fits
+        warnings.simplefilter("ignore", BetaWarning)
+        return MultiToSingleDimensionPartitionMapping(partition_dimension_name=SEGMENT)
 
 
 def _report_link(location: str) -> MetadataValue:

@@ -10,8 +10,9 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelfactory.project import ModelProject
 from modelfactory.resources import find_repo_root, local_home
@@ -22,11 +23,13 @@ if TYPE_CHECKING:
     from modelfactory.registry import AliasMove
 
 __all__ = [
+    "ScoreOutcome",
     "TrainOutcome",
     "local_instance",
     "prepare_dagster_home",
     "record_alias_move",
     "resolve_segments",
+    "score",
     "seed_data",
     "train",
 ]
@@ -152,11 +155,7 @@ def train(
         for c in checks
         if not c.passed
     }
-    errors = [
-        event.event_specific_data.error.message.strip()
-        for event in result.get_step_failure_events()
-        if event.event_specific_data and event.event_specific_data.error
-    ]
+    errors = _step_errors(result)
     champion = {}
     if result.success:
         champion = result.output_for_node(f"{project.name}__champion")
@@ -173,6 +172,63 @@ def train(
         failed_checks=failed_checks,
         checks_run=len(checks),
     )
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    success: bool
+    run_id: str
+    rows: int
+    version: str | None
+    error: str | None
+
+
+def score(
+    project: ModelProject,
+    *,
+    day: date | None = None,
+    segment: str | None = None,
+    instance: DagsterInstance | None = None,
+) -> ScoreOutcome:
+    """Materialize `<model>/predictions` once: of one day and/or segment where partitioned.
+
+    Only the predictions: a backfill over many days scores the features as they are, rather
+    than rebuilding them once per day (the predict job refreshes them on its schedule).
+    """
+    from dagster import AssetKey
+
+    from modelfactory.assets import build_definitions, predict_job_name
+    from modelfactory.batch import run_partition_key
+
+    job = build_definitions(project).resolve_job_def(predict_job_name(project.name))
+    result = job.execute_in_process(
+        instance=instance or local_instance(),
+        partition_key=run_partition_key(project.spec, day, segment),
+        asset_selection=[AssetKey([project.name, "predictions"])],
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    errors = _step_errors(result)
+    metadata = {}
+    if result.success:
+        (materialization,) = result.asset_materializations_for_node(f"{project.name}__predictions")
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+    return ScoreOutcome(
+        success=result.success,
+        run_id=result.run_id,
+        rows=int(metadata.get("dagster/row_count", 0)),
+        version=metadata.get("champion_version"),
+        error=errors[0].splitlines()[0] if errors else None,
+    )
+
+
+def _step_errors(result: Any) -> list[str]:
+    """The error message of each failed step of an in-process run."""
+    return [
+        event.event_specific_data.error.message.strip()
+        for event in result.get_step_failure_events()
+        if event.event_specific_data and event.event_specific_data.error
+    ]
 
 
 def record_alias_move(move: AliasMove, instance: DagsterInstance | None = None) -> None:

@@ -70,30 +70,45 @@ def build_schedules(
             "tags": {"modelfactory/model": name, "modelfactory/trigger": "schedule"},
             "description": f"{what} {name} on `{cron}` (UTC), from model.yaml schedule.",
         }
-        if project.spec.segments is None:
+        daily = job is predict_job and project.spec.predictions is not None
+        if project.spec.segments is None and not daily:
             built.append(ScheduleDefinition(**settings))
         else:
-            built.append(_every_segment(project, settings))
+            built.append(_partitioned(project, settings, daily=daily))
     return built
 
 
-def _every_segment(project: ModelProject, settings: dict[str, Any]) -> ScheduleDefinition:
-    """A segmented model's schedule: each tick runs every segment, one run each."""
+def _partitioned(
+    project: ModelProject, settings: dict[str, Any], daily: bool
+) -> ScheduleDefinition:
+    """A schedule of a partitioned job: each tick runs every segment (one run each) and, for
+    daily predictions, the day of the tick."""
+    from modelfactory.batch import run_partition_key
     from modelfactory.segments import segments_of
 
+    spec = project.spec
     tags = settings.pop("tags")
-    settings["description"] += " One run per segment."
-    discovered = project.spec.segments is not None and project.spec.segments.discovered
+    discovered = spec.segments is not None and spec.segments.discovered
+    if spec.segments is not None:
+        settings["description"] += " One run per segment."
+    if daily:
+        settings["description"] += " Each tick scores its own day (UTC)."
 
     @schedule(**settings)
-    def every_segment(context: ScheduleEvaluationContext) -> list[RunRequest]:
-        tick = f"{context.scheduled_execution_time:%Y%m%dT%H%M}"
+    def every_partition(context: ScheduleEvaluationContext) -> list[RunRequest]:
+        tick = context.scheduled_execution_time
+        day = tick.astimezone(UTC).date() if daily else None
+        segments = segments_of(spec, context.instance if discovered else None) or [None]
         return [
-            RunRequest(run_key=f"{segment}-{tick}", partition_key=segment, tags=tags)
-            for segment in segments_of(project.spec, context.instance if discovered else None)
+            RunRequest(
+                run_key=f"{segment or 'all'}-{tick:%Y%m%dT%H%M}",
+                partition_key=run_partition_key(spec, day, segment) if daily else segment,
+                tags=tags,
+            )
+            for segment in segments
         ]
 
-    return every_segment
+    return every_partition
 
 
 def longest_gap(cron: str) -> timedelta:

@@ -8,6 +8,7 @@ sees it, so a mistake surfaces as one line naming the file, the field and what w
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,6 +34,7 @@ __all__ = [
     "LiveMetricSpec",
     "MetricSpec",
     "ModelSpec",
+    "PredictionsSpec",
     "PromotionSpec",
     "ResourcesSpec",
     "ScheduleSpec",
@@ -146,6 +148,15 @@ class ScheduleSpec(_Section):
         ):
             raise ValueError(f"must be a 5-field cron expression like '0 3 * * 1', got {value!r}")
         return value
+
+
+class PredictionsSpec(_Section):
+    """Batch scores by day: `<model>/predictions` gets one partition per day from
+    `daily_from`, each scoring the features rows of that day (by `split.by`, the time
+    column), so a date range can be backfilled and each day keeps the scores its champion
+    gave then."""
+
+    daily_from: dt.date
 
 
 class DriftSpec(_Section):
@@ -270,6 +281,7 @@ class ModelSpec(_Section):
     serving: ServingSpec = Field(default_factory=ServingSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     segments: SegmentsSpec | None = None
+    predictions: PredictionsSpec | None = None
     params: dict[str, Any] = Field(
         default_factory=dict, description="hyper-parameters handed to train(X, y, params)"
     )
@@ -293,6 +305,11 @@ class ModelSpec(_Section):
             raise ValueError(
                 f"metric.direction must be {metric.direction!r} for {self.metric.name!r}, "
                 f"got {self.metric.direction!r}"
+            )
+        if self.predictions is not None and self.split.by is None:
+            raise ValueError(
+                "predictions.daily_from needs split.by, the time column that says which day "
+                "a row belongs to"
             )
         if self.segments is not None and self.segments.by == self.target:
             raise ValueError(f"segments.by must be an input column, not the target {self.target!r}")

@@ -1,0 +1,98 @@
+"""Batch scoring by day: how `<model>/predictions` is partitioned and which rows a run scores.
+
+With `predictions: {daily_from: ...}` in model.yaml the predictions asset has one partition
+per day (per day and segment, for a segmented model: a multi-partition with dimensions
+`date` and `segment`). A run scores the features rows of its day, by the time column
+`split.by`, with the champion of the moment, and replaces that day's rows in the warehouse:
+a backfill over a date range is one run per day, and a day scored once keeps the version
+that scored it, which is what replay compares a candidate with.
+
+Without it, predictions score all of the latest features at once (per segment, if any).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from modelfactory.segments import partitions_def as segment_partitions
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from dagster import PartitionsDefinition
+
+    from modelfactory.spec import ModelSpec
+
+__all__ = [
+    "DATE",
+    "SEGMENT",
+    "day_and_segment",
+    "predictions_partitions",
+    "predictions_storage",
+    "rows_of_day",
+    "run_partition_key",
+]
+
+DATE, SEGMENT = "date", "segment"  # the dimensions of a segmented model's daily predictions
+
+
+def predictions_partitions(spec: ModelSpec) -> PartitionsDefinition | None:
+    """Days, days x segments, segments, or none."""
+    from dagster import DailyPartitionsDefinition, MultiPartitionsDefinition
+
+    segments = segment_partitions(spec)
+    if spec.predictions is None:
+        return segments
+    days = DailyPartitionsDefinition(
+        start_date=spec.predictions.daily_from.isoformat(),
+        end_offset=1,  # today included
+    )
+    if segments is None:
+        return days
+    return MultiPartitionsDefinition({DATE: days, SEGMENT: segments})
+
+
+def predictions_storage(spec: ModelSpec) -> dict[str, Any]:
+    """The warehouse metadata saying which columns hold a partition's rows."""
+    by_segment = spec.segments.by if spec.segments else None
+    if spec.predictions is None:
+        return {"partition_expr": by_segment} if by_segment else {}
+    if by_segment is None:
+        return {"partition_expr": spec.split.by}
+    return {"partition_expr": {DATE: spec.split.by, SEGMENT: by_segment}}
+
+
+def day_and_segment(context: Any, spec: ModelSpec) -> tuple[date | None, str | None]:
+    """The day and the segment a predictions run is about (None where not partitioned so)."""
+    if not context.has_partition_key:
+        return None, None
+    key = context.partition_key
+    if spec.predictions is None:
+        return None, key
+    if spec.segments is None:
+        return date.fromisoformat(key), None
+    dimensions = key.keys_by_dimension
+    return date.fromisoformat(dimensions[DATE]), dimensions[SEGMENT]
+
+
+def rows_of_day(features: pd.DataFrame, time_column: str, day: date) -> pd.DataFrame:
+    """The rows whose time column falls on `day` (UTC dates; times within the day count)."""
+    import pandas as pd
+
+    times = pd.to_datetime(features[time_column])
+    start = pd.Timestamp(datetime.combine(day, datetime.min.time()))
+    if times.dt.tz is not None:
+        start = start.tz_localize("UTC")
+    inside = (times >= start) & (times < start + timedelta(days=1))
+    return features[inside.to_numpy()].reset_index(drop=True)
+
+
+def run_partition_key(spec: ModelSpec, day: date | None, segment: str | None) -> Any:
+    """The partition key of a predictions run for a day and/or a segment."""
+    from dagster import MultiPartitionKey
+
+    if spec.predictions is None:
+        return segment
+    if spec.segments is None:
+        return day.isoformat() if day else None
+    return MultiPartitionKey({DATE: day.isoformat(), SEGMENT: segment})  # type: ignore[union-attr]
