@@ -319,6 +319,20 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 asset=key["evaluation"],
                 description="No slice's metric strays beyond promotion.slices.max_gap.",
             ),
+            *(
+                [
+                    AssetCheckSpec(
+                        "replay",
+                        asset=key["evaluation"],
+                        description=(
+                            "On the last promotion.replay.days days scored by day, the "
+                            "candidate does at least as well as what served, often enough."
+                        ),
+                    )
+                ]
+                if spec.promotion.replay
+                else []
+            ),
         ],
         **common,
     )
@@ -357,6 +371,10 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             )
         judged = slices[slices["judged"]] if slices is not None else None
         worst_gap = float(judged["gap"].max()) if judged is not None and len(judged) else None
+        replayed = None
+        if spec.promotion.replay is not None and champion is not None:
+            segment = context.partition_key if spec.segments else None
+            replayed = _replay(project, split, segment, y_pred, y_score)
 
         verdict = decide(
             metric=metric,
@@ -366,6 +384,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             thresholds={k: (b.min, b.max) for k, b in spec.promotion.thresholds.items()},
             worst_slice_gap=worst_gap,
             max_gap=spec.promotion.slices.max_gap if spec.promotion.slices else None,
+            replay=(replayed.passed, replayed.describe()) if replayed else None,
         )
         registry.log_run_metrics(candidate.run_id, {f"test_{k}": v for k, v in scores.items()})
         registry.tag_version(
@@ -400,6 +419,11 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                     if slices is not None
                     else {}
                 ),
+                **(
+                    {"replay": MetadataValue.md(replayed.table.to_markdown(index=False))}
+                    if replayed is not None and replayed.days
+                    else {}
+                ),
             },
         )
         yield AssetCheckResult(
@@ -424,6 +448,17 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             severity=AssetCheckSeverity.WARN,
             metadata={"worst_gap": worst_gap if worst_gap is not None else "not configured"},
         )
+        if spec.promotion.replay is not None:
+            yield AssetCheckResult(
+                check_name="replay",
+                passed=verdict.replay_ok,
+                severity=AssetCheckSeverity.WARN,
+                description=replayed.describe() if replayed else "no champion: nothing served",
+                metadata={
+                    "days": replayed.days if replayed else 0,
+                    "wins": replayed.wins if replayed else 0,
+                },
+            )
 
     @asset(
         key=key["champion"],
@@ -548,6 +583,37 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         endpoint,
         *build_production_assets(project, key, common, fresh),
     ]
+
+
+def _replay(
+    project: ModelProject, split: Any, segment: str | None, y_pred: Any, y_score: Any
+) -> Any:
+    """The candidate's holdout predictions against the batch scores stored for the same rows:
+    the replay part of the gate (replay.py)."""
+    from modelfactory.batch import read_scored
+    from modelfactory.replay import replay, served_with_outcomes
+    from modelfactory.resources import inference_store
+
+    spec = project.spec
+    settings, time_column = spec.promotion.replay, spec.split.by
+    holdout = split[split[datasets.SPLIT_COLUMN] == "test"].reset_index(drop=True)
+    since = holdout[time_column].min().to_pydatetime()
+    served = read_scored(inference_store(project.name), spec, segment, since)
+    joined = served_with_outcomes(
+        served,
+        holdout,
+        target=spec.target,
+        candidate=y_pred,
+        candidate_score=y_score,
+        keys=[time_column, *datasets.inputs(holdout, spec).columns],
+    )
+    return replay(
+        joined,
+        time_column=time_column,
+        metric=METRICS[spec.metric.name],
+        days=settings.days,
+        min_share=settings.min_share,
+    )
 
 
 def _endpoint_output(model: str, champion: str | None, rollout: Rollout | None) -> Output:

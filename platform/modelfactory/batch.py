@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from dagster import PartitionsDefinition
 
+    from modelfactory.serving.log_stores import InferenceStore
     from modelfactory.spec import ModelSpec
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "day_and_segment",
     "predictions_partitions",
     "predictions_storage",
+    "read_scored",
     "rows_of_day",
     "run_partition_key",
 ]
@@ -85,6 +87,27 @@ def rows_of_day(features: pd.DataFrame, time_column: str, day: date) -> pd.DataF
         start = start.tz_localize("UTC")
     inside = (times >= start) & (times < start + timedelta(days=1))
     return features[inside.to_numpy()].reset_index(drop=True)
+
+
+def read_scored(
+    store: InferenceStore, spec: ModelSpec, segment: str | None, since: datetime
+) -> pd.DataFrame:
+    """The stored batch scores (one segment's, if given) of rows timed `since` or later;
+    empty before the first scoring run. `store` is the model's warehouse."""
+    import pandas as pd
+
+    time_column = spec.split.by
+    where, bound = [f"{time_column} >= ?"], [since]
+    if segment is not None and spec.segments is not None:
+        where.append(f"{spec.segments.by} = ?")
+        bound.append(segment)
+    with store.connect(wait=10.0) as con:
+        if not store.has_table(con, "predictions"):
+            return pd.DataFrame()
+        cursor = con.execute(
+            f"SELECT * FROM {store.table('predictions')} WHERE {' AND '.join(where)}", bound
+        )
+        return store.frame(cursor)
 
 
 def run_partition_key(spec: ModelSpec, day: date | None, segment: str | None) -> Any:

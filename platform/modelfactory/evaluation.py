@@ -163,6 +163,7 @@ class GateVerdict:
     meets_thresholds: bool
     slices_ok: bool
     reasons: list[str] = field(default_factory=list)
+    replay_ok: bool = True
 
     @property
     def summary(self) -> str:
@@ -180,8 +181,10 @@ def decide(
     thresholds: Mapping[str, tuple[float | None, float | None]],
     worst_slice_gap: float | None,
     max_gap: float | None,
+    replay: tuple[bool, str] | None = None,
 ) -> GateVerdict:
-    """Apply the gate: beat the champion by min_improvement, meet thresholds, keep slices close.
+    """Apply the gate: beat the champion by min_improvement, meet thresholds, keep slices close,
+    and (where configured) hold up on the replayed days: `replay` is (passed, reason).
 
     Without a champion the first comparison passes: the first good model becomes champion.
     """
@@ -221,10 +224,16 @@ def decide(
         verb = "ok" if slices_ok else "slices"
         reasons.append(f"{verb}: worst slice gap {worst_slice_gap:.2%} (max {max_gap:.2%})")
 
+    replay_ok = True
+    if replay is not None:
+        replay_ok, reason = replay
+        reasons.append(reason)
+
     return GateVerdict(
-        passed=beats and meets and slices_ok,
+        passed=beats and meets and slices_ok and replay_ok,
         beats_champion=beats,
         meets_thresholds=meets,
         slices_ok=slices_ok,
         reasons=reasons,
+        replay_ok=replay_ok,
     )

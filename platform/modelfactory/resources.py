@@ -246,7 +246,7 @@ def inference_store(model: str, keep_open: bool = False) -> InferenceStore:
     if profile.name == "production":
         schema = profile.schema(model)
         return SnowflakeStore(resource=snowflake_resource(), schema=schema, keep_open=keep_open)
-    return DuckDBStore(local_home().warehouse(model))
+    return DuckDBStore(local_home().warehouse(model), schema=model)
 
 
 def label_folder(model: str) -> Path:

@@ -36,6 +36,7 @@ __all__ = [
     "ModelSpec",
     "PredictionsSpec",
     "PromotionSpec",
+    "ReplaySpec",
     "ResourcesSpec",
     "ScheduleSpec",
     "SegmentsSpec",
@@ -106,11 +107,20 @@ class SlicesSpec(_Section):
         return [value] if isinstance(value, str) else value
 
 
+class ReplaySpec(_Section):
+    """Replay before promotion: on the last `days` days the model scored by day (inside the
+    holdout), the candidate must do at least as well as what served on `min_share` of them."""
+
+    days: int = Field(ge=1, le=366)
+    min_share: float = Field(default=0.5, gt=0, le=1)
+
+
 class PromotionSpec(_Section):
     policy: Literal["auto", "manual"] = "auto"
     min_improvement: float = Field(default=0.0, ge=0)
     thresholds: dict[str, Bounds] = Field(default_factory=dict)
     slices: SlicesSpec | None = None
+    replay: ReplaySpec | None = None
 
     @field_validator("thresholds")
     @classmethod
@@ -305,6 +315,11 @@ class ModelSpec(_Section):
             raise ValueError(
                 f"metric.direction must be {metric.direction!r} for {self.metric.name!r}, "
                 f"got {self.metric.direction!r}"
+            )
+        if self.promotion.replay is not None and self.predictions is None:
+            raise ValueError(
+                "promotion.replay needs predictions.daily_from: it replays the days the "
+                "model scored by day"
             )
         if self.predictions is not None and self.split.by is None:
             raise ValueError(

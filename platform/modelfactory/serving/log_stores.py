@@ -64,6 +64,10 @@ class InferenceStore(Protocol):
 
     def has_table(self, session: Session, table: str) -> bool: ...
 
+    def table(self, name: str) -> str:
+        """How SQL names a table of the model's warehouse (schema-qualified where needed)."""
+        ...
+
     def insert_records(self, session: Session, table: str, records: bytes) -> int: ...
 
     def frame(self, cursor: Any) -> pd.DataFrame: ...
@@ -82,6 +86,7 @@ class DuckDBStore:
     time: a busy file raises WarehouseBusy and the records wait in the spool)."""
 
     path: Path
+    schema: str = ""  # the model's schema in the file, where Dagster's IO manager writes
 
     @property
     def label_errors(self) -> tuple[type[Exception], ...]:
@@ -126,6 +131,9 @@ class DuckDBStore:
     def has_table(self, session: Session, table: str) -> bool:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
         return bool(session.execute(query, [table]).fetchone()[0])
+
+    def table(self, name: str) -> str:
+        return f"{self.schema}.{name}" if self.schema else name
 
     def insert_records(self, session: Session, table: str, records: bytes) -> int:
         # DuckDB parses and explodes the records itself: no per-row Python, and the GIL
@@ -258,6 +266,9 @@ class SnowflakeStore:
             "WHERE lower(table_name) = lower(?) AND lower(table_schema) = lower(?)"
         )
         return bool(session.execute(query, [table, self.schema]).fetchone()[0])
+
+    def table(self, name: str) -> str:
+        return name  # connect() has made the model's schema the current one
 
     def insert_records(self, session: Session, table: str, records: bytes) -> int:
         rows = exploded_records(records)
