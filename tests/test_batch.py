@@ -85,6 +85,16 @@ def test_segmented_daily_predictions_are_days_by_segments(copy_example) -> None:
     assert [r.partition_key for r in requests] == [
         MultiPartitionKey({"date": "2026-04-02", "segment": s}) for s in ("uk", "de")
     ]
+    midnight = datetime(2026, 4, 3, 0, 0, tzinfo=UTC)  # the first tick of a day finishes the last
+    with build_schedule_context(
+        scheduled_execution_time=midnight, repository_def=defs.get_repository_def()
+    ) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [r.partition_key for r in requests] == [
+        MultiPartitionKey({"date": d, "segment": s})
+        for d in ("2026-04-02", "2026-04-03")
+        for s in ("uk", "de")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -100,3 +100,15 @@ def test_the_gate_replays_the_candidate_on_the_last_days_scored(copy_example) ->
     table = event.asset_materialization.metadata["replay"].value
     assert table.count("2026-04-") == 5  # the last five scored days of the holdout
     assert len(re.findall(r"\|\s+1\s+\|", table)) == 5  # each served by v1
+
+
+def test_scores_that_match_no_holdout_row_are_said_so_not_taken_for_none_yet():
+    served, holdout, candidate = served_and_holdout([2.0] * 4)
+    joined = served_with_outcomes(
+        served.assign(x=served["x"] + 100), holdout, target="y", candidate=candidate,
+        candidate_score=None, keys=["date", "x"],
+    )  # fmt: skip
+    result = replay(
+        joined, time_column="date", metric=MAE, days=5, min_share=0.5, scored_rows=len(served)
+    )
+    assert result.passed and "none of the 8 rows scored" in result.describe()

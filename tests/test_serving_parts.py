@@ -269,14 +269,26 @@ def test_a_closed_spool_is_archived_once_its_rows_are_in_and_a_failed_archive_wa
     assert flusher.flush() == 2 and not archived  # still open: it may grow
     spool.append(_record("r1"))
     spool.close()  # the server stops answering
-    with pytest.raises(OSError, match="unreachable"):
-        flusher.flush()
+    assert flusher.flush() == 2  # loaded; the upload failed (logged), nothing else stops
     assert spool.current.exists()  # kept for the next try
     assert flusher.flush() == 0  # its rows went in before the failed upload; not again
     assert list(archived) == [spool.current.name] and not spool.current.exists()
     assert archived[spool.current.name].count(b"\n") == 2
     log = read_inference_log(home.warehouse("m"), "m")
     assert sorted(log["request_id"]) == ["r0", "r0", "r1", "r1"]
+
+
+def test_a_quiet_spool_closes_its_segment_once_it_is_old(monkeypatch) -> None:
+    from modelfactory.serving import capture
+
+    spool = CaptureSpool(local_home().capture("m"))
+    monkeypatch.setattr(capture, "_SEGMENT_SECONDS", 0.0)
+    first = spool.current
+    spool.rotate_if_due()
+    assert spool.current == first  # nothing in it: nothing to close
+    spool.append(_record("r0"))
+    spool.rotate_if_due()
+    assert spool.current != first and first.exists()  # closed, for the flusher to finish
 
 
 # -- micro-batching -------------------------------------------------------------------

@@ -55,7 +55,7 @@ from modelfactory.resources import (
 )
 from modelfactory.run_tags import run_tags
 from modelfactory.schedules import build_schedules, freshness_policies
-from modelfactory.segments import partitions_def, rows_of, unit_of
+from modelfactory.segments import cli_args, partitions_def, rows_of, unit_of
 from modelfactory.sensors import build_sensors
 from modelfactory.serving.rollouts import Rollout, RolloutStore
 
@@ -357,7 +357,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 raise Failure(
                     f"{model}: champion v{champion.version} could not be loaded or scored on the "
                     f"holdout ({type(exc).__name__}: {exc}). Roll back with "
-                    f"`modelfactory rollback {model}` or promote a candidate by hand."
+                    f"`modelfactory rollback {cli_args(model)}` or promote a candidate by hand."
                 ) from exc
 
         slices = None
@@ -590,6 +590,8 @@ def _replay(
 ) -> Any:
     """The candidate's holdout predictions against the batch scores stored for the same rows:
     the replay part of the gate (replay.py)."""
+    import pandas as pd
+
     from modelfactory.batch import read_scored
     from modelfactory.replay import replay, served_with_outcomes
     from modelfactory.resources import inference_store
@@ -597,8 +599,13 @@ def _replay(
     spec = project.spec
     settings, time_column = spec.promotion.replay, spec.split.by
     holdout = split[split[datasets.SPLIT_COLUMN] == "test"].reset_index(drop=True)
-    since = holdout[time_column].min().to_pydatetime()
-    served = read_scored(inference_store(project.name), spec, segment, since)
+    holdout[time_column] = _naive_utc(holdout[time_column])
+    served = pd.DataFrame()
+    if len(holdout):
+        since = holdout[time_column].min().to_pydatetime()
+        served = read_scored(inference_store(project.name), spec, segment, since)
+    if len(served):  # the warehouse may hand times back zoned (Snowflake) or not (DuckDB)
+        served[time_column] = _naive_utc(served[time_column])
     joined = served_with_outcomes(
         served,
         holdout,
@@ -613,7 +620,14 @@ def _replay(
         metric=METRICS[spec.metric.name],
         days=settings.days,
         min_share=settings.min_share,
+        scored_rows=len(served),
     )
+
+
+def _naive_utc(times: Any) -> Any:
+    import pandas as pd
+
+    return pd.to_datetime(times, utc=True).dt.tz_localize(None)
 
 
 def _endpoint_output(model: str, champion: str | None, rollout: Rollout | None) -> Output:

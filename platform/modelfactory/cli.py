@@ -194,7 +194,7 @@ def train(
     A segmented model trains one run per segment; a segment that fails does not stop the others.
     """
     from modelfactory.resources import model_registry
-    from modelfactory.runs import local_instance, resolve_segments, seed_data, train
+    from modelfactory.runs import local_instance, seed_data, train
     from modelfactory.segments import segment_model
 
     projects = _select(models)
@@ -206,8 +206,8 @@ def train(
         if segments and project.spec.segments is None and not models:
             click.echo(f"{project.name}: has no segments, skipping")
             continue
-        units = resolve_segments(project, list(segments), instance) or [None]
-        if units != [None]:
+        units = _units(project, segments, instance)
+        if project.spec.segments is not None:
             click.echo(f"{project.name}: {len(units)} segment(s) by {project.spec.segments.by}")
         for number, segment in enumerate(units, start=1):
             label = f"{project.name}[{segment}]" if segment else project.name
@@ -226,12 +226,21 @@ def train(
 def _segments_or_none(project: ModelProject) -> list[str | None]:
     """A segmented model's segments (discovered ones from the local instance), else [None]."""
     from modelfactory.runs import local_instance
-    from modelfactory.segments import segments_of
+    from modelfactory.segments import each_segment
 
-    segments = project.spec.segments
-    if segments is None:
+    discovered = project.spec.segments is not None and project.spec.segments.discovered
+    return each_segment(project.spec, local_instance() if discovered else None)
+
+
+def _units(project: ModelProject, segments: tuple[str, ...], instance: Any) -> list[str | None]:
+    """What a train or predict command runs: the segments asked for or all of them (new
+    discovered ones found first), or [None] for an unsegmented model."""
+    from modelfactory.runs import resolve_segments
+
+    if project.spec.segments is None:
+        resolve_segments(project, list(segments), instance)  # refuses --segment
         return [None]
-    return list(segments_of(project.spec, local_instance() if segments.discovered else None))
+    return resolve_segments(project, list(segments), instance)
 
 
 @main.command()
@@ -246,16 +255,13 @@ def predict(model: str, start: str | None, end: str | None, segments: tuple[str,
     With `predictions.daily_from` in model.yaml, one run per day from --from to --to (a
     backfill; default today) and per segment; a day that fails does not stop the others.
     """
-    from modelfactory.runs import local_instance, resolve_segments, score
+    from modelfactory.runs import local_instance, score
 
     project = load_project(projects_dir() / model)
     instance = local_instance()
     days = _days(project, start, end)
-    units = [
-        (day, segment)
-        for day in days
-        for segment in resolve_segments(project, list(segments), instance) or [None]
-    ]
+    each = _units(project, segments, instance)
+    units = [(day, segment) for day in days for segment in each]
     failed = []
     for number, (day, segment) in enumerate(units, start=1):
         label = " ".join(str(part) for part in (day, segment) if part) or model

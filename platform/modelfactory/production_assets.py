@@ -40,7 +40,7 @@ from modelfactory.live import champion_holdout
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
 from modelfactory.resources import ArtifactStore, inference_store, label_folder, warehouse_kind
-from modelfactory.segments import segment_model, unit_of
+from modelfactory.segments import cli_args, segment_model, unit_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,10 +149,9 @@ def build_production_assets(
         model = segment_model(name, segment)
         champion = registry.champion(model)
         if champion is None:
-            how = f"{name} --segment {segment}" if segment else name
             raise Failure(
                 f"{model}: no champion to score with yet; train one first "
-                f"(`modelfactory train {how}` or materialize {name}/champion)"
+                f"(`modelfactory train {cli_args(model)}` or materialize {name}/champion)"
             )
         scored = features.drop(columns=[spec.target], errors="ignore").assign(
             prediction=float("nan"), model_version=champion.version

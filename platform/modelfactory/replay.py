@@ -34,6 +34,7 @@ class ReplayResult:
     table: pd.DataFrame
     metric: str
     min_share: float
+    scored_rows: int = 0  # stored scores of the holdout's period, joined or not
 
     @property
     def days(self) -> int:
@@ -46,9 +47,14 @@ class ReplayResult:
     @property
     def passed(self) -> bool:
         """Nothing to replay yet (no stored day in the holdout) is never a failure."""
-        return self.days == 0 or self.wins >= math.ceil(self.min_share * self.days)
+        return self.days == 0 or self.wins >= math.ceil(self.min_share * self.days - 1e-9)
 
     def describe(self) -> str:
+        if not self.days and self.scored_rows:
+            return (
+                f"ok: none of the {self.scored_rows} rows scored in the holdout's period "
+                "matched a holdout row (did the inputs change?), nothing to replay"
+            )
         if not self.days:
             return "ok: replay found no scored day in the holdout yet, nothing to replay"
         verb = "ok" if self.passed else "replay"
@@ -84,9 +90,16 @@ def served_with_outcomes(
 
 
 def replay(
-    joined: pd.DataFrame, *, time_column: str, metric: Metric, days: int, min_share: float
+    joined: pd.DataFrame,
+    *,
+    time_column: str,
+    metric: Metric,
+    days: int,
+    min_share: float,
+    scored_rows: int = 0,
 ) -> ReplayResult:
-    """Judge the candidate on the last `days` days of `joined` (see served_with_outcomes)."""
+    """Judge the candidate on the last `days` days of `joined` (see served_with_outcomes);
+    `scored_rows` (the stored scores before the join) tells "none matched" from "none yet"."""
     import pandas as pd
 
     rows = []
@@ -96,7 +109,7 @@ def replay(
             rows.append(_one_day(by_day[by_day["day"] == day], day, metric))
     columns = ["day", "rows", "served_version", f"served_{metric.name}"]
     columns += [f"candidate_{metric.name}", "candidate_won"]
-    return ReplayResult(pd.DataFrame(rows, columns=columns), metric.name, min_share)
+    return ReplayResult(pd.DataFrame(rows, columns=columns), metric.name, min_share, scored_rows)
 
 
 def _one_day(rows: pd.DataFrame, day: Any, metric: Metric) -> dict[str, Any]:

@@ -193,7 +193,8 @@ def score(
     """Materialize `<model>/predictions` once: of one day and/or segment where partitioned.
 
     Only the predictions: a backfill over many days scores the features as they are, rather
-    than rebuilding them once per day (the predict job refreshes them on its schedule).
+    than rebuilding them once per day (the predict job refreshes them on its schedule, except
+    a segmented model's daily one: see assets.build_definitions).
     """
     from dagster import AssetKey
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,12 +82,15 @@ def sync_down(prefix_url: str, folder: Path, suffixes: tuple[str, ...]) -> Path:
                 _download(client, bucket, item["Key"], target, item["LastModified"])
     for stale in set(manifest) - set(present):
         (folder / stale).unlink(missing_ok=True)
-    manifest_path.write_text(json.dumps(present, sort_keys=True))
+    written = manifest_path.with_name(f"{_MANIFEST}.{os.getpid()}.{threading.get_ident()}")
+    written.write_text(json.dumps(present, sort_keys=True))
+    written.replace(manifest_path)
     return folder
 
 
 def _download(client, bucket: str, key: str, target: Path, modified: datetime) -> None:
-    partial = target.with_name(f".{target.name}.part")  # never a half-written label file
+    # never a half-written label file, nor two writers on one temporary file
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
     client.download_file(bucket, key, str(partial))
     stamp = modified.timestamp()
     os.utime(partial, (stamp, stamp))

@@ -82,33 +82,41 @@ def _partitioned(
     project: ModelProject, settings: dict[str, Any], daily: bool
 ) -> ScheduleDefinition:
     """A schedule of a partitioned job: each tick runs every segment (one run each) and, for
-    daily predictions, the day of the tick."""
+    daily predictions, the tick's day, and the previous tick's day once more when that was
+    another day, so the rows that came after its last tick are scored too."""
     from modelfactory.batch import run_partition_key
-    from modelfactory.segments import segments_of
+    from modelfactory.segments import each_segment
 
-    spec = project.spec
+    spec, cron = project.spec, settings["cron_schedule"]
     tags = settings.pop("tags")
     discovered = spec.segments is not None and spec.segments.discovered
     if spec.segments is not None:
         settings["description"] += " One run per segment."
     if daily:
-        settings["description"] += " Each tick scores its own day (UTC)."
+        settings["description"] += " Each tick scores its day (UTC), and finishes the last."
 
     @schedule(**settings)
     def every_partition(context: ScheduleEvaluationContext) -> list[RunRequest]:
-        tick = context.scheduled_execution_time
-        day = tick.astimezone(UTC).date() if daily else None
-        segments = segments_of(spec, context.instance if discovered else None) or [None]
+        tick = context.scheduled_execution_time.astimezone(UTC)
+        days = sorted({_previous_tick(cron, tick).date(), tick.date()}) if daily else [None]
+        segments = each_segment(spec, context.instance if discovered else None)
         return [
             RunRequest(
-                run_key=f"{segment or 'all'}-{tick:%Y%m%dT%H%M}",
+                run_key=f"{day or 'all'}-{segment or 'all'}-{tick:%Y%m%dT%H%M}",
                 partition_key=run_partition_key(spec, day, segment) if daily else segment,
                 tags=tags,
             )
+            for day in days
             for segment in segments
         ]
 
     return every_partition
+
+
+def _previous_tick(cron: str, tick: datetime) -> datetime:
+    from croniter import croniter
+
+    return croniter(cron, tick).get_prev(datetime)
 
 
 def longest_gap(cron: str) -> timedelta:

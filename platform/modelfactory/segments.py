@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SEPARATOR",
+    "cli_args",
     "discover_segments",
+    "each_segment",
     "partitions_def",
     "rows_of",
     "segment_model",
@@ -57,6 +59,12 @@ def unit_of(context: Any) -> str:
     asset key's first part), or the segment its partition is (`<model>.<segment>`)."""
     model = context.asset_key.path[0]
     return segment_model(model, context.partition_key if context.has_partition_key else None)
+
+
+def cli_args(unit: str) -> str:
+    """How the CLI names a model or one of its segments: `demand_forecast --segment uk`."""
+    model, _, segment = unit.partition(SEPARATOR)
+    return f"{model} --segment {segment}" if segment else model
 
 
 def segment_partitions_name(model: str) -> str:
@@ -85,6 +93,14 @@ def segments_of(spec: ModelSpec, instance: DagsterInstance | None = None) -> lis
     if instance is None:
         raise ValueError("discovered segments are kept by the Dagster instance; pass it")
     return sorted(instance.get_dynamic_partitions(segment_partitions_name(spec.name)))
+
+
+def each_segment(spec: ModelSpec, instance: DagsterInstance | None = None) -> list[str | None]:
+    """What a sensor, schedule or command goes through: [None] for an unsegmented model (the
+    model as a whole), else its segments, which may be none yet when they are discovered."""
+    if spec.segments is None:
+        return [None]
+    return list(segments_of(spec, instance if spec.segments.discovered else None))
 
 
 def rows_of(frame: pd.DataFrame, spec: ModelSpec, segment: str, what: str) -> pd.DataFrame:
@@ -118,7 +134,7 @@ def discover_segments(project: ModelProject) -> list[str]:
     bad = [v for v in values if not re.match(SEGMENT_PATTERN, v)]
     if bad:
         raise ProjectError(
-            f"{what}: values of {by!r} cannot name a segment (1-40 letters, digits, '_' or "
-            f"'-'): {bad[:10]}"
+            f"{what}: values of {by!r} cannot name a segment (1-40 lower-case letters, "
+            f"digits or '_'; lower-case them in load_raw): {bad[:10]}"
         )
     return values

@@ -126,9 +126,16 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         notifier: Notifier,
     ) -> SkipReason | None:
         from modelfactory.resources import label_folder
-        from modelfactory.segments import segment_model, segments_of
+        from modelfactory.segments import segment_model
         from modelfactory.serving.canary import LiveRule
 
+        active = {
+            segment: segment_model(name, segment)
+            for segment in _segments(context, project)
+            if rollouts.active(segment_model(name, segment)) is not None
+        }
+        if not active:  # most ticks: no label listing (an S3 call in production), no reads
+            return SkipReason("no rollout in progress")
         live = LiveRule(
             labels=label_folder(name),
             target=spec.target,
@@ -136,16 +143,17 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
             metric=spec.metric.name,
             spec=spec.live_metric,
         )
-        discovered = spec.segments is not None and spec.segments.discovered
-        segments = segments_of(spec, context.instance if discovered else None) or [None]
         said = []
-        for segment in segments:  # each segment's rollout is judged on its own traffic
-            unit = segment_model(name, segment)
-            said.append(
-                _judge_rollout(
-                    context, unit, segment, canary, live, model_registry, rollouts, notifier
+        for segment, unit in active.items():  # each segment judged on its own traffic
+            try:
+                said.append(
+                    _judge_rollout(
+                        context, unit, segment, canary, live, model_registry, rollouts, notifier
+                    )
                 )
-            )
+            except Exception as exc:  # one segment's trouble must not stop the others' judging
+                context.log.exception(f"{unit}: the canary step failed")
+                said.append(f"{unit}: the canary step failed ({type(exc).__name__}: {exc})")
         return SkipReason("; ".join(said))
 
     return canary_sensor
@@ -345,9 +353,15 @@ class _Cursors:
         import json
 
         self.segmented = segmented
-        self.values: dict[str | None, str] = (
-            json.loads(raw or "{}") if segmented else ({None: raw} if raw else {})
-        )
+        self.values: dict[str | None, str] = {}
+        if segmented:
+            try:  # a cursor from before the model had segments starts afresh
+                found = json.loads(raw or "{}")
+            except ValueError:
+                found = None
+            self.values = found if isinstance(found, dict) else {}
+        elif raw and not raw.startswith("{"):  # nor one from when it had them
+            self.values = {None: raw}
         self.changed = False
 
     def get(self, segment: str | None) -> str | None:
@@ -368,12 +382,9 @@ class _Cursors:
 
 def _segments(context: SensorEvaluationContext, project: ModelProject) -> list[str | None]:
     """The segments to judge one by one, or [None] for an unsegmented model."""
-    from modelfactory.segments import segments_of
+    from modelfactory.segments import each_segment
 
-    segments = project.spec.segments
-    if segments is None:
-        return [None]
-    return list(segments_of(project.spec, context.instance if segments.discovered else None))
+    return each_segment(project.spec, context.instance)
 
 
 def _speaker(unit: str, segment: str | None) -> Callable[[str], str]:

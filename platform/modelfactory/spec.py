@@ -53,8 +53,9 @@ _CRON_FIELD = re.compile(
 _OWNER = re.compile(r"^([^@\s]+@[^@\s]+\.[^@\s]+|team:[A-Za-z0-9_.-]+)$")
 
 ColumnName = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
-# A segment names a partition, a registered model (`<model>.<segment>`) and a URL part.
-SEGMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$"
+# A segment names a partition, a registered model (`<model>.<segment>`) and a table
+# (`<model>__<segment>_inference_log`): lower case, so Snowflake's case folding merges none.
+SEGMENT_PATTERN = r"^[a-z0-9][a-z0-9_]{0,39}$"
 SegmentValue = Annotated[str, StringConstraints(pattern=SEGMENT_PATTERN)]
 
 
@@ -251,8 +252,8 @@ class SegmentsSpec(_Section):
         bad = [v for v in values if not isinstance(v, str) or not re.match(SEGMENT_PATTERN, v)]
         if bad:
             raise ValueError(
-                "each segment is 1-40 letters, digits, '_' or '-', starting with a letter or "
-                f"digit, got {bad}"
+                "each segment is 1-40 lower-case letters, digits or '_', starting with a "
+                f"letter or digit, got {bad}"
             )
         if len(set(values)) != len(values):
             raise ValueError(f"each segment must be listed once, got {values}")

@@ -21,6 +21,14 @@ def test_simulator_is_deterministic_and_shaped() -> None:
     assert len(first) == 10 * 20 * len(simulate.MARKETPLACES)
 
 
+def test_drift_can_change_one_marketplace_only() -> None:
+    calm = simulate.simulate(n_days=30, seed=4)
+    moved = simulate.simulate(n_days=30, seed=4, drift=0.5, concept=0.3, only=["de"])
+    de, elsewhere = moved["marketplace"] == "de", moved["marketplace"] != "de"
+    assert moved[elsewhere].equals(calm[elsewhere])  # uk and us: the same world, row for row
+    assert moved.loc[de, "price"].mean() > 1.4 * calm.loc[de, "price"].mean()
+
+
 def test_seeded_data_passes_both_schemas(tmp_path: Path) -> None:
     simulate.seed_data(tmp_path)
     raw = schemas.RawSchema.validate(features.load_raw(tmp_path))

@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
+from modelfactory.segments import cli_args
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from modelfactory.serving.predict_route import PredictRoute, add_predict_route, error
@@ -198,7 +199,7 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
     spec = project.spec
     if spec.segments is None:
         slot = ModelSlot(name=project.name, request_model=request_model, columns=columns)
-        return PredictRoute(project.name, {None: slot})
+        return PredictRoute(project.name, request_model, {None: slot})
     instance = None
     if spec.segments.discovered:
         from modelfactory.runs import local_instance
@@ -210,7 +211,7 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
         )
         for segment in segments_of(spec, instance)
     }
-    return PredictRoute(project.name, slots, segment_column=spec.segments.by)
+    return PredictRoute(project.name, request_model, slots, segment_column=spec.segments.by)
 
 
 def _install_openapi(app: FastAPI) -> None:
@@ -253,7 +254,7 @@ def _resolve_targets(
         targets[name] = (
             RouteTarget(stable=champion.version)
             if champion
-            else f"no champion yet; train it with `modelfactory train {name}`"
+            else f"no champion yet; train it with `modelfactory train {cli_args(name)}`"
         )
     return targets
 

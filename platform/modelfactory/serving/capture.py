@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 _HOST = socket.gethostname().replace("-", "_")
 _SEGMENT_BYTES = 16 * 1024 * 1024
-_SEGMENT_SECONDS = 3600.0  # a quiet endpoint's requests still reach the archive within hours
+_SEGMENT_SECONDS = 3600.0  # a segment closes within about an hour, however quiet the endpoint
 _COLUMN_NAMES = list(LOG_SCHEMA)
 _COLUMNS = ", ".join(f"{name} {kind}" for name, kind in LOG_SCHEMA.items())
 
@@ -99,6 +99,14 @@ class CaptureSpool:
             os.write(self._fd, record + b"\n")
             self._size += len(record) + 1
             if self._size >= _SEGMENT_BYTES or time.monotonic() - self._opened > _SEGMENT_SECONDS:
+                self._open_segment()
+
+    def rotate_if_due(self) -> None:
+        """Close the current segment once it is an hour old and holds anything, so a quiet
+        endpoint's requests reach the archive too."""
+        with self._lock:
+            due = time.monotonic() - self._opened > _SEGMENT_SECONDS
+            if self._fd >= 0 and self._size and due:
                 self._open_segment()
 
     def close(self) -> None:
@@ -145,8 +153,9 @@ class CaptureFlusher:
     """Moves one model's spooled records into its warehouse table, in the background.
 
     `archive`, if given, receives each fully flushed segment before it is deleted (resources.
-    capture_archive: S3 in production); if it fails, the segment stays and is offered again
-    on the next flush, its rows already in the warehouse and never written twice.
+    capture_archive: S3 in production); if it fails, the failure is logged, the segment stays
+    and is offered again on the next flush (its rows already in the warehouse, never written
+    twice), and the other segments flush as usual.
     """
 
     def __init__(
@@ -202,12 +211,25 @@ class CaptureFlusher:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            self.spool.rotate_if_due()  # a quiet endpoint's segment still closes, and archives
             try:
                 self.flush()
             except WarehouseBusy:
                 continue
             except Exception:
                 log.exception("%s: capture flush failed; records stay in the spool", self.model)
+
+    def _archived(self, path: Path) -> bool:
+        """Archive a loaded segment, if there is an archive; False when that failed (the
+        segment stays for the next flush and the other segments go on)."""
+        if self.archive is None:
+            return True
+        try:
+            self.archive(path)
+        except Exception:
+            log.exception("%s: archiving %s failed; it stays in the spool", self.model, path.name)
+            return False
+        return True
 
     def _segments(self) -> list[_Segment]:
         segments = []
@@ -254,8 +276,8 @@ class CaptureFlusher:
                 # The file goes before its offset, both while we hold the warehouse: no other
                 # flusher can then read the file again from offset 0. A dead writer's torn last
                 # line was never answered; it goes with the file.
-                if self.archive is not None:
-                    self.archive(segment.path)
+                if not self._archived(segment.path):
+                    return written  # kept, whole, for the next flush to archive
                 segment.path.unlink(missing_ok=True)
                 con.execute(f"DELETE FROM {OFFSETS_TABLE} WHERE segment = ?", [segment.path.name])
         return written

@@ -42,12 +42,9 @@ class PredictRoute:
     """One model's endpoint: its slot, or one slot per segment and the column naming it."""
 
     model: str
+    request_model: Any  # the body's pydantic model, shared by every segment's slot
     slots: dict[str | None, ModelSlot]  # by segment; {None: slot} for an unsegmented model
     segment_column: str | None = None
-
-    @property
-    def request_model(self) -> Any:
-        return next(iter(self.slots.values())).request_model
 
 
 def add_predict_route(
