@@ -159,18 +159,21 @@ def add_predict_route(
             metrics.rejected.labels(name, "not_ready").inc()
             slot = next(iter(waiting.values()))
             return error(503, f"{slot.name} is not ready: {slot.problem or 'loading'}")
-        answers = await asyncio.gather(
-            *(
-                answer(
-                    slots[segment],
-                    slots[segment].route,  # type: ignore[arg-type]
-                    [rows[i] for i in places],
-                    request,
-                    places if route.segment_column else None,
+        if route.segment_column is None:  # the hot path: one group, no task to schedule
+            answers = [await answer(slots[None], slots[None].route, rows, request, None)]  # type: ignore[arg-type]
+        else:
+            answers = await asyncio.gather(
+                *(
+                    answer(
+                        slots[segment],
+                        slots[segment].route,  # type: ignore[arg-type]
+                        [rows[i] for i in places],
+                        request,
+                        places,
+                    )
+                    for segment, places in groups.items()
                 )
-                for segment, places in groups.items()
             )
-        )
         refusal = next((a for a in answers if isinstance(a, Response)), None)
         if refusal is not None:
             return refusal
