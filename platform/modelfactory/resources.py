@@ -238,10 +238,10 @@ def inference_store(model: str, keep_open: bool = False) -> InferenceStore:
     `keep_open`: one long-lived user (the endpoint's flusher) keeps its Snowflake session
     between uses; DuckDB's file is always released, since Dagster's runs write to it too.
     """
-    from modelfactory.segments import SEPARATOR
+    from modelfactory.segments import split_unit
     from modelfactory.serving.log_stores import DuckDBStore, SnowflakeStore
 
-    model = model.split(SEPARATOR)[0]  # a segment's log is a table beside its model's
+    model, _ = split_unit(model)  # a segment's log is a table beside its model's
     profile = current_profile()
     if profile.name == "production":
         schema = profile.schema(model)

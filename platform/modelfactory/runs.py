@@ -240,13 +240,13 @@ def record_alias_move(move: AliasMove, instance: DagsterInstance | None = None) 
     """
     from dagster import AssetKey, AssetObservation
 
-    from modelfactory.segments import SEPARATOR
+    from modelfactory.segments import split_unit
 
-    model, _, segment = move.model.partition(SEPARATOR)  # a segment's move: its partition
+    model, segment = split_unit(move.model)  # a segment's move: its partition
     (instance or local_instance()).report_runless_asset_event(
         AssetObservation(
             asset_key=AssetKey([model, "champion"]),
-            partition=segment or None,
+            partition=segment,
             description=f"{move.event}: champion v{move.from_version} -> v{move.to_version}",
             metadata={
                 "champion_version": move.to_version,

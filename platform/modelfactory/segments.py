@@ -43,6 +43,7 @@ __all__ = [
     "segment_model",
     "segment_partitions_name",
     "segments_of",
+    "split_unit",
     "unit_of",
 ]
 
@@ -54,6 +55,12 @@ def segment_model(model: str, segment: str | None) -> str:
     return f"{model}{SEPARATOR}{segment}" if segment else model
 
 
+def split_unit(unit: str) -> tuple[str, str | None]:
+    """`demand_forecast.uk` -> (`demand_forecast`, `uk`); a model alone -> (model, None)."""
+    model, _, segment = unit.partition(SEPARATOR)
+    return model, segment or None
+
+
 def unit_of(context: Any) -> str:
     """Whom an asset's run is about in the registry and the rollout table: the model (the
     asset key's first part), or the segment its partition is (`<model>.<segment>`)."""
@@ -63,7 +70,7 @@ def unit_of(context: Any) -> str:
 
 def cli_args(unit: str) -> str:
     """How the CLI names a model or one of its segments: `demand_forecast --segment uk`."""
-    model, _, segment = unit.partition(SEPARATOR)
+    model, segment = split_unit(unit)
     return f"{model} --segment {segment}" if segment else model
 
 

@@ -29,7 +29,7 @@ from dagster import (
 from modelfactory.notify import Notifier
 from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry
-from modelfactory.serving.rollouts import RolloutStore
+from modelfactory.serving.rollouts import Rollout, RolloutStore
 
 __all__ = [
     "build_sensors",
@@ -129,11 +129,8 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         from modelfactory.segments import segment_model
         from modelfactory.serving.canary import LiveRule
 
-        active = {
-            segment: segment_model(name, segment)
-            for segment in _segments(context, project)
-            if rollouts.active(segment_model(name, segment)) is not None
-        }
+        found = [rollouts.active(segment_model(name, s)) for s in _segments(context, project)]
+        active = [rollout for rollout in found if rollout is not None]
         if not active:  # most ticks: no label listing (an S3 call in production), no reads
             return SkipReason("no rollout in progress")
         live = LiveRule(
@@ -144,16 +141,18 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
             spec=spec.live_metric,
         )
         said = []
-        for segment, unit in active.items():  # each segment judged on its own traffic
+        for rollout in active:  # each segment judged on its own traffic
             try:
                 said.append(
                     _judge_rollout(
-                        context, unit, segment, canary, live, model_registry, rollouts, notifier
+                        context, rollout, canary, live, model_registry, rollouts, notifier
                     )
                 )
             except Exception as exc:  # one segment's trouble must not stop the others' judging
-                context.log.exception(f"{unit}: the canary step failed")
-                said.append(f"{unit}: the canary step failed ({type(exc).__name__}: {exc})")
+                context.log.exception(f"{rollout.model}: the canary step failed")
+                said.append(
+                    f"{rollout.model}: the canary step failed ({type(exc).__name__}: {exc})"
+                )
         return SkipReason("; ".join(said))
 
     return canary_sensor
@@ -161,24 +160,22 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
 
 def _judge_rollout(
     context: SensorEvaluationContext,
-    unit: str,
-    segment: str | None,
+    rollout: Rollout,
     canary: Any,
     live: Any,
     registry: ModelRegistry,
     rollouts: RolloutStore,
     notifier: Notifier,
 ) -> str:
-    """One step of `unit`'s rollout, if it has one; what happened, in a few words."""
+    """One step of an active rollout (of a model, or a segment); what happened, in a few words."""
     from modelfactory.resources import inference_store
     from modelfactory.runs import record_alias_move
-    from modelfactory.segments import SEPARATOR
+    from modelfactory.segments import split_unit
     from modelfactory.serving.canary import step
     from modelfactory.serving.capture import WarehouseBusy
 
-    rollout = rollouts.active(unit)
-    if rollout is None:
-        return f"{unit}: no rollout in progress"
+    unit = rollout.model
+    model, segment = split_unit(unit)
     try:
         outcome = step(
             rollout,
@@ -195,7 +192,7 @@ def _judge_rollout(
         return f"{unit}: {rollout.describe()}: {outcome.verdict.reason}"
     context.instance.report_runless_asset_event(
         AssetObservation(
-            asset_key=AssetKey([unit.split(SEPARATOR)[0], "endpoint"]),
+            asset_key=AssetKey([model, "endpoint"]),
             partition=segment,
             description=f"{outcome.verdict.action}: {outcome.verdict.reason}",
             metadata=outcome.rollout.as_metadata(),
@@ -406,9 +403,9 @@ def _evidence_links(
     """Where on-call looks after a retrain alert: the evidence asset (its report or table,
     refreshed by the run requested with the retrain), the retrain job, the champion."""
     from modelfactory.resources import dagster_asset_url
-    from modelfactory.segments import SEPARATOR
+    from modelfactory.segments import split_unit
 
-    model = unit.split(SEPARATOR)[0]
+    model, _ = split_unit(unit)
     return {
         evidence.replace("_", " "): dagster_asset_url(model, evidence),
         "retrain runs": dagster_asset_url(model, "candidate"),
