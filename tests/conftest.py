@@ -46,10 +46,16 @@ def copy_example(workdir: Path) -> Callable[..., Path]:
     """Copy an example project into the scratch repo, optionally renamed and edited.
 
     `edit` receives the parsed model.yaml as a dict and changes it in place.
+    `segments=False` makes the copy one model for all its segments (demand_forecast's
+    marketplaces): for tests of what a model does, rather than of what segments add.
     """
 
     def copy(
-        example: str, name: str | None = None, edit: Callable[[dict], None] | None = None
+        example: str,
+        name: str | None = None,
+        edit: Callable[[dict], None] | None = None,
+        *,
+        segments: bool = True,
     ) -> Path:
         name = name or example
         target = workdir / "model_projects" / name
@@ -58,6 +64,8 @@ def copy_example(workdir: Path) -> Callable[..., Path]:
         )
         spec = yaml.safe_load((target / "model.yaml").read_text())
         spec["name"] = name
+        if not segments:
+            spec.pop("segments", None)
         if edit:
             edit(spec)
         (target / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

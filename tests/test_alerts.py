@@ -191,7 +191,7 @@ def test_a_failed_blocking_check_is_announced_with_the_run(
     copy_example, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MODELFACTORY_DAGSTER_URL", "http://dagster.internal/")
-    project = load_project(copy_example(MODEL))
+    project = load_project(copy_example(MODEL, segments=False))
     seed_data(project)
     sales = local_home().data(MODEL) / "sales.csv"
     with sales.open("a", newline="") as f:  # a negative price: the raw schema check blocks
@@ -210,7 +210,7 @@ def test_a_failed_blocking_check_is_announced_with_the_run(
 
 @pytest.mark.slow
 def test_a_failing_step_is_announced_with_its_own_error(copy_example, slack: SlackStandIn) -> None:
-    root = copy_example(MODEL)
+    root = copy_example(MODEL, segments=False)
     with (root / "train.py").open("a") as f:  # the data scientist's code breaks mid-run
         f.write("\n\ndef train(X, y, params):\n    raise MemoryError('fitting needs 64 GiB')\n")
     project = load_project(root)

@@ -30,7 +30,7 @@ def daily(copy_example, segments: list[str] | None = None):
         if segments:
             spec["segments"] = {"by": "marketplace", "values": segments}
 
-    root = copy_example(MODEL, edit=edit)
+    root = copy_example(MODEL, edit=edit, segments=bool(segments))
     project = load_project(root)
     seed_data(project)
     instance = DagsterInstance.get()

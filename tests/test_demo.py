@@ -26,7 +26,7 @@ def demo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_the_drift_story_retrains_and_promotes_a_better_model(copy_example, workdir: Path) -> None:
-    copy_example("demand_forecast")
+    copy_example("demand_forecast")  # as shipped: a champion per marketplace
     home = workdir / "demo-home"
     done = demo(workdir, "--drift", "--home", str(home))
     assert done.returncode == 0, done.stdout
@@ -34,14 +34,37 @@ def test_the_drift_story_retrains_and_promotes_a_better_model(copy_example, work
     assert "Traceback" not in out
     steps = [line for line in out.splitlines() if line[:2] in {"1.", "2.", "3.", "4.", "5."}]
     assert len(steps) == 5
-    assert "drift sensor: requested demand_forecast_train" in out
-    assert "live metric sensor: requested demand_forecast_train" in out
-    assert "done: v2 replaced v1" in out
-    events = {alert.event for alert in read_alerts(home / "alerts.jsonl")}
-    assert {"drift_retrain", "live_metric_retrain", "promoted"} <= events
+    assert "the world changes in marketplace 'us' only" in out
+    # Only the segment whose world changed is retrained, on the word of both sensors.
+    assert "drift sensor: requested demand_forecast_train[us], " in out
+    assert "live metric sensor: requested demand_forecast_train[us], " in out
+    assert "demand_forecast_train[uk]" not in out and "demand_forecast_train[de]" not in out
+    done_line = next(line for line in out.splitlines() if line.startswith("done: "))
+    assert done_line.startswith(
+        "done: demand_forecast.us v2 replaced v1; "
+        "untouched: demand_forecast.uk v1, demand_forecast.de v1;"
+    )
+    alerts = read_alerts(home / "alerts.jsonl")
+    assert {"drift_retrain", "live_metric_retrain", "promoted"} <= {a.event for a in alerts}
+    assert {a.model for a in alerts if a.event.endswith("_retrain")} == {"demand_forecast.us"}
+    promoted = [a.model for a in alerts if a.event == "promoted"]  # the first three, then us
+    assert promoted == [f"demand_forecast.{s}" for s in ("uk", "de", "us", "us")]
 
     again = demo(workdir, "--drift", "--home", str(home))  # the demo's own home starts afresh
-    assert again.returncode == 0 and "done: v2 replaced v1" in again.stdout, again.stdout
+    assert again.returncode == 0, again.stdout
+    assert "done: demand_forecast.us v2 replaced v1" in again.stdout
+
+
+def test_a_segmented_demo_needs_a_simulator_that_changes_one_segment(
+    copy_example, workdir: Path
+) -> None:
+    root = copy_example("demand_forecast")
+    simulate = root / "simulate.py"
+    simulate.write_text(simulate.read_text().replace("only: Sequence[str] | None = None,", ""))
+    done = demo(workdir, "--drift", "--home", str(workdir / "demo-home"))
+    assert done.returncode != 0
+    assert "simulate.py: the drift demo needs simulate(only=...)" in done.stdout
+    assert "Traceback" not in done.stdout
 
 
 def test_the_demo_refuses_a_home_it_did_not_make(workdir: Path) -> None:

@@ -25,7 +25,9 @@ WINDOW = 300
 
 @pytest.fixture
 def project(copy_example):
-    root = copy_example(MODEL, edit=lambda spec: spec["drift"].update(window=WINDOW))
+    root = copy_example(
+        MODEL, edit=lambda spec: spec["drift"].update(window=WINDOW), segments=False
+    )
     project = load_project(root)
     seed_data(project)
     assert train(project, instance=DagsterInstance.get()).promoted

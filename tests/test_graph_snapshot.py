@@ -26,6 +26,7 @@ def graph(model: str) -> dict:
         checks = defs.resolve_assets_def(spec.key).check_specs
         assets[spec.key.to_user_string()] = {
             "group": spec.group_name,
+            "partitions": partitions(spec.partitions_def),
             "owners": list(spec.owners),
             "kinds": sorted(spec.kinds),
             "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
@@ -37,6 +38,28 @@ def graph(model: str) -> dict:
         "schedules": sorted(s.name for s in defs.schedules or []),
         "sensors": sorted(s.name for s in defs.sensors or []),
     }
+
+
+def partitions(definition: object) -> object:
+    """What the UI shows an asset partitioned by: segments, days, or both."""
+    from dagster import (
+        DynamicPartitionsDefinition,
+        MultiPartitionsDefinition,
+        StaticPartitionsDefinition,
+        TimeWindowPartitionsDefinition,
+    )
+
+    if definition is None:
+        return None
+    if isinstance(definition, MultiPartitionsDefinition):
+        return {d.name: partitions(d.partitions_def) for d in definition.partitions_defs}
+    if isinstance(definition, StaticPartitionsDefinition):
+        return definition.get_partition_keys()
+    if isinstance(definition, DynamicPartitionsDefinition):
+        return f"dynamic: {definition.name}"
+    if isinstance(definition, TimeWindowPartitionsDefinition):
+        return f"{definition.cron_schedule} from {definition.start:%Y-%m-%d}"
+    raise TypeError(f"no snapshot form for {type(definition).__name__}")
 
 
 @pytest.mark.parametrize("model", EXAMPLES)

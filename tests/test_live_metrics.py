@@ -38,7 +38,9 @@ ROWS = 600
 @pytest.fixture
 def project(copy_example):
     root = copy_example(
-        MODEL, edit=lambda spec: spec.update(live_metric={"min_labels": 200, "window": 500})
+        MODEL,
+        edit=lambda spec: spec.update(live_metric={"min_labels": 200, "window": 500}),
+        segments=False,
     )
     project = load_project(root)
     seed_data(project)

@@ -27,10 +27,10 @@ pytestmark = pytest.mark.slow
 STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion", "endpoint")
 
 
-def run(root: Path, approve: bool = False):
+def run(root: Path, approve: bool = False, segment: str | None = None):
     project = load_project(root)
     seed_data(project)
-    return train(project, approve=approve, instance=DagsterInstance.get())
+    return train(project, approve=approve, instance=DagsterInstance.get(), segment=segment)
 
 
 def set_param(root: Path, **params) -> None:
@@ -38,10 +38,14 @@ def set_param(root: Path, **params) -> None:
 
 
 @pytest.mark.parametrize(
-    ("example", "approve"), [("demand_forecast", False), ("breast_cancer", True)]
+    ("example", "segment", "approve"),
+    [("demand_forecast", "uk", False), ("breast_cancer", None, True)],
 )
-def test_example_materializes_end_to_end(copy_example, example: str, approve: bool) -> None:
-    outcome = run(copy_example(example), approve=approve)
+def test_example_materializes_end_to_end(
+    copy_example, example: str, segment: str | None, approve: bool
+) -> None:
+    outcome = run(copy_example(example), approve=approve, segment=segment)
+    unit = f"{example}.{segment}" if segment else example  # its registered model
 
     assert outcome.success, outcome.errors
     assert outcome.promoted and outcome.champion == "1"
@@ -53,20 +57,21 @@ def test_example_materializes_end_to_end(copy_example, example: str, approve: bo
     for step in STEPS:
         event = instance.get_latest_materialization_event(AssetKey([example, step]))
         assert event is not None, f"{example}/{step} was not materialized"
+        assert event.asset_materialization.partition == segment
     candidate = instance.get_latest_materialization_event(AssetKey([example, "candidate"]))
     metadata = candidate.asset_materialization.metadata
     assert metadata["model_version"].value == "1"
     assert metadata["mlflow_run"].value.startswith("http://localhost:5000/#/experiments/")
-    reference = model_registry().reference_profile(example, "1")  # for drift checks
+    reference = model_registry().reference_profile(unit, "1")  # for drift checks
     assert reference is not None and reference.rows == metadata["train_rows"].value
     raw = instance.get_latest_materialization_event(AssetKey([example, "raw"]))
     assert raw.asset_materialization.metadata["dagster/row_count"].value > 500
     assert "preview" in raw.asset_materialization.metadata
 
     registry = model_registry()
-    champion = registry.champion(example)
+    champion = registry.champion(unit)
     assert champion is not None and champion.version == "1"
-    assert registry.version_by_alias(example, "challenger").version == "1"
+    assert registry.version_by_alias(unit, "challenger").version == "1"
     tags = champion.tags
     assert tags["mf.verdict"] == "passed"
     assert len(tags["mf.data_hash"]) == 16 and tags["mf.dagster_run_id"] == outcome.run_id
@@ -85,7 +90,7 @@ def test_example_materializes_end_to_end(copy_example, example: str, approve: bo
 def test_the_logged_model_loads_back_and_predicts(copy_example) -> None:
     import mlflow.pyfunc
 
-    root = copy_example("demand_forecast")
+    root = copy_example("demand_forecast", segments=False)
     assert run(root).success
     model = mlflow.pyfunc.load_model("models:/demand_forecast@champion")
     example = model.metadata.load_input_example()
@@ -93,7 +98,7 @@ def test_the_logged_model_loads_back_and_predicts(copy_example) -> None:
 
 
 def test_corrupt_raw_row_blocks_everything_downstream_and_fails_the_run(copy_example) -> None:
-    root = copy_example("demand_forecast")
+    root = copy_example("demand_forecast", segments=False)
     project = load_project(root)
     seed_data(project)
     sales = local_home().data("demand_forecast") / "sales.csv"
@@ -118,7 +123,7 @@ def test_corrupt_raw_row_blocks_everything_downstream_and_fails_the_run(copy_exa
 
 
 def test_champion_moves_only_for_a_better_candidate_and_rollback_restores_it(copy_example) -> None:
-    root = copy_example("demand_forecast")
+    root = copy_example("demand_forecast", segments=False)
     registry = model_registry()
 
     set_param(root, alpha=100.0)  # v1: decent
@@ -197,7 +202,7 @@ def test_approval_cannot_push_a_candidate_through_a_failing_gate(copy_example) -
 
 
 def test_status_reports_champion_and_last_verdict(copy_example) -> None:
-    root = copy_example("demand_forecast")
+    root = copy_example("demand_forecast", segments=False)
     set_param(root, alpha=100.0)
     run(root)
     set_param(root, alpha=1000.0)
@@ -226,13 +231,13 @@ def test_a_model_with_a_broken_spec_fails_clearly_on_the_cli(copy_example) -> No
 
 
 def test_rollback_without_champion_is_a_clear_error(copy_example) -> None:
-    copy_example("demand_forecast")
+    copy_example("demand_forecast", segments=False)
     with pytest.raises(RegistryError, match="has no champion"):
         model_registry().rollback("demand_forecast", actor="test")
 
 
 def test_cli_seeds_trains_and_skips_models_that_have_a_champion(copy_example) -> None:
-    copy_example("demand_forecast")
+    copy_example("demand_forecast")  # as shipped: one champion per marketplace
     cli = CliRunner()
     seeded = cli.invoke(main, ["seed"])
     assert seeded.exit_code == 0 and "demand_forecast: seeded" in seeded.output
@@ -240,8 +245,10 @@ def test_cli_seeds_trains_and_skips_models_that_have_a_champion(copy_example) ->
 
     trained = cli.invoke(main, ["train", "--if-no-champion"])
     assert trained.exit_code == 0, trained.output
-    assert "demand_forecast: promoted; champion v1" in trained.output
+    for segment in ("uk", "de", "us"):
+        assert f"demand_forecast[{segment}]: promoted; champion v1" in trained.output
 
     again = cli.invoke(main, ["train", "--if-no-champion"])
-    assert "demand_forecast: has a champion, skipping" in again.output
-    assert model_registry().latest_version("demand_forecast").version == "1"
+    for segment in ("uk", "de", "us"):
+        assert f"demand_forecast[{segment}]: has a champion, skipping" in again.output
+        assert model_registry().latest_version(f"demand_forecast.{segment}").version == "1"

@@ -239,6 +239,7 @@ def _apply(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def trained(production_env: dict[str, str], fake_snowflake: None) -> dict[str, str]:
     """Both examples' train jobs, run once on the production stack; their run ids by model.
+    demand_forecast trains its uk segment: one run is what each segment costs.
 
     Training is what costs here (each version goes through the MLflow server to S3), so the
     module's tests share these runs and check different things about them.
@@ -257,8 +258,12 @@ def production(
     return Path(production_env["DAGSTER_HOME"])
 
 
+SEGMENTS = {"demand_forecast": "uk"}  # the segment each segmented example trains here
+
+
 def _train(model: str) -> str:
-    """Run MODEL's train job (the full graph up to the endpoint) on the configured instance."""
+    """Run MODEL's train job (the full graph up to the endpoint; of one segment, for a
+    segmented model) on the configured instance."""
     from dagster import DagsterInstance
 
     from modelfactory.assets import build_definitions, train_job_name
@@ -269,7 +274,8 @@ def _train(model: str) -> str:
     seed_data(project)
     defs = build_definitions(project)
     with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(train_job_name(model)).execute_in_process(instance=instance)
+        job = defs.resolve_job_def(train_job_name(model))
+        result = job.execute_in_process(instance=instance, partition_key=SEGMENTS.get(model))
         assert result.success, f"{model}'s train job failed"
         return result.run_id
 
@@ -302,18 +308,21 @@ def test_examples_train_on_the_production_stack(
     features = AssetKey(["demand_forecast", "features"])
     assert "snowflake" in defs.resolve_assets_def(features).specs_by_key[features].kinds
 
-    # Features round-trip through Snowflake: the IO manager wrote them, SQL reads them back.
+    # Features round-trip through Snowflake: the IO manager wrote uk's partition of them
+    # (segments.by is its partition column), SQL reads them back.
     with snowflake_resource().get_connection() as con:
         features = con.cursor().execute("SELECT * FROM DEMAND_FORECAST.FEATURES").fetch_pandas_all()
     assert len(features) > 1000 and "UNITS_SOLD" in features.columns
+    assert set(features["MARKETPLACE"]) == {"uk"}
 
     # The registry is the MLflow server; versions load back through it from S3.
     registry = model_registry()
-    assert registry.champion("demand_forecast").version == "1"  # policy auto: promoted
+    assert registry.champion("demand_forecast.uk").version == "1"  # policy auto: promoted
+    assert registry.champion("demand_forecast.de") is None  # not trained here
     assert registry.champion("breast_cancer") is None  # policy manual: waits for a person
     assert registry.version_by_alias("breast_cancer", "challenger").version == "1"
-    for model in run_ids:
-        assert hasattr(registry.load(model, "1"), "predict")
+    for unit in ("demand_forecast.uk", "breast_cancer"):
+        assert hasattr(registry.load(unit, "1"), "predict")
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **_AWS_KEYS)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in keys)
@@ -331,19 +340,20 @@ def test_a_branch_trains_and_promotes_without_touching_production(
 ):
     from modelfactory.resources import model_registry, snowflake_resource
 
-    production_history = model_registry().history("demand_forecast")
+    unit = "demand_forecast.uk"
+    production_history = model_registry().history(unit)
     assert production_history  # production's champion, v1, from `trained`
 
     monkeypatch.setenv("MODELFACTORY_BRANCH", "feature/Bigger-Trees")
     _train("demand_forecast")
     branch = model_registry()
     assert branch.namespace == "feature_bigger_trees__"
-    assert branch.champion("demand_forecast").version == "1"  # its own first champion
-    assert branch.history("demand_forecast")[0].from_version is None
+    assert branch.champion(unit).version == "1"  # its own first champion
+    assert branch.history(unit)[0].from_version is None
 
     monkeypatch.delenv("MODELFACTORY_BRANCH")
     main = model_registry()
-    assert main.history("demand_forecast") == production_history  # not moved by the branch
+    assert main.history(unit) == production_history  # not moved by the branch
     with snowflake_resource().get_connection() as con:
         schemas = {
             row[0].upper()
@@ -377,7 +387,7 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
     from modelfactory.serving.app import ServingSettings
     from modelfactory.serving.capture import read_inference_log, read_labelled
 
-    model = "demand_forecast"
+    model, unit = "demand_forecast", "demand_forecast.uk"  # uk's champion answers uk's rows
     app = create_app(
         [load_project(EXAMPLES / model)],
         registry=model_registry(),
@@ -397,15 +407,15 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
     assert {p["version"] for a in answers for p in a["predictions"]} == {"1"}
 
     # Stopping the server flushed every answered row into Snowflake ...
-    store = inference_store(model)
-    log = read_inference_log(store, model)
+    store = inference_store(unit)
+    log = read_inference_log(store, unit)
     mine = log[log["request_id"].isin(request_ids)]
     assert len(mine) == 10 and set(mine["model_version"]) == {"1"}
     # ... and archived the raw spool to S3, leaving nothing on the endpoint's disk.
-    assert not list(local_home().capture(model).glob("*.jsonl"))
+    assert not list(local_home().capture(unit).glob("*.jsonl"))
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], **_AWS_KEYS)
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    prefix = f"modelfactory/inference_log/{model}/{day}/"
+    prefix = f"modelfactory/inference_log/{unit}/{day}/"
     archived = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
     assert len(archived) == 1, f"expected one archived segment under {prefix}"
     raw = s3.get_object(Bucket=BUCKET, Key=archived[0]["Key"])["Body"].read().decode()
@@ -419,7 +429,7 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
     s3.put_object(Bucket=BUCKET, Key=labels_key, Body=first_three.to_csv(index=False).encode())
     labels = find_labels(label_folder(model))
     assert [f.name for f in labels.files] == ["2026__day-1.csv"]
-    labelled = read_labelled(store, model, labels.files, target="units_sold")
+    labelled = read_labelled(store, unit, labels.files, target="units_sold")
     assert sorted(labelled["label"]) == [10.0, 11.0, 12.0]
     assert set(labelled["model_version"].astype(str)) == {"1"}
     assert find_labels(label_folder(model)).fingerprint == labels.fingerprint  # unchanged

@@ -76,10 +76,12 @@ def test_the_gate_replays_the_candidate_on_the_last_days_scored(copy_example) ->
 
     def edit(spec: dict) -> None:
         spec["promotion"]["replay"] = {"days": 5, "min_share": 0.6}
-        spec["promotion"].pop("slices")  # a heavily shrunk v1 strays by marketplace
+        spec["promotion"].pop("slices")  # a heavily shrunk v1 strays on promo days
         spec["params"] = {"alpha": 1000.0}
 
-    root = copy_example("demand_forecast", edit=edit)  # scores by day (predictions.daily_from)
+    root = copy_example(
+        "demand_forecast", edit=edit, segments=False
+    )  # scores by day (predictions.daily_from)
     seed_data(load_project(root))
     instance = DagsterInstance.get()
     first = train(load_project(root), instance=instance)

@@ -83,7 +83,9 @@ def train(X, y, params: Params):
 
 
 def demand_project(copy_example, **canary) -> Path:
-    return copy_example(MODEL, edit=lambda spec: spec["serving"].update(canary=canary))
+    return copy_example(
+        MODEL, edit=lambda spec: spec["serving"].update(canary=canary), segments=False
+    )
 
 
 def train_with(root: Path, alpha: float):

@@ -223,15 +223,6 @@ def train(
         raise click.ClickException(f"training failed for {', '.join(failed)}")
 
 
-def _segments_or_none(project: ModelProject) -> list[str | None]:
-    """A segmented model's segments (discovered ones from the local instance), else [None]."""
-    from modelfactory.runs import local_instance
-    from modelfactory.segments import each_segment
-
-    discovered = project.spec.segments is not None and project.spec.segments.discovered
-    return each_segment(project.spec, local_instance() if discovered else None)
-
-
 def _units(project: ModelProject, segments: tuple[str, ...], instance: Any) -> list[str | None]:
     """What a train or predict command runs: the segments asked for or all of them (new
     discovered ones found first), or [None] for an unsegmented model."""
@@ -331,6 +322,7 @@ def _report_training(outcome: TrainOutcome) -> bool:
 def status(as_json: bool) -> None:
     """For each model: champion version and metric, when and why promoted, last verdict."""
     from modelfactory.resources import model_registry, rollout_store
+    from modelfactory.runs import segments_now
     from modelfactory.status import model_status
 
     projects, broken = discover_projects()
@@ -338,7 +330,7 @@ def status(as_json: bool) -> None:
     rows = [
         model_status(project, registry, rollouts, segment)
         for project in projects
-        for segment in _segments_or_none(project)
+        for segment in segments_now(project)
     ]
     if as_json:
         click.echo(
@@ -510,15 +502,26 @@ def _default_flush_seconds() -> float:
 )
 @click.option("--world-drift", default=0.2, show_default=True, help="Input shift (simulator).")
 @click.option("--concept", default=0.3, show_default=True, help="Concept change (simulator).")
+@click.option(
+    "--segment",
+    default=None,
+    help="For a segmented model, the segment whose world changes. [default: the last one]",
+)
 @_friendly
 def demo(
-    drift_story: bool, model: str, home: str | None, world_drift: float, concept: float
+    drift_story: bool,
+    model: str,
+    home: str | None,
+    world_drift: float,
+    concept: float,
+    segment: str | None,
 ) -> None:
     """Tell a story on real parts, without the daemon (it plays the daemon's part).
 
-    --drift: train and promote MODEL, serve it, send traffic and late labels, change the
-    world with the simulator's knobs, tick the drift and live-metric sensors, run the
-    retrain they request, and show the new champion beating the old on the new data.
+    --drift: train and promote MODEL (each of its segments), serve it, send traffic and late
+    labels, change the world with the simulator's knobs (in one segment), tick the drift and
+    live-metric sensors, run the retrain they request, and show the new champion beating the
+    old on the new data while the other segments keep theirs.
     """
     if not drift_story:
         raise click.UsageError("choose a story: `modelfactory demo --drift`")
@@ -527,14 +530,22 @@ def demo(
     root = _demo_home(home)
     click.secho(f"demo state in {root} (the UI: MODELFACTORY_HOME={root} make dev)", fg="cyan")
     project = load_project(projects_dir() / model)
-    outcome = run_drift_demo(project, echo=click.echo, drift=world_drift, concept=concept)
-    verdict = (
-        f"v{outcome.new_champion} replaced v{outcome.first_champion}"
-        if outcome.promoted
-        else f"v{outcome.first_champion} stays champion"
+    outcome = run_drift_demo(
+        project, echo=click.echo, drift=world_drift, concept=concept, segment=segment
     )
+    verdicts = [
+        f"{r.unit} v{r.new_champion} replaced v{r.first_champion}"
+        if r.promoted
+        else f"{r.unit} v{r.first_champion} stays champion"
+        for r in outcome.retrains
+    ]
+    retrained = {r.unit for r in outcome.retrains}
+    kept = [f"{unit} v{v}" for unit, v in outcome.champions.items() if unit not in retrained]
+    if kept:
+        verdicts.append(f"untouched: {', '.join(kept)}")
     click.secho(
-        f"done: {verdict}; retrain requested by the {' and '.join(outcome.requested_by)} sensor(s)",
+        f"done: {'; '.join(verdicts)}; retrain requested by the "
+        f"{' and '.join(outcome.requested_by)} sensor(s)",
         fg="green",
     )
 

@@ -31,6 +31,7 @@ __all__ = [
     "resolve_segments",
     "score",
     "seed_data",
+    "segments_now",
     "train",
 ]
 
@@ -119,6 +120,15 @@ def resolve_segments(
             f"its segments ({spec.segments.by}): {', '.join(known) or 'none yet'}"
         )
     return list(requested) or known
+
+
+def segments_now(project: ModelProject) -> list[str | None]:
+    """What a command goes through: [None] for an unsegmented model, else its segments (the
+    local instance keeps discovered ones)."""
+    from modelfactory.segments import each_segment
+
+    discovered = project.spec.segments is not None and project.spec.segments.discovered
+    return each_segment(project.spec, local_instance() if discovered else None)
 
 
 def train(

@@ -93,7 +93,7 @@ class Bounds(_Section):
 
 
 class SlicesSpec(_Section):
-    """Per-segment check: no slice's metric may stray further than max_gap from the overall.
+    """Per-slice check: no slice's metric may stray further than max_gap from the overall.
 
     The gap is relative: |slice metric - overall metric| / |overall metric|.
     """
@@ -329,6 +329,13 @@ class ModelSpec(_Section):
             )
         if self.segments is not None and self.segments.by == self.target:
             raise ValueError(f"segments.by must be an input column, not the target {self.target!r}")
+        slices = self.promotion.slices
+        if self.segments is not None and slices is not None and self.segments.by in slices.by:
+            raise ValueError(
+                f"promotion.slices.by names {self.segments.by!r}, which segments.by splits "
+                "the model by: each segment holds one value of it, so a slice would be the "
+                "whole segment"
+            )
         for name in self.promotion.thresholds:
             if METRICS[name].task != self.task:
                 raise ValueError(
