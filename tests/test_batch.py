@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 from click.testing import CliRunner
-from dagster import AssetKey, DagsterInstance, MultiPartitionKey, build_schedule_context
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    MultiPartitionKey,
+    build_run_status_sensor_context,
+    build_schedule_context,
+)
 
 from modelfactory.assets import build_definitions
 from modelfactory.cli import main
@@ -74,7 +80,7 @@ def test_segmented_daily_predictions_are_days_by_segments(copy_example) -> None:
     materialized = DagsterInstance.get().get_materialized_partitions(PREDICTIONS)
     assert materialized == {MultiPartitionKey({"date": d, "segment": "uk"}) for d in DAYS[:2]}
 
-    # The predict schedule scores the tick's own day, for every segment.
+    # The predict schedule refreshes each segment's features, then scores the tick's day.
     defs = build_definitions(project)
     schedule = defs.resolve_schedule_def(f"{MODEL}_predict_schedule")
     tick = datetime(2026, 4, 2, 5, 0, tzinfo=UTC)
@@ -82,19 +88,64 @@ def test_segmented_daily_predictions_are_days_by_segments(copy_example) -> None:
         scheduled_execution_time=tick, repository_def=defs.get_repository_def()
     ) as context:
         requests = schedule.evaluate_tick(context).run_requests
-    assert [r.partition_key for r in requests] == [
-        MultiPartitionKey({"date": "2026-04-02", "segment": s}) for s in ("uk", "de")
-    ]
+    assert schedule.job_name == f"{MODEL}_refresh"
+    assert [r.partition_key for r in requests] == ["uk", "de"]
+    assert {r.tags["modelfactory/score_days"] for r in requests} == {"2026-04-02"}
     midnight = datetime(2026, 4, 3, 0, 0, tzinfo=UTC)  # the first tick of a day finishes the last
     with build_schedule_context(
         scheduled_execution_time=midnight, repository_def=defs.get_repository_def()
     ) as context:
         requests = schedule.evaluate_tick(context).run_requests
-    assert [r.partition_key for r in requests] == [
-        MultiPartitionKey({"date": d, "segment": s})
-        for d in ("2026-04-02", "2026-04-03")
-        for s in ("uk", "de")
+    assert {r.tags["modelfactory/score_days"] for r in requests} == {"2026-04-02,2026-04-03"}
+
+
+def test_a_segmented_model_scores_new_days_with_freshly_refreshed_features(
+    copy_example,
+) -> None:
+    """Its features are segment-partitioned and its predictions day-by-segment, which one
+    Dagster job cannot hold: a refresh run per segment, then the days it was for."""
+    project = load_project(copy_example(MODEL))  # as shipped: segments and daily predictions
+    seed_data(project)
+    instance = DagsterInstance.get()
+    assert train(project, instance=instance, segment="uk").promoted
+    new_days = ["2026-05-01", "2026-05-02"]  # sales of two days after the training data
+    project.module("simulate").new_batch(
+        local_home().data(MODEL), "sales-may", n_days=2, start=new_days[0], seed=5
+    )
+    stale = CliRunner().invoke(main, ["predict", MODEL, "--from", new_days[1], "--segment", "uk"])
+    assert stale.exit_code == 0 and "0 rows scored by v1" in stale.output  # not in features
+
+    defs = build_definitions(project)
+    tick = datetime(2026, 5, 2, 0, 0, tzinfo=UTC)  # the first tick of May 2nd
+    schedule = defs.resolve_schedule_def(f"{MODEL}_predict_schedule")
+    with build_schedule_context(
+        scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+    ) as context:
+        requests = schedule.evaluate_tick(context).run_requests
+    uk = next(r for r in requests if r.partition_key == "uk")
+    refresh = defs.resolve_job_def(schedule.job_name).execute_in_process(
+        instance=instance, partition_key="uk", tags=uk.tags
+    )
+    assert refresh.success
+
+    sensor = defs.resolve_sensor_def(f"{MODEL}_score_refreshed")
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=refresh.get_run_success_event(),
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(refresh.run_id),
+    )
+    scores = sensor(context)
+    assert [r.partition_key for r in scores] == [
+        MultiPartitionKey({"date": day, "segment": "uk"}) for day in new_days
     ]
+    predict = defs.resolve_job_def(f"{MODEL}_predict")
+    for request in scores:
+        result = predict.execute_in_process(
+            instance=instance, partition_key=request.partition_key, tags=request.tags
+        )
+        assert result.success
+    assert stored_rows_by_day() == dict.fromkeys(new_days, 20)  # uk's 20 products a day
 
 
 @pytest.mark.parametrize(

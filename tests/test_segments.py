@@ -376,3 +376,12 @@ def test_the_ui_shows_each_segment_s_status(copy_example, workdir: Path) -> None
         statuses = node["assetPartitionStatuses"]
         assert sorted(statuses["materializedPartitions"]) == ["de", "uk"]
         assert statuses["unmaterializedPartitions"] == ["us"]
+
+
+def test_a_slice_by_the_segment_column_is_refused(copy_example) -> None:
+    def edit(spec: dict) -> None:
+        spec["promotion"]["slices"] = {"by": ["promo", "marketplace"], "max_gap": 0.25}
+
+    root = copy_example(MODEL, edit=edit)
+    with pytest.raises(SpecError, match=r"slices\.by names 'marketplace', which segments\.by"):
+        load_spec(root / "model.yaml")

@@ -67,6 +67,7 @@ __all__ = [
     "frame_metadata",
     "live_metrics_job_name",
     "predict_job_name",
+    "refresh_job_name",
     "train_job_name",
 ]
 
@@ -97,6 +98,10 @@ def live_metrics_job_name(model: str) -> str:
     return f"{model}_live_metrics"
 
 
+def refresh_job_name(model: str) -> str:
+    return f"{model}_refresh"
+
+
 def build_definitions(project: ModelProject) -> Definitions:
     """A code location for one model project: its assets, jobs, schedules, sensors and
     resources."""
@@ -110,10 +115,22 @@ def build_definitions(project: ModelProject) -> Definitions:
         tags=tags,
     )
     spec = project.spec
-    # Fresh features first, where Dagster allows it in one job: not between a segmented
-    # model's segment-partitioned features and its day-and-segment predictions. Those score
-    # what the segment's last train run built.
+    # Fresh features first, in the same job where Dagster allows it: not between a segmented
+    # model's segment-partitioned features and its day-and-segment predictions. There the
+    # schedule runs the refresh job per segment, and each success scores its days (the
+    # <model>_score_refreshed sensor).
     fresh_features = spec.predictions is None or spec.segments is None
+    refresh_job = None
+    if not fresh_features:
+        refresh_job = define_asset_job(
+            refresh_job_name(name),
+            selection=AssetSelection.assets(AssetKey([name, "raw"]), AssetKey([name, "features"])),
+            description=(
+                f"Refresh one segment's raw data and features of {name}; a scheduled run "
+                "then scores the days it was run for."
+            ),
+            tags=tags,
+        )
     predict_job = define_asset_job(
         predict_job_name(name),
         selection=(
@@ -124,7 +141,7 @@ def build_definitions(project: ModelProject) -> Definitions:
         | only["predictions"],
         description=(
             f"Score {name}'s "
-            + ("latest features" if fresh_features else "features of its last training")
+            + ("latest features" if fresh_features else "features of its segment's last refresh")
             + (" of one day" if spec.predictions else "")
             + " with the champion, into the warehouse."
         ),
@@ -144,8 +161,8 @@ def build_definitions(project: ModelProject) -> Definitions:
     )
     return Definitions(
         assets=build_assets(project),
-        jobs=[train_job, predict_job, report_job, live_job],
-        schedules=build_schedules(project, train_job, predict_job),
+        jobs=[train_job, predict_job, report_job, live_job, *filter(None, [refresh_job])],
+        schedules=build_schedules(project, train_job, predict_job, refresh_job),
         sensors=build_sensors(
             project,
             {
@@ -153,6 +170,7 @@ def build_definitions(project: ModelProject) -> Definitions:
                 "predict": predict_job,
                 "drift_report": report_job,
                 "live_metrics": live_job,
+                "refresh": refresh_job,
             },
         ),
         resources=project_resources(name),

@@ -2,6 +2,8 @@
 
     schedule.retrain  ─► <model>_train    raw → … → champion → endpoint
     schedule.predict  ─► <model>_predict  raw → features → predictions
+                         (segmented, by day: <model>_refresh raw → features, per segment;
+                          its success scores the tick's days, see sensors.py)
 
 Schedules start running (`default_status=RUNNING`): a cron line in model.yaml that needs
 a click in the UI before it does anything would surprise everyone. Times are UTC.
@@ -31,12 +33,15 @@ from modelfactory.project import ModelProject
 from modelfactory.spec import ModelSpec
 
 __all__ = [
+    "SCORE_DAYS_TAG",
     "build_schedules",
     "freshness_policies",
     "longest_gap",
     "predict_schedule_name",
     "retrain_schedule_name",
 ]
+
+SCORE_DAYS_TAG = "modelfactory/score_days"  # on a refresh run: the days to score after it
 
 _GAP_SAMPLE = 60  # ticks looked at to find a cron's longest gap (weekday lists vary)
 
@@ -50,14 +55,15 @@ def predict_schedule_name(model: str) -> str:
 
 
 def build_schedules(
-    project: ModelProject, train_job: Any, predict_job: Any
+    project: ModelProject, train_job: Any, predict_job: Any, refresh_job: Any = None
 ) -> list[ScheduleDefinition]:
-    """One schedule per cron line in the spec; none when the spec has no `schedule`."""
+    """One schedule per cron line in the spec; none when the spec has no `schedule`.
+    With a `refresh_job`, the predict schedule runs it, and the scoring follows each run."""
     name, schedule = project.name, project.spec.schedule
     built = []
     for cron, job, schedule_name, what in (
         (schedule.retrain, train_job, retrain_schedule_name(name), "Retrains"),
-        (schedule.predict, predict_job, predict_schedule_name(name), "Batch-scores"),
+        (schedule.predict, refresh_job or predict_job, predict_schedule_name(name), "Batch-scores"),
     ):
         if cron is None:
             continue
@@ -70,20 +76,24 @@ def build_schedules(
             "tags": {"modelfactory/model": name, "modelfactory/trigger": "schedule"},
             "description": f"{what} {name} on `{cron}` (UTC), from model.yaml schedule.",
         }
-        daily = job is predict_job and project.spec.predictions is not None
+        daily = job is not train_job and project.spec.predictions is not None
         if project.spec.segments is None and not daily:
             built.append(ScheduleDefinition(**settings))
         else:
-            built.append(_partitioned(project, settings, daily=daily))
+            refresh = job is refresh_job and refresh_job is not None
+            built.append(_partitioned(project, settings, daily=daily, refresh=refresh))
     return built
 
 
 def _partitioned(
-    project: ModelProject, settings: dict[str, Any], daily: bool
+    project: ModelProject, settings: dict[str, Any], daily: bool, refresh: bool = False
 ) -> ScheduleDefinition:
     """A schedule of a partitioned job: each tick runs every segment (one run each) and, for
     daily predictions, the tick's day, and the previous tick's day once more when that was
-    another day, so the rows that came after its last tick are scored too."""
+    another day, so the rows that came after its last tick are scored too.
+
+    `refresh`: the job refreshes a segment's features; its run carries the days to score
+    after it (SCORE_DAYS_TAG), since one job cannot hold both partitionings."""
     from modelfactory.batch import run_partition_key
     from modelfactory.segments import each_segment
 
@@ -93,13 +103,27 @@ def _partitioned(
     if spec.segments is not None:
         settings["description"] += " One run per segment."
     if daily:
-        settings["description"] += " Each tick scores its day (UTC), and finishes the last."
+        settings["description"] += (
+            " Each tick refreshes each segment's features, then scores"
+            if refresh
+            else " Each tick scores"
+        ) + " its day (UTC), and finishes the last."
 
     @schedule(**settings)
     def every_partition(context: ScheduleEvaluationContext) -> list[RunRequest]:
         tick = context.scheduled_execution_time.astimezone(UTC)
         days = sorted({_previous_tick(cron, tick).date(), tick.date()}) if daily else [None]
         segments = each_segment(spec, context.instance if discovered else None)
+        if refresh:
+            score = {SCORE_DAYS_TAG: ",".join(day.isoformat() for day in days)}
+            return [
+                RunRequest(
+                    run_key=f"refresh-{segment}-{tick:%Y%m%dT%H%M}",
+                    partition_key=segment,
+                    tags=tags | score,
+                )
+                for segment in segments
+            ]
         return [
             RunRequest(
                 run_key=f"{day or 'all'}-{segment or 'all'}-{tick:%Y%m%dT%H%M}",

@@ -15,14 +15,17 @@ from typing import Any
 from dagster import (
     AssetKey,
     AssetObservation,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 
@@ -38,6 +41,7 @@ __all__ = [
     "drift_sensor_name",
     "live_metric_sensor_name",
     "run_failure_sensor_name",
+    "score_refreshed_sensor_name",
 ]
 
 
@@ -57,9 +61,14 @@ def segment_sensor_name(model: str) -> str:
     return f"{model}_new_segments"
 
 
+def score_refreshed_sensor_name(model: str) -> str:
+    return f"{model}_score_refreshed"
+
+
 def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDefinition]:
     """The model's sensors. `jobs` by role: `train` (what a retrain runs), `drift_report`
-    and `live_metrics` (the evidence a retrain comes with), `predict`."""
+    and `live_metrics` (the evidence a retrain comes with), `predict`, and `refresh` where
+    a segmented model's features are refreshed apart from its daily predictions."""
     sensors = [
         _canary_sensor(project),
         _drift_sensor(project, jobs["train"], jobs["drift_report"]),
@@ -68,7 +77,54 @@ def build_sensors(project: ModelProject, jobs: dict[str, Any]) -> list[SensorDef
     ]
     if project.spec.segments is not None and project.spec.segments.discovered:
         sensors.append(_new_segment_sensor(project, jobs["train"]))
+    if jobs.get("refresh") is not None:
+        sensors.append(_score_refreshed_sensor(project, jobs["refresh"], jobs["predict"]))
     return sensors
+
+
+def _score_refreshed_sensor(
+    project: ModelProject, refresh_job: Any, predict_job: Any
+) -> SensorDefinition:
+    """Scores the days a successful refresh run of a segment was scheduled for, with the
+    features it just wrote: the second half of a segmented model's daily predict tick."""
+    name = project.name
+
+    @run_status_sensor(
+        name=score_refreshed_sensor_name(name),
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[refresh_job],
+        request_job=predict_job,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=(
+            f"When a scheduled refresh of one of {name}'s segments succeeds, scores that "
+            "segment's days it was scheduled for."
+        ),
+    )
+    def score_refreshed(context: RunStatusSensorContext) -> SkipReason | list[RunRequest]:
+        return _score_requests(project, context.dagster_run)
+
+    return score_refreshed
+
+
+def _score_requests(project: ModelProject, run: Any) -> SkipReason | list[RunRequest]:
+    """The predictions runs (day x segment) a finished refresh run asks for, once each."""
+    from datetime import date
+
+    from modelfactory.batch import run_partition_key
+    from modelfactory.schedules import SCORE_DAYS_TAG
+
+    days = [day for day in run.tags.get(SCORE_DAYS_TAG, "").split(",") if day]
+    segment = run.tags.get("dagster/partition")
+    if not days or segment is None:
+        return SkipReason(f"run {run.run_id[:8]} was not a scheduled refresh of one segment")
+    return [
+        RunRequest(
+            run_key=f"{run.run_id}:{day}",
+            partition_key=run_partition_key(project.spec, date.fromisoformat(day), segment),
+            tags={"modelfactory/model": project.name, "modelfactory/trigger": "refresh"},
+        )
+        for day in days
+    ]
 
 
 def _new_segment_sensor(project: ModelProject, train_job: Any) -> SensorDefinition:
