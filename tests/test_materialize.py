@@ -221,6 +221,27 @@ def test_status_reports_champion_and_last_verdict(copy_example) -> None:
     assert "demand_forecast: champion v1 mae=" in text.output
     assert "last candidate v2: failed" in text.output
 
+    # The leaderboard: every champion's standard metrics side by side, a table per task.
+    assert run(copy_example("breast_cancer"), approve=True).promoted
+    result = CliRunner().invoke(main, ["status", "--json"])
+    rows = {row["model"]: row for row in json.loads(result.output)["models"]}
+    regression = rows["demand_forecast"]["champion_metrics"]
+    assert set(regression) == {"mae", "rmse", "r2", "mape"}
+    assert regression["mae"] == pytest.approx(row["champion_metric"])
+    classification = rows["breast_cancer"]["champion_metrics"]
+    assert {"accuracy", "f1", "roc_auc"} <= set(classification)
+    board = CliRunner().invoke(main, ["status"]).output.split("Champions on their holdout")[1]
+    tables = {table.split()[0]: table.splitlines() for table in board.strip().split("\n\n")[1:]}
+    assert tables["regression"][0].split()[1:] == ["mae↓", "rmse↓", "r2↑", "mape↓"]
+    assert tables["regression"][1].split() == [
+        "demand_forecast",
+        "v1",
+        f"{regression['mae']:.4g}*",  # its gate's metric
+        *(f"{regression[m]:.4g}" for m in ("rmse", "r2", "mape")),
+    ]
+    assert "roc_auc↑" in tables["classification"][0]
+    assert tables["classification"][1].startswith("breast_cancer v1")
+
 
 def test_a_model_with_a_broken_spec_fails_clearly_on_the_cli(copy_example) -> None:
     copy_example("demand_forecast", edit=lambda s: s["metric"].update(direction="up"))

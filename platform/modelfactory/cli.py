@@ -320,10 +320,11 @@ def _report_training(outcome: TrainOutcome) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_friendly
 def status(as_json: bool) -> None:
-    """For each model: champion version and metric, when and why promoted, last verdict."""
+    """For each model: champion version and metric, when and why promoted, last verdict;
+    then a leaderboard of every champion's standard holdout metrics side by side."""
     from modelfactory.resources import model_registry, rollout_store
     from modelfactory.runs import segments_now
-    from modelfactory.status import model_status
+    from modelfactory.status import leaderboard, model_status
 
     projects, broken = discover_projects()
     registry, rollouts = model_registry(), rollout_store()
@@ -350,6 +351,9 @@ def status(as_json: bool) -> None:
         )
         if row["rollout"]:
             click.echo(f"  endpoint rollout: {row['rollout']} ({row['rollout_reason']})")
+    if any(row["champion"] for row in rows):
+        click.echo("\nChampions on their holdout (* the metric each model's gate uses):\n")
+        click.echo(leaderboard(rows))
     for name, error in broken.items():
         click.secho(f"{name}: broken: {error}", fg="red")
 

@@ -273,7 +273,7 @@ def run_drift_demo(
 
     echo("5. the retrain and its evidence")
     retrains = [
-        _run_retrain(project, request, first, instance, echo) for request in _once_each(requests)
+        _run_request(project, request, first, instance, echo) for request in _once_each(requests)
     ]
     retrains = [r for r in retrains if r is not None]
     champions = _champions(project)
@@ -324,7 +324,7 @@ def _once_each(requests: list[Any]) -> list[Any]:
     return ordered
 
 
-def _run_retrain(
+def _run_request(
     project: ModelProject, request: Any, first: dict[str, str], instance: Any, echo: Echo
 ) -> Retrain | None:
     """Run a requested run; for a retrain, say how the candidate did against the champion."""

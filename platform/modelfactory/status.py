@@ -9,7 +9,9 @@ from modelfactory.registry import ModelRegistry
 from modelfactory.segments import segment_model
 from modelfactory.serving.rollouts import RolloutStore
 
-__all__ = ["model_status"]
+__all__ = ["leaderboard", "model_status"]
+
+_HOLDOUT = "mf.holdout."  # the version tags that hold each standard metric on the holdout
 
 
 def model_status(
@@ -32,20 +34,60 @@ def model_status(
         "segment": segment,
         "label": f"{project.name}[{segment}]" if segment else project.name,
         "owner": project.spec.owner,
+        "task": project.spec.task,
         "metric": metric,
         "champion": champion.version if champion else None,
-        "champion_metric": _float(champion.tags.get(f"mf.holdout.{metric}")) if champion else None,
+        "champion_metrics": _holdout_metrics(champion.tags) if champion else {},
+        "champion_metric": _float(champion.tags.get(f"{_HOLDOUT}{metric}")) if champion else None,
         "promoted_at": last_move.at if last_move else None,
         "promoted_by": last_move.actor if last_move else None,
         "why": last_move.reason if last_move else None,
         "last_candidate": latest.version if latest else None,
         "last_verdict": latest.tags.get("mf.verdict", "not evaluated") if latest else None,
-        "last_candidate_metric": _float(latest.tags.get(f"mf.holdout.{metric}"))
-        if latest
-        else None,
+        "last_candidate_metric": _float(latest.tags.get(f"{_HOLDOUT}{metric}")) if latest else None,
         "rollout": rollout.describe() if rollout else None,
         "rollout_reason": rollout.reason if rollout else None,
     }
+
+
+def leaderboard(rows: list[dict[str, Any]]) -> str:
+    """Every champion's standard holdout metrics side by side, one table per task (their
+    metrics differ); each model's own gate metric is starred. Rows are model_status()'s."""
+    from modelfactory.evaluation import METRICS
+
+    tables = []
+    for task in sorted({row["task"] for row in rows if row["champion"]}):
+        ranked = sorted((r for r in rows if r["task"] == task and r["champion"]), key=_label)
+        columns = [m for m in METRICS.values() if m.task == task]
+        columns = [m for m in columns if any(m.name in r["champion_metrics"] for r in ranked)]
+        width = max(len(_label(r)) for r in ranked) + 2
+        arrows = {"minimize": "↓", "maximize": "↑"}
+        header = f"{task:<{width}}" + "".join(
+            f"{m.name + arrows[m.direction]:>14}" for m in columns
+        )
+        lines = [header]
+        for row in ranked:
+            cells = "".join(
+                f"{_cell(row['champion_metrics'].get(m.name), m.name == row['metric']):>14}"
+                for m in columns
+            )
+            lines.append(f"{_label(row):<{width}}{cells}")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['label']} v{row['champion']}"
+
+
+def _cell(value: float | None, own: bool) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" + ("*" if own else " ")
+
+
+def _holdout_metrics(tags: dict[str, str]) -> dict[str, float]:
+    return {k.removeprefix(_HOLDOUT): float(v) for k, v in tags.items() if k.startswith(_HOLDOUT)}
 
 
 def _float(value: str | None) -> float | None:
