@@ -143,6 +143,14 @@ def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(p
     assert champion["promoted"] and champion["version"] == "2"
     evaluation = result.output_for_node(f"{MODEL}__evaluation")
     assert evaluation["scores"]["mae"] < evaluation["champion_scores"]["mae"]
+    # v2's card says what is known in production: the drift report, and v1's live metric
+    # (not yet v2's, which has no labels).
+    card = result.output_for_node(f"{MODEL}__model_card")
+    live = card.split("- **Live metric:** ")[1].splitlines()[0]
+    assert live.startswith("not known yet for v2; the last one, of v1, was degraded: v1: live mae")
+    drift = card.split("- **Drift:** ")[1].splitlines()[0]
+    assert drift.startswith(("drifted: ", "no drift: ")) and "columns drifted" in drift
+    assert "[latest drift report](" in card
 
     # Retraining again on the same data cannot beat the new champion: it stays.
     again = run_requested(project, retrain, instance)

@@ -24,7 +24,26 @@ from modelfactory.resources import local_home, model_registry, rollout_store
 from modelfactory.runs import seed_data, train
 
 pytestmark = pytest.mark.slow
-STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion", "endpoint")
+STEPS = (
+    "raw",
+    "features",
+    "split",
+    "candidate",
+    "evaluation",
+    "champion",
+    "endpoint",
+    "model_card",
+)
+CARD_SECTIONS = [  # the questions a card answers, in order
+    "## Overview",
+    "**Assumptions**",
+    "**Limitations**",
+    "## Model",
+    "## Performance on the holdout",
+    "## Training data",
+    "## In production",
+    "## Links",
+]
 
 
 def run(root: Path, approve: bool = False, segment: str | None = None):
@@ -78,6 +97,8 @@ def test_example_materializes_end_to_end(
     metric = load_project(Path.cwd() / "model_projects" / example).spec.metric.name
     assert float(tags[f"mf.holdout.{metric}"]) > 0
 
+    check_card(example, unit, champion, outcome.run_id)
+
     with duckdb.connect(str(local_home().warehouse(example)), read_only=True) as db:
         tables = {row[0] for row in db.execute(
             "select table_name from information_schema.tables where table_schema = ?", [example]
@@ -85,6 +106,47 @@ def test_example_materializes_end_to_end(
         rows = db.execute(f"select count(*) from {example}.split").fetchone()[0]
     assert tables == {"raw", "features", "split"}
     assert rows == raw.asset_materialization.metadata["dagster/row_count"].value
+
+
+def check_card(example: str, unit: str, champion, run_id: str) -> None:
+    """The card of the run's champion: every section, with that run's real values, shown on
+    the asset and stored (Markdown and HTML) with the champion's MLflow run."""
+    from mlflow import MlflowClient
+
+    from modelfactory.spec import load_spec
+
+    event = DagsterInstance.get().get_latest_materialization_event(
+        AssetKey([example, "model_card"])
+    )
+    assert event.run_id == run_id
+    card = event.asset_materialization.metadata["card"].value
+    places = [card.index(section) for section in CARD_SECTIONS]
+    assert places == sorted(places), card
+    spec = load_spec(Path.cwd() / "model_projects" / example / "model.yaml")
+    assert f"# Model card: {unit}" in card
+    assert f"- **Intended use:** {spec.intended_use}" in card
+    assert all(f"- {line}" in card for line in spec.assumptions + spec.limitations)
+    tags = champion.tags
+    metric = spec.metric.name
+    assert f"| {metric} | {tags[f'mf.holdout.{metric}']} | " in card
+    assert f"- **Content hash:** `{tags['mf.data_hash']}`" in card
+    assert (
+        f"- **Rows:** {tags['mf.train_rows']} for training, {tags['mf.holdout_rows']} held" in card
+    )
+    schema = json.loads(tags["mf.schema"])
+    assert all(f"| {column} | {dtype} |" in card for column, dtype in schema.items())
+    if spec.promotion.slices:  # each slice's row, and the largest gap
+        assert "Largest fairness gap between a slice and the whole: " in card
+        slices = json.loads(tags["mf.slices"])
+        assert slices and all(f"| {s['slice']} | {s['rows']} | " in card for s in slices)
+    assert "- **Drift:** not known yet (no drift report)" in card  # nothing served yet
+    assert f"[champion v{champion.version} in MLflow](" in card
+
+    client = MlflowClient(model_registry().tracking_uri)
+    stored = client.download_artifacts(champion.run_id, "model_card.md")
+    assert Path(stored).read_text() == card
+    html = Path(client.download_artifacts(champion.run_id, "model_card.html")).read_text()
+    assert f"<h1>Model card: {unit}</h1>" in html and "<table>" in html
 
 
 def test_the_logged_model_loads_back_and_predicts(copy_example) -> None:
@@ -158,6 +220,15 @@ def test_champion_moves_only_for_a_better_candidate_and_rollback_restores_it(cop
     assert result.exit_code == 0, result.output
     assert "champion v3 -> v1" in result.output
     assert "cancelled the rollout" in result.output
+    assert "model card refreshed for v1" in result.output
+    card = (
+        DagsterInstance.get()
+        .get_latest_materialization_event(AssetKey(["demand_forecast", "model_card"]))
+        .asset_materialization.metadata["card"]
+        .value
+    )
+    assert "- **Champion:** v1\n  - put back by a rollback " in card
+    assert card.endswith(")\n") and ": bad live metrics" in card
     assert rollout_store().active("demand_forecast") is None
     assert registry.champion("demand_forecast").version == "1"
     assert registry.history("demand_forecast")[-1].reason == "bad live metrics"

@@ -11,6 +11,7 @@ This is the only module that knows Dagster's asset API; the project's functions 
 Keys are `<model>/<step>`, grouped by model, with owner, kinds and tags applied here once.
 """
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,7 +72,16 @@ __all__ = [
     "train_job_name",
 ]
 
-STEPS = ("raw", "features", "split", "candidate", "evaluation", "champion", "endpoint")
+STEPS = (
+    "raw",
+    "features",
+    "split",
+    "candidate",
+    "evaluation",
+    "champion",
+    "endpoint",
+    "model_card",
+)
 SIDE_STEPS = ("predictions", "drift_report", "live_metrics")  # not part of a retrain
 
 
@@ -284,6 +294,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             "mf.git_sha": project.git_sha or "unknown",
             "mf.dagster_run_id": context.run_id,
             "mf.train_rows": str(len(X)),
+            **_data_summary(split, spec),
         }
         logged = registry.log_candidate(
             model=model,
@@ -412,7 +423,9 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 "mf.verdict": "passed" if verdict.passed else "failed",
                 "mf.verdict_reasons": "; ".join(verdict.reasons),
                 "mf.compared_with": champion.version if champion else "none",
+                "mf.holdout_rows": str(len(X)),
                 **{f"mf.holdout.{k}": f"{v:.6g}" for k, v in scores.items()},
+                **({"mf.slices": _slices_tag(slices)} if slices is not None else {}),
             },
         )
         result = {
@@ -589,6 +602,39 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         rollout = rollout or rollouts.latest(model)
         return _endpoint_output(name, champion.get("version"), rollout)
 
+    @asset(
+        key=key["model_card"],
+        deps=[key["champion"]],  # reads the registry, not the champion asset's value
+        kinds={"mlflow"},
+        required_resource_keys={"model_registry"},
+        description=(
+            "The champion's model card: owner, intended use, assumptions and limitations, "
+            "holdout metrics overall and per slice, training data, drift and live metric, "
+            "links. Stored as model_card.md/.html with the champion's MLflow run."
+        ),
+        **common,
+    )
+    def model_card(context: AssetExecutionContext) -> Output:
+        from modelfactory.model_card import gather, render_html, render_markdown
+
+        registry: ModelRegistry = context.resources.model_registry
+        model = unit_of(context)
+        segment = context.partition_key if spec.segments else None
+        facts = gather(project, registry, context.instance, model, segment)
+        markdown = render_markdown(facts)
+        stored = "not stored: no champion yet"
+        if facts.champion is not None and facts.champion.run_id:
+            html = render_html(markdown, f"Model card: {model}")
+            stored = registry.log_card(facts.champion.run_id, markdown, html)
+        return Output(
+            markdown,
+            metadata={
+                "card": MetadataValue.md(markdown),
+                "champion_version": facts.champion.version if facts.champion else "none",
+                "stored_at": stored,
+            },
+        )
+
     from modelfactory.production_assets import build_production_assets
 
     return [
@@ -599,6 +645,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         evaluation,
         champion,
         endpoint,
+        model_card,
         *build_production_assets(project, key, common, fresh),
     ]
 
@@ -640,6 +687,29 @@ def _replay(
         min_share=settings.min_share,
         scored_rows=len(served),
     )
+
+
+def _data_summary(split: Any, spec: Any) -> dict[str, str]:
+    """Version tags describing the training rows, for the model card: their time range
+    (split.by) and the inputs' schema."""
+    train = split[split[datasets.SPLIT_COLUMN] == "train"]
+    schema = {column: str(dtype) for column, dtype in datasets.inputs(train, spec).dtypes.items()}
+    summary = {"mf.schema": json.dumps(schema)}
+    if spec.split.by and len(train):
+        times = train[spec.split.by]
+        summary["mf.time_range"] = f"{times.min()} .. {times.max()}"
+    return summary
+
+
+def _slices_tag(slices: Any, limit: int = 5000) -> str:
+    """The slice report as a version tag: MLflow keeps tags up to 5000 characters, so a
+    report with many slices keeps its first ones (whole records, valid JSON)."""
+    records = json.loads(slices.to_json(orient="records"))
+    text = json.dumps(records)
+    while len(text) > limit:
+        records = records[: len(records) // 2]
+        text = json.dumps(records)
+    return text
 
 
 def _naive_utc(times: Any) -> Any:

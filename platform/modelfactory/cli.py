@@ -367,7 +367,7 @@ def rollback(model: str, reason: str, segment: str | None) -> None:
     """Put back the champion that MODEL's (or one segment's) current champion replaced."""
     from modelfactory.registry import actor
     from modelfactory.resources import model_registry, rollout_store
-    from modelfactory.runs import local_instance, record_alias_move, resolve_segments
+    from modelfactory.runs import local_instance, record_alias_move, refresh_card, resolve_segments
     from modelfactory.segments import segment_model
 
     project = load_project(projects_dir() / model)
@@ -382,6 +382,11 @@ def rollback(model: str, reason: str, segment: str | None) -> None:
     click.echo(f"{unit}: champion v{move.from_version} -> v{move.to_version} ({reason})")
     if cancelled is not None:
         click.echo(f"  cancelled the rollout {cancelled.describe()}")
+    errors = refresh_card(project, segment)
+    if errors:
+        click.secho(f"  the model card was not refreshed: {errors[0].splitlines()[0]}", fg="yellow")
+    else:
+        click.echo(f"  model card refreshed for v{move.to_version}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -318,6 +318,18 @@ class ModelRegistry(ConfigurableResource):
     def run_url(self, experiment_id: str, run_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
+    def run_url_of(self, run_id: str) -> str:
+        """The UI page of a run known only by its id (a version's run, for instance)."""
+        return self.run_url(self._client().get_run(run_id).info.experiment_id, run_id)
+
+    def log_card(self, run_id: str, markdown: str, html: str) -> str:
+        """Store a model card with the run that made the version it describes, beside the
+        model (`model_card.md` and `.html`), replacing an earlier card; returns where."""
+        client = self._client()
+        client.log_text(run_id, markdown, "model_card.md")
+        client.log_text(run_id, html, "model_card.html")
+        return f"{client.get_run(run_id).info.artifact_uri}/model_card.md"
+
     def version_url(self, model: str, version: str) -> str:
         return f"{self.ui_url}/#/models/{self.registered_name(model)}/versions/{version}"
 

@@ -28,6 +28,7 @@ __all__ = [
     "local_instance",
     "prepare_dagster_home",
     "record_alias_move",
+    "refresh_card",
     "resolve_segments",
     "score",
     "seed_data",
@@ -182,6 +183,26 @@ def train(
         failed_checks=failed_checks,
         checks_run=len(checks),
     )
+
+
+def refresh_card(
+    project: ModelProject, segment: str | None = None, instance: DagsterInstance | None = None
+) -> list[str]:
+    """Materialize `<model>/model_card` alone, after the champion moved outside a train run
+    (a rollback); returns the errors, if any."""
+    from dagster import AssetKey
+
+    from modelfactory.assets import build_definitions, train_job_name
+
+    job = build_definitions(project).resolve_job_def(train_job_name(project.name))
+    result = job.execute_in_process(
+        instance=instance or local_instance(),
+        partition_key=segment,
+        asset_selection=[AssetKey([project.name, "model_card"])],
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    return _step_errors(result)
 
 
 @dataclass(frozen=True)

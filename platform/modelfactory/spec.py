@@ -281,6 +281,15 @@ class ModelSpec(_Section):
     name: Annotated[str, StringConstraints(pattern=_IDENTIFIER, max_length=64)]
     owner: str
     description: str = Field(min_length=1)
+    intended_use: str | None = Field(
+        default=None, min_length=1, description="what the model is for (and not for): its card"
+    )
+    assumptions: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list, description="what must hold for its predictions to be right"
+    )
+    limitations: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list, description="where it is known to do badly or not apply"
+    )
     task: Literal["regression", "classification"]
     target: ColumnName
     metric: MetricSpec

@@ -1,0 +1,265 @@
+"""The model card: what a model is, who owns it, how good it is and for whom, what it was
+trained on and how it does in production, in one page.
+
+Its facts come from where they are recorded anyway: the spec (owner, intended use,
+assumptions, limitations), the champion's and challenger's registry tags (holdout metrics,
+slices, data hash, time range, schema, verdict), the registry's alias history (when, by
+whom and why the champion moved) and the latest drift report and live metrics in Dagster.
+Rendering is plain string work, so a card can be read, diffed and tested as text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelfactory.evaluation import METRICS
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+    from modelfactory.project import ModelProject
+    from modelfactory.registry import AliasMove, ModelRegistry, VersionInfo
+    from modelfactory.spec import ModelSpec
+
+__all__ = ["CardFacts", "gather", "render_html", "render_markdown"]
+
+_BETTER = {"minimize": "lower", "maximize": "higher"}
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """Everything a card says about one model (or one segment of it)."""
+
+    spec: ModelSpec
+    unit: str  # the model, or `<model>.<segment>`
+    champion: VersionInfo | None
+    challenger: VersionInfo | None
+    last_move: AliasMove | None
+    drift: dict[str, Any] | None = None  # the latest drift report's metadata
+    live: dict[str, Any] | None = None  # the latest live metrics' metadata
+    links: dict[str, str] = field(default_factory=dict)
+
+
+def gather(
+    project: ModelProject,
+    registry: ModelRegistry,
+    instance: DagsterInstance,
+    unit: str,
+    segment: str | None,
+) -> CardFacts:
+    """The facts of `unit`'s card, read from the registry and the Dagster instance."""
+    from modelfactory.resources import dagster_asset_url
+
+    champion = registry.champion(unit)
+    moves = [m for m in registry.history(unit) if champion and m.to_version == champion.version]
+    links = {"lineage": dagster_asset_url(project.name, "model_card")}
+    if champion is not None:
+        links[f"champion v{champion.version} in MLflow"] = registry.version_url(
+            unit, champion.version
+        )
+        if champion.run_id:
+            links["training run"] = registry.run_url_of(champion.run_id)
+    drift = _latest_metadata(instance, project.name, "drift_report", segment)
+    if drift and drift.get("report"):
+        links["latest drift report"] = str(drift["report"])
+    return CardFacts(
+        spec=project.spec,
+        unit=unit,
+        champion=champion,
+        challenger=registry.version_by_alias(unit, "challenger"),
+        last_move=moves[-1] if moves else None,
+        drift=drift,
+        live=_latest_metadata(instance, project.name, "live_metrics", segment),
+        links=links,
+    )
+
+
+def render_markdown(facts: CardFacts) -> str:
+    """The card as Markdown, one section per question a reader brings."""
+    parts = [
+        f"# Model card: {facts.unit}",
+        _overview(facts),
+        _model(facts),
+        _performance(facts),
+        _training_data(facts),
+        _in_production(facts),
+        _links(facts),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def render_html(markdown: str, title: str) -> str:
+    """A standalone HTML page of the card (CommonMark with tables)."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
+        f"<body>\n{body}</body></html>\n"
+    )
+
+
+def _overview(facts: CardFacts) -> str:
+    spec = facts.spec
+    lines = [
+        "## Overview",
+        f"- **Owner:** {spec.owner}",
+        f"- **Description:** {spec.description}",
+        f"- **Intended use:** {spec.intended_use or 'not stated (model.yaml intended_use)'}",
+        "",
+        "**Assumptions**",
+        *_bullets(spec.assumptions, "none stated (model.yaml assumptions)"),
+        "",
+        "**Limitations**",
+        *_bullets(spec.limitations, "none stated (model.yaml limitations)"),
+    ]
+    return "\n".join(lines)
+
+
+def _model(facts: CardFacts) -> str:
+    spec, champion, challenger = facts.spec, facts.champion, facts.challenger
+    metric = spec.metric
+    lines = [
+        "## Model",
+        f"- **Task:** {spec.task}, target `{spec.target}`",
+        f"- **Metric:** {metric.name} ({metric.direction}), the one the promotion gate uses",
+    ]
+    if champion is None:
+        lines.append("- **Champion:** none yet")
+    else:
+        lines.append(f"- **Champion:** v{champion.version}")
+        move = facts.last_move
+        if move is not None:
+            how = "put back by a rollback" if move.event == "rollback" else "promoted"
+            lines.append(f"  - {how} {move.at} by {move.actor}: {move.reason}")
+    if challenger is not None:
+        verdict = challenger.tags.get("mf.verdict", "not evaluated")
+        lines.append(f"- **Challenger (last candidate):** v{challenger.version}, gate {verdict}")
+        reasons = challenger.tags.get("mf.verdict_reasons")
+        if reasons:
+            lines.append(f"  - {reasons}")
+    return "\n".join(lines)
+
+
+def _performance(facts: CardFacts) -> str:
+    lines = ["## Performance on the holdout"]
+    champion = facts.champion
+    if champion is None:
+        return "\n".join([*lines, "No champion yet."])
+    scores = {
+        k.removeprefix("mf.holdout."): v
+        for k, v in champion.tags.items()
+        if k.startswith("mf.holdout.")
+    }
+    rows = [(m.name, scores[m.name], m.direction) for m in METRICS.values() if m.name in scores]
+    lines += [
+        f"Champion v{champion.version} on {champion.tags.get('mf.holdout_rows', '?')} "
+        "holdout rows:",
+        "",
+        "| metric | value | better |",
+        "|---|---|---|",
+        *(f"| {name} | {value} | {_BETTER[d]} |" for name, value, d in rows),
+    ]
+    slices = json.loads(champion.tags.get("mf.slices", "[]"))
+    lines.append("")
+    if not slices:
+        lines.append("Per slice: no slices configured (model.yaml promotion.slices).")
+        return "\n".join(lines)
+    metric = facts.spec.metric.name
+    max_gap = facts.spec.promotion.slices.max_gap if facts.spec.promotion.slices else None
+    judged = [s for s in slices if s.get("judged")]
+    worst = max((s["gap"] for s in judged), default=None)
+    lines += [
+        f"Per slice ({metric}; the gap is relative to the overall value, "
+        f"at most {max_gap:.0%} allowed):"
+        if max_gap is not None
+        else "Per slice:",
+        "",
+        f"| slice | rows | {metric} | gap |",
+        "|---|---|---|---|",
+        *(
+            f"| {s['slice']} | {s['rows']} | {s[metric]:.4g} | "
+            f"{s['gap']:.1%}{'' if s.get('judged') else ' (too few rows to judge)'} |"
+            for s in slices
+        ),
+        "",
+        f"Largest fairness gap between a slice and the whole: {worst:.1%}."
+        if worst is not None
+        else "No slice had enough rows to judge.",
+    ]
+    return "\n".join(lines)
+
+
+def _training_data(facts: CardFacts) -> str:
+    lines = ["## Training data"]
+    champion = facts.champion
+    if champion is None:
+        return "\n".join([*lines, "No champion yet."])
+    tags = champion.tags
+    schema = json.loads(tags.get("mf.schema", "{}"))
+    lines += [
+        f"- **Rows:** {tags.get('mf.train_rows', '?')} for training, "
+        f"{tags.get('mf.holdout_rows', '?')} held out",
+        f"- **Time range:** {tags.get('mf.time_range', 'no time column (model.yaml split.by)')}",
+        f"- **Content hash:** `{tags.get('mf.data_hash', '?')}`",
+        f"- **Code version:** `{tags.get('mf.code_version', '?')}` "
+        f"(git {tags.get('mf.git_sha', 'unknown')})",
+        f"- **Schema (model inputs):** {len(schema)} columns",
+        "",
+        "| column | type |",
+        "|---|---|",
+        *(f"| {column} | {dtype} |" for column, dtype in schema.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _in_production(facts: CardFacts) -> str:
+    drift, live = facts.drift, facts.live
+    drift_line = (
+        f"{'drifted' if drift.get('drifted') else 'no drift'}: {drift.get('summary', '')}"
+        if drift
+        else "not known yet (no drift report)"
+    )
+    champion = facts.champion.version if facts.champion else None
+    if not live or "live_verdict" not in live:
+        live_line = "not known yet (no labelled live predictions)"
+    elif str(live.get("champion_version")) != champion:
+        live_line = (
+            f"not known yet for v{champion}; the last one, of v{live.get('champion_version')}, "
+            f"was {live['live_verdict']}: {live.get('live_summary', '')}"
+        )
+    else:
+        live_line = f"{live['live_verdict']}: {live.get('live_summary', '')}"
+    lines = ["## In production", f"- **Drift:** {drift_line}", f"- **Live metric:** {live_line}"]
+    return "\n".join(lines)
+
+
+def _links(facts: CardFacts) -> str:
+    return "\n".join(["## Links", *(f"- [{label}]({url})" for label, url in facts.links.items())])
+
+
+def _bullets(items: list[str], empty: str) -> list[str]:
+    return [f"- {item}" for item in items] if items else [f"- {empty}"]
+
+
+def _latest_metadata(
+    instance: DagsterInstance, model: str, step: str, segment: str | None
+) -> dict[str, Any] | None:
+    """The metadata of the asset's latest materialization (of the segment's partition)."""
+    from dagster import AssetKey, AssetRecordsFilter
+
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(
+            asset_key=AssetKey([model, step]),
+            asset_partitions=[segment] if segment else None,
+        ),
+        limit=1,
+    ).records
+    if not records:
+        return None
+    materialization = records[0].asset_materialization
+    if materialization is None:
+        return None
+    return {key: value.value for key, value in materialization.metadata.items()}
