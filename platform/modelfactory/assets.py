@@ -46,7 +46,7 @@ from modelfactory.evaluation import (
 )
 from modelfactory.notify import Alert, Notifier
 from modelfactory.project import ModelProject
-from modelfactory.registry import AliasMove, LoggedCandidate, ModelRegistry, actor
+from modelfactory.registry import HOLDOUT_TAG, AliasMove, LoggedCandidate, ModelRegistry, actor
 from modelfactory.resources import (
     dagster_run_url,
     endpoint_url,
@@ -169,9 +169,10 @@ def build_definitions(project: ModelProject) -> Definitions:
         description=f"{name}'s live metric per version, from predictions and late labels.",
         tags=tags,
     )
+    jobs = [train_job, predict_job, report_job, live_job]
     return Definitions(
         assets=build_assets(project),
-        jobs=[train_job, predict_job, report_job, live_job, *filter(None, [refresh_job])],
+        jobs=jobs + ([refresh_job] if refresh_job else []),
         schedules=build_schedules(project, train_job, predict_job, refresh_job),
         sensors=build_sensors(
             project,
@@ -294,7 +295,6 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             "mf.git_sha": project.git_sha or "unknown",
             "mf.dagster_run_id": context.run_id,
             "mf.train_rows": str(len(X)),
-            **_data_summary(split, spec),
         }
         logged = registry.log_candidate(
             model=model,
@@ -305,6 +305,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             tags=tags,
             reference_profile=monitoring.profile(X).to_json(),
         )
+        registry.tag_version(model, logged.version, _data_summary(split, spec))  # for its card
         return Output(
             logged,
             metadata={
@@ -424,8 +425,8 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 "mf.verdict_reasons": "; ".join(verdict.reasons),
                 "mf.compared_with": champion.version if champion else "none",
                 "mf.holdout_rows": str(len(X)),
-                **{f"mf.holdout.{k}": f"{v:.6g}" for k, v in scores.items()},
-                **({"mf.slices": _slices_tag(slices)} if slices is not None else {}),
+                **{f"{HOLDOUT_TAG}{k}": f"{v:.6g}" for k, v in scores.items()},
+                **(_slices_tags(slices) if slices is not None else {}),
             },
         )
         result = {
@@ -623,7 +624,9 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         facts = gather(project, registry, context.instance, model, segment)
         markdown = render_markdown(facts)
         stored = "not stored: no champion yet"
-        if facts.champion is not None and facts.champion.run_id:
+        if facts.champion is not None and not facts.champion.run_id:
+            stored = f"not stored: v{facts.champion.version} has no MLflow run"
+        elif facts.champion is not None:
             html = render_html(markdown, f"Model card: {model}")
             stored = registry.log_card(facts.champion.run_id, markdown, html)
         return Output(
@@ -701,15 +704,16 @@ def _data_summary(split: Any, spec: Any) -> dict[str, str]:
     return summary
 
 
-def _slices_tag(slices: Any, limit: int = 5000) -> str:
-    """The slice report as a version tag: MLflow keeps tags up to 5000 characters, so a
-    report with many slices keeps its first ones (whole records, valid JSON)."""
-    records = json.loads(slices.to_json(orient="records"))
+def _slices_tags(slices: Any, limit: int = 20_000) -> dict[str, str]:
+    """The slice report as version tags for the model card: largest gaps first, cut to whole
+    records under `limit` characters when there are very many slices (the count says so)."""
+    ordered = slices.sort_values("gap", ascending=False, na_position="last")
+    records = json.loads(ordered.to_json(orient="records"))
     text = json.dumps(records)
     while len(text) > limit:
         records = records[: len(records) // 2]
         text = json.dumps(records)
-    return text
+    return {"mf.slices": text, "mf.slices_total": str(len(slices))}
 
 
 def _naive_utc(times: Any) -> Any:

@@ -382,7 +382,10 @@ def rollback(model: str, reason: str, segment: str | None) -> None:
     click.echo(f"{unit}: champion v{move.from_version} -> v{move.to_version} ({reason})")
     if cancelled is not None:
         click.echo(f"  cancelled the rollout {cancelled.describe()}")
-    errors = refresh_card(project, segment)
+    try:  # the rollback is done; a card that lags behind it must not read as its failure
+        errors = refresh_card(project, segment)
+    except Exception as exc:
+        errors = [f"{type(exc).__name__}: {exc}"]
     if errors:
         click.secho(f"  the model card was not refreshed: {errors[0].splitlines()[0]}", fg="yellow")
     else:

@@ -130,10 +130,10 @@ def wait_until_captured(project: ModelProject, rows: int, timeout: float = 60.0)
 
     from modelfactory.serving.capture import WarehouseBusy, read_inference_log
 
+    units = units_of(project)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            units = units_of(project)
             if sum(len(read_inference_log(inference_store(u), u)) for u in units) >= rows:
                 return
         except WarehouseBusy:
@@ -300,7 +300,7 @@ def _first_champions(project: ModelProject, instance: Any, echo: Echo) -> dict[s
         champion = registry.champion(unit)
         assert champion is not None
         first[unit] = champion.version
-        holdout = champion.tags.get(f"mf.holdout.{metric}", "?")
+        holdout = champion.holdout_metrics.get(metric, "?")
         echo(f"   {unit}: champion v{champion.version}, holdout {metric} {holdout}")
     return first
 

@@ -92,12 +92,15 @@ def render_markdown(facts: CardFacts) -> str:
 
 def render_html(markdown: str, title: str) -> str:
     """A standalone HTML page of the card (CommonMark with tables)."""
+    from html import escape
+
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    # No raw HTML: the card quotes model.yaml, verdicts and data values, none of them markup.
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     return (
-        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
-        f"<body>\n{body}</body></html>\n"
+        '<!doctype html>\n<html><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head>\n<body>\n{body}</body></html>\n"
     )
 
 
@@ -148,11 +151,7 @@ def _performance(facts: CardFacts) -> str:
     champion = facts.champion
     if champion is None:
         return "\n".join([*lines, "No champion yet."])
-    scores = {
-        k.removeprefix("mf.holdout."): v
-        for k, v in champion.tags.items()
-        if k.startswith("mf.holdout.")
-    }
+    scores = champion.holdout_metrics
     rows = [(m.name, scores[m.name], m.direction) for m in METRICS.values() if m.name in scores]
     lines += [
         f"Champion v{champion.version} on {champion.tags.get('mf.holdout_rows', '?')} "
@@ -160,28 +159,29 @@ def _performance(facts: CardFacts) -> str:
         "",
         "| metric | value | better |",
         "|---|---|---|",
-        *(f"| {name} | {value} | {_BETTER[d]} |" for name, value, d in rows),
+        *(f"| {name} | {_number(value)} | {_BETTER[d]} |" for name, value, d in rows),
+        "",
     ]
-    slices = json.loads(champion.tags.get("mf.slices", "[]"))
-    lines.append("")
-    if not slices:
-        lines.append("Per slice: no slices configured (model.yaml promotion.slices).")
-        return "\n".join(lines)
-    metric = facts.spec.metric.name
-    max_gap = facts.spec.promotion.slices.max_gap if facts.spec.promotion.slices else None
-    judged = [s for s in slices if s.get("judged")]
-    worst = max((s["gap"] for s in judged), default=None)
+    configured = facts.spec.promotion.slices
+    if configured is None:
+        return "\n".join([*lines, "Per slice: no slices configured (model.yaml promotion.slices)."])
+    if "mf.slices" not in champion.tags:
+        return "\n".join([*lines, f"Per slice: not recorded for v{champion.version}."])
+    slices = json.loads(champion.tags["mf.slices"])
+    metric, max_gap = facts.spec.metric.name, configured.max_gap
+    judged = [s["gap"] for s in slices if s.get("judged") and s.get("gap") is not None]
+    worst = max(judged, default=None)
+    total = int(champion.tags.get("mf.slices_total", len(slices)))
+    shown = f" (the {len(slices)} with the largest gaps of {total})" if total > len(slices) else ""
     lines += [
-        f"Per slice ({metric}; the gap is relative to the overall value, "
-        f"at most {max_gap:.0%} allowed):"
-        if max_gap is not None
-        else "Per slice:",
+        f"Per slice{shown} ({metric}; the gap is relative to the overall value, "
+        f"at most {max_gap:.0%} allowed):",
         "",
         f"| slice | rows | {metric} | gap |",
         "|---|---|---|---|",
         *(
-            f"| {s['slice']} | {s['rows']} | {s[metric]:.4g} | "
-            f"{s['gap']:.1%}{'' if s.get('judged') else ' (too few rows to judge)'} |"
+            f"| {_cell(s['slice'])} | {s['rows']} | {_number(s.get(metric))} | "
+            f"{_percent(s.get('gap'))}{'' if s.get('judged') else ' (too few rows to judge)'} |"
             for s in slices
         ),
         "",
@@ -198,7 +198,9 @@ def _training_data(facts: CardFacts) -> str:
     if champion is None:
         return "\n".join([*lines, "No champion yet."])
     tags = champion.tags
-    schema = json.loads(tags.get("mf.schema", "{}"))
+    if "mf.schema" not in tags:
+        return "\n".join([*lines, f"Not recorded for v{champion.version}."])
+    schema = json.loads(tags["mf.schema"])
     lines += [
         f"- **Rows:** {tags.get('mf.train_rows', '?')} for training, "
         f"{tags.get('mf.holdout_rows', '?')} held out",
@@ -210,7 +212,7 @@ def _training_data(facts: CardFacts) -> str:
         "",
         "| column | type |",
         "|---|---|",
-        *(f"| {column} | {dtype} |" for column, dtype in schema.items()),
+        *(f"| {_cell(column)} | {_cell(dtype)} |" for column, dtype in schema.items()),
     ]
     return "\n".join(lines)
 
@@ -225,6 +227,8 @@ def _in_production(facts: CardFacts) -> str:
     champion = facts.champion.version if facts.champion else None
     if not live or "live_verdict" not in live:
         live_line = "not known yet (no labelled live predictions)"
+    elif champion is None:
+        live_line = "no champion to judge"
     elif str(live.get("champion_version")) != champion:
         live_line = (
             f"not known yet for v{champion}; the last one, of v{live.get('champion_version')}, "
@@ -238,6 +242,24 @@ def _in_production(facts: CardFacts) -> str:
 
 def _links(facts: CardFacts) -> str:
     return "\n".join(["## Links", *(f"- [{label}]({url})" for label, url in facts.links.items())])
+
+
+def _cell(value: object) -> str:
+    """A value inside a Markdown table cell: a `|` or a line break would split the row."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _number(value: object) -> str:
+    """A metric value; a slice with one class or one row has none (NaN, stored as null)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if number != number else f"{number:.4g}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{value:.1%}"
 
 
 def _bullets(items: list[str], empty: str) -> list[str]:

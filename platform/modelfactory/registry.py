@@ -51,6 +51,9 @@ class LoggedCandidate:
     code_version: str
 
 
+HOLDOUT_TAG = "mf.holdout."  # + metric name: a version's standard metrics on its holdout
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     model: str
@@ -58,6 +61,15 @@ class VersionInfo:
     run_id: str | None
     tags: dict[str, str]
     created_at: datetime
+
+    @property
+    def holdout_metrics(self) -> dict[str, float]:
+        """Every standard metric of the task on the holdout, as the evaluation recorded them."""
+        return {
+            key.removeprefix(HOLDOUT_TAG): float(value)
+            for key, value in self.tags.items()
+            if key.startswith(HOLDOUT_TAG)
+        }
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,8 @@ def refresh_card(
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
-    return _step_errors(result)
+    errors = _step_errors(result)
+    return errors or ([] if result.success else [f"run {result.run_id} failed"])
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ for a rollback), so the UI's event history tells the rollout's story.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from dagster import (
@@ -108,8 +109,6 @@ def _score_refreshed_sensor(
 
 def _score_requests(project: ModelProject, run: Any) -> SkipReason | list[RunRequest]:
     """The predictions runs (day x segment) a finished refresh run asks for, once each."""
-    from datetime import date
-
     from modelfactory.batch import run_partition_key
     from modelfactory.schedules import SCORE_DAYS_TAG
 

@@ -11,7 +11,7 @@ from modelfactory.serving.rollouts import RolloutStore
 
 __all__ = ["leaderboard", "model_status"]
 
-_HOLDOUT = "mf.holdout."  # the version tags that hold each standard metric on the holdout
+_ARROWS = {"minimize": "↓", "maximize": "↑"}
 
 
 def model_status(
@@ -37,14 +37,14 @@ def model_status(
         "task": project.spec.task,
         "metric": metric,
         "champion": champion.version if champion else None,
-        "champion_metrics": _holdout_metrics(champion.tags) if champion else {},
-        "champion_metric": _float(champion.tags.get(f"{_HOLDOUT}{metric}")) if champion else None,
+        "champion_metrics": champion.holdout_metrics if champion else {},
+        "champion_metric": champion.holdout_metrics.get(metric) if champion else None,
         "promoted_at": last_move.at if last_move else None,
         "promoted_by": last_move.actor if last_move else None,
         "why": last_move.reason if last_move else None,
         "last_candidate": latest.version if latest else None,
         "last_verdict": latest.tags.get("mf.verdict", "not evaluated") if latest else None,
-        "last_candidate_metric": _float(latest.tags.get(f"{_HOLDOUT}{metric}")) if latest else None,
+        "last_candidate_metric": latest.holdout_metrics.get(metric) if latest else None,
         "rollout": rollout.describe() if rollout else None,
         "rollout_reason": rollout.reason if rollout else None,
     }
@@ -61,15 +61,15 @@ def leaderboard(rows: list[dict[str, Any]]) -> str:
         columns = [m for m in METRICS.values() if m.task == task]
         columns = [m for m in columns if any(m.name in r["champion_metrics"] for r in ranked)]
         width = max(len(_label(r)) for r in ranked) + 2
-        arrows = {"minimize": "↓", "maximize": "↑"}
+        widths = [max(len(m.name) + 1, 9) + 2 for m in columns]
         header = f"{task:<{width}}" + "".join(
-            f"{m.name + arrows[m.direction]:>14}" for m in columns
+            f"{m.name + _ARROWS[m.direction]:>{w}}" for m, w in zip(columns, widths, strict=True)
         )
         lines = [header]
         for row in ranked:
             cells = "".join(
-                f"{_cell(row['champion_metrics'].get(m.name), m.name == row['metric']):>14}"
-                for m in columns
+                f"{_cell(row['champion_metrics'].get(m.name), m.name == row['metric']):>{w}}"
+                for m, w in zip(columns, widths, strict=True)
             )
             lines.append(f"{_label(row):<{width}}{cells}")
         tables.append("\n".join(lines))
@@ -84,11 +84,3 @@ def _cell(value: float | None, own: bool) -> str:
     if value is None:
         return "-"
     return f"{value:.4g}" + ("*" if own else " ")
-
-
-def _holdout_metrics(tags: dict[str, str]) -> dict[str, float]:
-    return {k.removeprefix(_HOLDOUT): float(v) for k, v in tags.items() if k.startswith(_HOLDOUT)}
-
-
-def _float(value: str | None) -> float | None:
-    return float(value) if value is not None else None
