@@ -135,6 +135,7 @@ def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(p
     assert "Drifted Columns" in drift  # the latest requests vs the training inputs, as before
     quality = Path(materialization.metadata["quality_report"].value).read_text()
     assert "Regression Model Performance. Target: 'units_sold" in quality  # RegressionPreset
+    drift_summary = materialization.metadata["summary"].value
 
     # The requested retrain: the newest days are the changed world, and the new model wins.
     result = run_requested(project, retrain, instance)
@@ -147,9 +148,8 @@ def test_a_live_metric_drop_retrains_once_and_alerts_and_the_better_model_wins(p
     # (not yet v2's, which has no labels).
     card = result.output_for_node(f"{MODEL}__model_card")
     live = card.split("- **Live metric:** ")[1].splitlines()[0]
-    assert live.startswith("not known yet for v2; the last one, of v1, was degraded: v1: live mae")
-    drift = card.split("- **Drift:** ")[1].splitlines()[0]
-    assert drift.startswith(("drifted: ", "no drift: ")) and "columns drifted" in drift
+    assert live.startswith("not known yet for v2; the last one, of v1, was degraded: live mae")
+    assert f"- **Drift:** {drift_summary}\n" in card  # the latest report's verdict
     assert "[latest drift report](" in card
 
     # Retraining again on the same data cannot beat the new champion: it stays.

@@ -130,7 +130,7 @@ def check_card(example: str, unit: str, champion, run_id: str) -> None:
     assert all(f"- {line}" in card for line in spec.assumptions + spec.limitations)
     tags = champion.tags
     metric = spec.metric.name
-    assert f"| {metric} | {tags[f'mf.holdout.{metric}']} | " in card
+    assert f"| {metric} | {float(tags[f'mf.holdout.{metric}']):.4g} | " in card
     assert f"- **Content hash:** `{tags['mf.data_hash']}`" in card
     assert (
         f"- **Rows:** {tags['mf.train_rows']} for training, {tags['mf.holdout_rows']} held" in card

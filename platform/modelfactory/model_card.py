@@ -219,11 +219,10 @@ def _training_data(facts: CardFacts) -> str:
 
 def _in_production(facts: CardFacts) -> str:
     drift, live = facts.drift, facts.live
-    drift_line = (
-        f"{'drifted' if drift.get('drifted') else 'no drift'}: {drift.get('summary', '')}"
-        if drift
-        else "not known yet (no drift report)"
-    )
+    drift_line = "not known yet (no drift report)"
+    if drift:  # the report's own summary says whether and where
+        verdict = "drifted" if drift.get("drifted") else "no drift"
+        drift_line = str(drift.get("summary") or verdict)
     champion = facts.champion.version if facts.champion else None
     if not live or "live_verdict" not in live:
         live_line = "not known yet (no labelled live predictions)"
