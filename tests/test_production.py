@@ -328,10 +328,18 @@ def test_examples_train_on_the_production_stack(
     assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in keys)
     assert any(k.startswith("modelfactory/storage/demand_forecast/") for k in keys)
 
-    # The endpoint asset recorded its rollout in the Postgres rollout table.
+    # The endpoint asset recorded its rollout in the Postgres rollout table, and the audit
+    # trail sits beside it: each training run, keyed by its Dagster run id.
     with psycopg2.connect(dbname=databases["serving"], **PG) as con, con.cursor() as cur:
         cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
         assert cur.fetchone()[0] >= 1
+        cur.execute("SELECT unit, dagster_run_id FROM mf_training_runs")
+        audited = set(cur.fetchall())
+        cur.execute("SELECT unit, event, to_version FROM mf_alias_moves")
+        moves = set(cur.fetchall())
+    assert ("demand_forecast.uk", run_ids["demand_forecast"]) in audited
+    assert ("breast_cancer", run_ids["breast_cancer"]) in audited
+    assert ("demand_forecast.uk", "promote", "1") in moves  # breast_cancer awaits approval
 
 
 @needs_postgres

@@ -37,6 +37,7 @@ from dagster import (
 )
 
 from modelfactory import datasets, monitoring
+from modelfactory.audit import AuditLog
 from modelfactory.evaluation import (
     METRICS,
     compute_metrics,
@@ -46,7 +47,14 @@ from modelfactory.evaluation import (
 )
 from modelfactory.notify import Alert, Notifier
 from modelfactory.project import ModelProject
-from modelfactory.registry import HOLDOUT_TAG, AliasMove, LoggedCandidate, ModelRegistry, actor
+from modelfactory.registry import (
+    HOLDOUT_TAG,
+    AliasMove,
+    LoggedCandidate,
+    ModelRegistry,
+    actor,
+    environment,
+)
 from modelfactory.resources import (
     dagster_run_url,
     endpoint_url,
@@ -268,7 +276,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         key=key["candidate"],
         ins={"split": AssetIn(key["split"])},
         kinds={"scikit-learn", "mlflow"},
-        required_resource_keys={"model_registry"},
+        required_resource_keys={"model_registry", "audit"},
         description=(
             f"{project.shown('train.py')}: train(X, y, params) on the training rows, logged as "
             "an MLflow run and registered as a model version with alias 'challenger'."
@@ -306,6 +314,17 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             reference_profile=monitoring.profile(X).to_json(),
         )
         registry.tag_version(model, logged.version, _data_summary(split, spec))  # for its card
+        audit: AuditLog = context.resources.audit
+        audit.record_training(
+            unit=model,
+            version=logged.version,
+            dagster_run_id=context.run_id,
+            data_hash=data_hash,
+            code_version=project.code_version,
+            git_sha=project.git_sha or "unknown",
+            params=_as_dict(params),
+            environment=environment(),
+        )
         return Output(
             logged,
             metadata={
@@ -327,7 +346,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         key=key["evaluation"],
         ins={"split": AssetIn(key["split"]), "candidate": AssetIn(key["candidate"])},
         kinds={"scikit-learn", "mlflow"},
-        required_resource_keys={"model_registry"},
+        required_resource_keys={"model_registry", "audit"},
         description=(
             f"Candidate vs the current champion on the same holdout: {metric.name} must improve "
             f"by at least {spec.promotion.min_improvement:.1%}, thresholds hold and no slice "
@@ -429,6 +448,16 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 **(_slices_tags(slices) if slices is not None else {}),
             },
         )
+        audit: AuditLog = context.resources.audit
+        audit.record_evaluation(
+            unit=model,
+            version=candidate.version,
+            dagster_run_id=context.run_id,
+            compared_with=champion.version if champion else None,
+            passed=verdict.passed,
+            metrics=scores,
+            summary=verdict.summary,
+        )
         result = {
             "candidate": candidate,
             "champion_version": champion.version if champion else None,
@@ -496,7 +525,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         key=key["champion"],
         ins={"evaluation": AssetIn(key["evaluation"])},
         kinds={"mlflow"},
-        required_resource_keys={"model_registry", "rollouts", "notifier"},
+        required_resource_keys={"model_registry", "rollouts", "notifier", "audit"},
         description=(
             "Moves the registry alias 'champion' to the candidate when the gate passed"
             + (
@@ -559,6 +588,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             if reserved is not None:
                 rollouts.finish(reserved, "cancelled", "the promotion failed")
             raise
+        context.resources.audit.record_move(move)
         context.log.info(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
         notifier: Notifier = context.resources.notifier
         notifier.send(

@@ -8,6 +8,7 @@ modelfactory seed        write the example data of projects that have a simulato
 modelfactory train       materialize a model's graph, raw through champion
 modelfactory status      champion, metric and last verdict of every model
 modelfactory rollback    put the previous champion back
+modelfactory history     the audit trail of a model; --at: which version served then, and why
 modelfactory demo        a story told step by step: `--drift` shows monitoring retrain a model
 """
 
@@ -356,6 +357,79 @@ def status(as_json: bool) -> None:
         click.echo(leaderboard(rows))
     for name, error in broken.items():
         click.secho(f"{name}: broken: {error}", fg="red")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--segment", help="Only this segment of a segmented model (default: each one).")
+@click.option(
+    "--at",
+    "moment",
+    help="Which version was the champion then, and why: YYYY-MM-DD (that day's end, UTC) "
+    "or an ISO time.",
+)
+@_friendly
+def history(model: str, segment: str | None, moment: str | None) -> None:
+    """MODEL's audit trail: every training run, evaluation, promotion, rollback and alert,
+    oldest first; or, with --at, the champion at that moment and why."""
+    from modelfactory.resources import audit_log
+    from modelfactory.runs import local_instance, resolve_segments, segments_now
+    from modelfactory.segments import segment_model
+
+    project = load_project(projects_dir() / model)
+    if segment is not None:
+        resolve_segments(project, [segment], local_instance())  # refuses an unknown one
+    at = _moment(moment) if moment else None
+    audit = audit_log()
+    for each in [segment] if segment else segments_now(project):
+        unit = segment_model(model, each)
+        if at is not None:
+            click.echo(_serving_at(audit, unit, at))
+            continue
+        events = audit.timeline(unit)
+        click.secho(f"{unit}: {len(events)} event(s)", bold=True)
+        for event in events:
+            click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.text}")
+
+
+def _moment(text: str) -> Any:
+    """--at as an aware UTC time; a bare date means the end of that day."""
+    from datetime import UTC, datetime, time
+
+    try:
+        if len(text) == 10:
+            return datetime.combine(datetime.fromisoformat(text).date(), time.max, tzinfo=UTC)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give YYYY-MM-DD or an ISO time (2026-05-01T12:00)", param_hint="--at"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _serving_at(audit: Any, unit: str, at: Any) -> str:
+    """The audit trail's answer; for a time before the trail began, the registry's own
+    record of champion moves (to the second) answers instead."""
+    from datetime import datetime
+
+    from modelfactory.resources import model_registry
+
+    when = f"{at:%Y-%m-%d %H:%M:%S} UTC"
+    move = audit.serving_at(unit, at)
+    if move is None:
+        earlier = [m for m in model_registry().history(unit) if datetime.fromisoformat(m.at) <= at]
+        if earlier:
+            last = earlier[-1]
+            return (
+                f"{unit} at {when}: v{last.to_version} was the champion (from the registry; "
+                f"before the audit trail began)\n  since {last.at}: {last.event} by "
+                f"{last.actor}: {last.reason}"
+            )
+        first = audit.first_move(unit)
+        later = f"; the first, v{first.version}, came {first.at:%Y-%m-%d %H:%M:%S}" if first else ""
+        return f"{unit} at {when}: no champion yet{later}"
+    since = f"{move.at:%Y-%m-%d %H:%M:%S}"
+    return f"{unit} at {when}: v{move.version} was the champion\n  since {since}: {move.text}"
 
 
 @main.command()

@@ -99,6 +99,10 @@ class Notifier(ConfigurableResource):
         default=None, description=f"Slack Web API base URL (a proxy, GovSlack); {SLACK_API_URL}"
     )
 
+    audit_url: str | None = Field(
+        default=None, description="The platform database whose audit trail records each alert."
+    )
+
     @property
     def posts_to_slack(self) -> bool:
         return bool(self.slack_token and self.slack_channel)
@@ -111,7 +115,21 @@ class Notifier(ConfigurableResource):
         with path.open("a") as out:
             out.write(delivery.to_json() + "\n")
         log.log(_LEVELS.get(alert.severity, logging.INFO), "%s: %s", alert.model, alert.text)
+        self._audit(alert)
         return delivery
+
+    def _audit(self, alert: Alert) -> None:
+        """Into the audit trail too; like Slack, a failure there is logged, never raised."""
+        if not self.audit_url:
+            return
+        from modelfactory.audit import AuditLog
+
+        try:
+            AuditLog(url=self.audit_url).record_alert(alert)
+        except Exception as exc:  # the alert is in the log file already
+            log.warning(
+                "%s: the %s alert is not in the audit trail: %s", alert.model, alert.event, exc
+            )
 
     def _post_to_slack(self, alert: Alert) -> Delivery:
         try:

@@ -39,6 +39,7 @@ from modelfactory.s3_files import is_s3_url, join_key, s3_resource, split_s3_url
 if TYPE_CHECKING:
     from dagster_snowflake import SnowflakeResource
 
+    from modelfactory.audit import AuditLog
     from modelfactory.notify import Notifier
     from modelfactory.registry import ModelRegistry
     from modelfactory.serving.log_stores import InferenceStore
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactStore",
     "LocalHome",
+    "audit_log",
     "capture_archive",
     "dagster_asset_url",
     "dagster_run_url",
@@ -57,6 +59,7 @@ __all__ = [
     "local_home",
     "model_registry",
     "notifier",
+    "platform_db_url",
     "project_resources",
     "rollout_store",
     "warehouse_kind",
@@ -160,6 +163,7 @@ def project_resources(model: str) -> dict[str, Any]:
         "artifact_store": artifact_store(),
         "rollouts": rollout_store(),
         "notifier": notifier(),
+        "audit": audit_log(),
     }
 
 
@@ -305,12 +309,24 @@ def model_registry() -> ModelRegistry:
 
 
 def rollout_store() -> RolloutStore:
-    """Rollout state: MODELFACTORY_SERVING_DB (any SQLAlchemy URL), else sqlite in the home."""
+    """Rollout state, in the platform's database."""
     from modelfactory.serving.rollouts import RolloutStore
 
+    return RolloutStore(url=platform_db_url())
+
+
+def audit_log() -> AuditLog:
+    """The audit trail (runs, verdicts, champion moves, alerts), in the platform's database."""
+    from modelfactory.audit import AuditLog
+
+    return AuditLog(url=platform_db_url())
+
+
+def platform_db_url() -> str:
+    """The platform's own tables: MODELFACTORY_SERVING_DB (any SQLAlchemy URL; Postgres in
+    production), else sqlite in the home."""
     current_profile()  # an unknown profile fails here, before the endpoint starts
-    url = os.environ.get("MODELFACTORY_SERVING_DB") or local_home().ensure().serving_db_url
-    return RolloutStore(url=url)
+    return os.environ.get("MODELFACTORY_SERVING_DB") or local_home().ensure().serving_db_url
 
 
 class ArtifactStore(ConfigurableResource):
@@ -362,6 +378,7 @@ def notifier() -> Notifier:
         slack_token=token,
         slack_channel=channel,
         slack_api_url=os.environ.get("MODELFACTORY_SLACK_API_URL") or None,
+        audit_url=platform_db_url(),
     )
 
 

@@ -265,15 +265,18 @@ def _step_errors(result: Any) -> list[str]:
 
 
 def record_alias_move(move: AliasMove, instance: DagsterInstance | None = None) -> None:
-    """Tell Dagster the champion moved outside a run (a rollback), so the UI shows it.
+    """Record a champion move made outside a run (a rollback) in the audit trail, and tell
+    Dagster, so the UI shows it.
 
     An observation, not a materialization: the asset's stored value is not rewritten, but its
     event history in the UI says which version serves now, and why.
     """
     from dagster import AssetKey, AssetObservation
 
+    from modelfactory.resources import audit_log
     from modelfactory.segments import split_unit
 
+    audit_log().record_move(move)
     model, segment = split_unit(move.model)  # a segment's move: its partition
     (instance or local_instance()).report_runless_asset_event(
         AssetObservation(

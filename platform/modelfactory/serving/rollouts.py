@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.sql_engines import engine_for
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -261,7 +262,7 @@ def _schema(url: str) -> tuple[sa.Table, sa.Engine]:
         if url not in _schemas:
             import sqlalchemy as sa
 
-            engine = _engine(url)
+            engine = engine_for(url)
             metadata = sa.MetaData()
             table = sa.Table(
                 _TABLE,
@@ -284,21 +285,6 @@ def _schema(url: str) -> tuple[sa.Table, sa.Engine]:
             metadata.create_all(engine)
             _schemas[url] = (table, engine)
         return _schemas[url]
-
-
-def _engine(url: str) -> sa.Engine:
-    import sqlalchemy as sa
-
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-    @sa.event.listens_for(engine, "connect")
-    def _wal(dbapi_connection: Any, _record: Any) -> None:
-        # Readers (the endpoint polls every second) never block the writer, and vice versa.
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-
-    return engine
 
 
 def _rollout(row: Any) -> Rollout:
