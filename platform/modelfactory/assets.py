@@ -36,7 +36,7 @@ from dagster import (
     in_process_executor,
 )
 
-from modelfactory import datasets, monitoring
+from modelfactory import datasets, monitoring, snapshots
 from modelfactory.audit import AuditLog
 from modelfactory.evaluation import (
     METRICS,
@@ -60,6 +60,7 @@ from modelfactory.resources import (
     endpoint_url,
     local_home,
     project_resources,
+    snapshot_root,
     warehouse_kind,
 )
 from modelfactory.run_tags import run_tags
@@ -299,6 +300,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         data_hash = datasets.content_hash(split)
         tags = {
             "mf.data_hash": data_hash,
+            "mf.snapshot": snapshots.keep(split, snapshot_root(), model, data_hash),
             "mf.code_version": project.code_version,
             "mf.git_sha": project.git_sha or "unknown",
             "mf.dagster_run_id": context.run_id,

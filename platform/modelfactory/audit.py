@@ -143,6 +143,11 @@ class AuditLog(ConfigurableResource):
         moves = [_moved(r) for r in self._rows("mf_alias_moves", unit) if _utc(r["at"]) <= at]
         return max(moves, key=lambda e: e.at) if moves else None
 
+    def training_of(self, unit: str, version: str) -> AuditEvent | None:
+        """The training run that made `version`, if the trail recorded it."""
+        rows = [r for r in self._rows("mf_training_runs", unit) if r["version"] == version]
+        return _trained(rows[-1]) if rows else None
+
     def first_move(self, unit: str) -> AuditEvent | None:
         moves = [_moved(r) for r in self._rows("mf_alias_moves", unit)]
         return min(moves, key=lambda e: e.at) if moves else None

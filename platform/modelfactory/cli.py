@@ -9,6 +9,7 @@ modelfactory train       materialize a model's graph, raw through champion
 modelfactory status      champion, metric and last verdict of every model
 modelfactory rollback    put the previous champion back
 modelfactory history     the audit trail of a model; --at: which version served then, and why
+modelfactory reproduce   retrain a version from its data snapshot and params; does it match?
 modelfactory demo        a story told step by step: `--drift` shows monitoring retrain a model
 """
 
@@ -390,6 +391,46 @@ def history(model: str, segment: str | None, moment: str | None) -> None:
         click.secho(f"{unit}: {len(events)} event(s)", bold=True)
         for event in events:
             click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.text}")
+
+
+@main.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--segment", help="The segment whose version it is, for a segmented model.")
+@click.option(
+    "--tolerance",
+    default=0.001,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Relative difference of the holdout metric still counted as the same.",
+)
+@_friendly
+def reproduce(model: str, version: str, segment: str | None, tolerance: float) -> None:
+    """Retrain MODEL's VERSION from its recorded data snapshot and params, and report whether
+    its holdout metric matches the recorded one (exit 1 when it does not)."""
+    from modelfactory.reproduce import reproduce as rebuild
+    from modelfactory.resources import audit_log, model_registry
+    from modelfactory.runs import local_instance, resolve_segments
+    from modelfactory.segments import segment_model
+
+    project = load_project(projects_dir() / model)
+    if project.spec.segments is not None and segment is None:
+        raise click.UsageError(f"{model} has versions per segment: name one with --segment")
+    if segment is not None:
+        resolve_segments(project, [segment], local_instance())  # refuses an unknown one
+    unit = segment_model(model, segment)
+    click.echo(f"{unit} v{version}: retraining on its snapshot ...")
+    result = rebuild(
+        project,
+        unit,
+        version.removeprefix("v"),
+        registry=model_registry(),
+        audit=audit_log(),
+        tolerance=tolerance,
+    )
+    click.secho(result.describe(), fg="green" if result.matches else "red")
+    if not result.matches:
+        raise SystemExit(1)
 
 
 def _moment(text: str) -> Any:

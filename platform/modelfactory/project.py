@@ -111,15 +111,17 @@ class ModelProject:
             )
         return schema
 
-    def params(self) -> Any:
-        """model.yaml's `params`, typed by train.py's `Params` dataclass where it has one."""
+    def params(self, values: dict[str, Any] | None = None) -> Any:
+        """model.yaml's `params` (or `values`, a version's recorded ones), typed by train.py's
+        `Params` dataclass where it has one."""
+        values = dict(self.spec.params if values is None else values)
         params_type = getattr(self.module("train"), "Params", None)
         if params_type is None:
-            return dict(self.spec.params)
+            return values
         if not dataclasses.is_dataclass(params_type):
             raise ProjectError(f"{self.shown('train.py')}: Params must be a dataclass")
         known = {f.name for f in dataclasses.fields(params_type)}
-        unknown = sorted(set(self.spec.params) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise SpecError(
                 f"{self.shown('model.yaml')}: params.{unknown[0]} is not a field of "
@@ -128,7 +130,7 @@ class ModelProject:
         from pydantic import TypeAdapter, ValidationError
 
         try:
-            return TypeAdapter(params_type).validate_python(dict(self.spec.params))
+            return TypeAdapter(params_type).validate_python(values)
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             field = ".".join(str(p) for p in error["loc"])

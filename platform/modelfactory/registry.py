@@ -206,6 +206,21 @@ class ModelRegistry(ConfigurableResource):
             raise
         return _version_info(model, mv)
 
+    def version(self, model: str, version: str) -> VersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self._client().get_model_version(self.registered_name(model), version)
+        except MlflowException as exc:
+            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+        return _version_info(model, mv)
+
+    def run_params(self, run_id: str) -> dict[str, str]:
+        """The params a version's run logged (strings, as MLflow keeps them)."""
+        return dict(self._client().get_run(run_id).data.params)
+
     def champion(self, model: str) -> VersionInfo | None:
         return self.version_by_alias(model, CHAMPION)
 

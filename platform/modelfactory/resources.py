@@ -62,6 +62,7 @@ __all__ = [
     "platform_db_url",
     "project_resources",
     "rollout_store",
+    "snapshot_root",
     "warehouse_kind",
 ]
 
@@ -351,6 +352,14 @@ class ArtifactStore(ConfigurableResource):
         url = upload(path, f"{self.root}/{model}/{path.name}", content_type="text/html")
         path.unlink()
         return url
+
+
+def snapshot_root() -> str:
+    """Where training data snapshots are kept: a folder in the home, or S3 in production."""
+    profile = current_profile()
+    if profile.name == "production":
+        return _s3_url(profile, "snapshots")
+    return str(local_home().root / "snapshots")
 
 
 def artifact_store() -> ArtifactStore:

@@ -1,0 +1,116 @@
+"""`modelfactory reproduce`: retrain a registered version from what it recorded, and say
+whether its holdout metric comes out the same.
+
+What it recorded: the training data snapshot (content-addressed, checked against the
+version's data hash), the params of its training run, and the code version. The code is the
+project as it is now; when its code version differs from the recorded one the result says
+so, since a mismatch may then be the code's doing rather than the data's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modelfactory import datasets, snapshots
+from modelfactory.errors import ProjectError
+from modelfactory.evaluation import compute_metrics, predict_with_scores
+from modelfactory.project import ModelProject
+
+__all__ = ["Reproduction", "reproduce"]
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    unit: str
+    version: str
+    metric: str
+    recorded: float
+    reproduced: float
+    tolerance: float  # relative
+    same_code: bool
+    recorded_code: str
+    current_code: str
+
+    @property
+    def difference(self) -> float:
+        """Relative difference of the reproduced metric from the recorded one."""
+        return abs(self.reproduced - self.recorded) / max(abs(self.recorded), 1e-12)
+
+    @property
+    def matches(self) -> bool:
+        return self.difference <= self.tolerance
+
+    def describe(self) -> str:
+        verdict = "matches" if self.matches else "DIFFERS"
+        code = (
+            "same code"
+            if self.same_code
+            else f"code changed since (recorded {self.recorded_code}, now {self.current_code})"
+        )
+        return (
+            f"{self.unit} v{self.version}: {self.metric} recorded {self.recorded:.6g}, "
+            f"reproduced {self.reproduced:.6g} ({self.difference:.4%} apart, tolerance "
+            f"{self.tolerance:.4%}): {verdict}; {code}"
+        )
+
+
+def reproduce(
+    project: ModelProject, unit: str, version: str, *, registry: Any, audit: Any, tolerance: float
+) -> Reproduction:
+    """Retrain `unit`'s `version` on its snapshot with its params; score it on the snapshot's
+    holdout with the metric the gate used."""
+    found = registry.version(unit, version)
+    if found is None:
+        raise ProjectError(f"{unit} has no version {version} in the registry")
+    tags, what = found.tags, f"{unit} v{version}"
+    missing = [t for t in ("mf.snapshot", "mf.data_hash") if t not in tags]
+    if missing:
+        raise snapshots.SnapshotError(
+            f"{what}: recorded no training data snapshot (it predates them), so it cannot be "
+            "reproduced"
+        )
+    split = snapshots.load(tags["mf.snapshot"], tags["mf.data_hash"], what)
+    spec, metric = project.spec, project.spec.metric.name
+    X, y = datasets.xy(split, spec, "train")
+    params = project.params(_params(found, registry, audit))
+    estimator = project.function("train", "train")(X, y, params)
+    X_test, y_test = datasets.xy(split, spec, "test")
+    scores = compute_metrics(spec.task, y_test, *predict_with_scores(estimator, X_test))
+    recorded = tags.get(f"mf.holdout.{metric}")
+    if recorded is None:
+        raise ProjectError(f"{what}: has no recorded holdout {metric} (it was never evaluated)")
+    return Reproduction(
+        unit=unit,
+        version=version,
+        metric=metric,
+        recorded=float(recorded),
+        reproduced=scores[metric],
+        tolerance=tolerance,
+        same_code=tags.get("mf.code_version") == project.code_version,
+        recorded_code=tags.get("mf.code_version", "unknown"),
+        current_code=project.code_version,
+    )
+
+
+def _params(version: Any, registry: Any, audit: Any) -> dict[str, Any]:
+    """The params the version was trained with: the audit trail's (typed), else its MLflow
+    run's (strings, decoded where they are JSON), leaving out the environment."""
+    trained = audit.training_of(version.model, version.version)
+    if trained is not None:
+        return dict(trained.details["params"])
+    if version.run_id is None:
+        raise ProjectError(f"{version.model} v{version.version}: no run recorded its params")
+    return {
+        key: _decoded(value)
+        for key, value in registry.run_params(version.run_id).items()
+        if not key.startswith("env.")
+    }
+
+
+def _decoded(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
