@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from modelfactory.notify import Alert
     from modelfactory.registry import AliasMove
 
-__all__ = ["AuditEvent", "AuditLog"]
+__all__ = ["AuditEvent", "AuditLog", "recorded"]
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,27 @@ class AuditLog(ConfigurableResource):
         with engine.connect() as conn:
             result = conn.execute(sa.select(t).where(t.c.unit == unit).order_by(t.c.id))
             return [row._mapping for row in result]
+
+
+def recorded(version: Any, registry: Any, audit: AuditLog, what: str) -> dict[str, Any] | None:
+    """A version's training `params` or `environment`: the audit trail's (typed), else its
+    MLflow run's (params decoded where they are JSON); None when neither recorded them."""
+    trained = audit.training_of(version.model, version.version)
+    if trained is not None:
+        return dict(trained.details[what])
+    if version.run_id is None:
+        return None
+    logged = registry.run_params(version.run_id)
+    if what == "environment":
+        return {k.removeprefix("env."): v for k, v in logged.items() if k.startswith("env.")}
+    return {k: _decoded(v) for k, v in logged.items() if not k.startswith("env.")}
+
+
+def _decoded(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def _trained(row: Any) -> AuditEvent:

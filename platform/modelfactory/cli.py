@@ -10,6 +10,7 @@ modelfactory status      champion, metric and last verdict of every model
 modelfactory rollback    put the previous champion back
 modelfactory history     the audit trail of a model; --at: which version served then, and why
 modelfactory reproduce   retrain a version from its data snapshot and params; does it match?
+modelfactory diff        why a model changed between two versions, in one screen
 modelfactory demo        a story told step by step: `--drift` shows monitoring retrain a model
 """
 
@@ -57,6 +58,8 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Model Factory: plain model files in, a production ML system on Dagster out."""
+    # MLflow draws a progress bar for every artifact it fetches, however small, on stdout.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _select(names: tuple[str, ...]) -> list[ModelProject]:
@@ -410,15 +413,9 @@ def reproduce(model: str, version: str, segment: str | None, tolerance: float) -
     its holdout metric matches the recorded one (exit 1 when it does not)."""
     from modelfactory.reproduce import reproduce as rebuild
     from modelfactory.resources import audit_log, model_registry
-    from modelfactory.runs import local_instance, resolve_segments
-    from modelfactory.segments import segment_model
 
     project = load_project(projects_dir() / model)
-    if project.spec.segments is not None and segment is None:
-        raise click.UsageError(f"{model} has versions per segment: name one with --segment")
-    if segment is not None:
-        resolve_segments(project, [segment], local_instance())  # refuses an unknown one
-    unit = segment_model(model, segment)
+    unit = _unit(project, segment)
     click.echo(f"{unit} v{version}: retraining on its snapshot ...")
     result = rebuild(
         project,
@@ -431,6 +428,44 @@ def reproduce(model: str, version: str, segment: str | None, tolerance: float) -
     click.secho(result.describe(), fg="green" if result.matches else "red")
     if not result.matches:
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("model")
+@click.argument("version_a")
+@click.argument("version_b")
+@click.option("--segment", help="The segment whose versions they are, for a segmented model.")
+@_friendly
+def diff(model: str, version_a: str, version_b: str, segment: str | None) -> None:
+    """Why MODEL changed from VERSION_A to VERSION_B: metrics overall and per slice, data
+    (rows, time range, schema, per-feature shift), code, params and environment."""
+    from modelfactory.resources import audit_log, model_registry
+    from modelfactory.version_diff import diff_versions
+
+    project = load_project(projects_dir() / model)
+    unit = _unit(project, segment)
+    found = diff_versions(
+        project,
+        unit,
+        version_a.removeprefix("v"),
+        version_b.removeprefix("v"),
+        registry=model_registry(),
+        audit=audit_log(),
+    )
+    click.echo(found.render())
+
+
+def _unit(project: ModelProject, segment: str | None) -> str:
+    """The registry name a per-version command is about: the model, or one of its segments
+    (which a segmented model must name)."""
+    from modelfactory.runs import local_instance, resolve_segments
+    from modelfactory.segments import segment_model
+
+    if project.spec.segments is not None and segment is None:
+        raise click.UsageError(f"{project.name} has versions per segment: name one with --segment")
+    if segment is not None:
+        resolve_segments(project, [segment], local_instance())  # refuses an unknown one
+    return segment_model(project.name, segment)
 
 
 def _moment(text: str) -> Any:

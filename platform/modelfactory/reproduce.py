@@ -9,11 +9,11 @@ so, since a mismatch may then be the code's doing rather than the data's.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from modelfactory import datasets, snapshots
+from modelfactory.audit import recorded
 from modelfactory.errors import ProjectError
 from modelfactory.evaluation import compute_metrics, predict_with_scores
 from modelfactory.project import ModelProject
@@ -95,22 +95,7 @@ def reproduce(
 
 
 def _params(version: Any, registry: Any, audit: Any) -> dict[str, Any]:
-    """The params the version was trained with: the audit trail's (typed), else its MLflow
-    run's (strings, decoded where they are JSON), leaving out the environment."""
-    trained = audit.training_of(version.model, version.version)
-    if trained is not None:
-        return dict(trained.details["params"])
-    if version.run_id is None:
+    params = recorded(version, registry, audit, "params")
+    if params is None:
         raise ProjectError(f"{version.model} v{version.version}: no run recorded its params")
-    return {
-        key: _decoded(value)
-        for key, value in registry.run_params(version.run_id).items()
-        if not key.startswith("env.")
-    }
-
-
-def _decoded(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+    return params
