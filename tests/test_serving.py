@@ -143,6 +143,14 @@ def tick_canary(root: Path):
     return sensor(context)
 
 
+def card_refresh(tick):
+    """A rollback's tick requests the model card's refresh, saying why in its tags."""
+    (card,) = tick.run_requests
+    assert card.asset_selection == [AssetKey([MODEL, "model_card"])]
+    assert card.tags["modelfactory/trigger"] == "canary_rollback"
+    return card
+
+
 class Traffic:
     """Steady traffic from a few client threads, every outcome recorded."""
 
@@ -224,7 +232,9 @@ def test_a_broken_canary_is_rolled_back_and_nobody_sees_it_fail(copy_example) ->
         wait_for(lambda: captured("canary", "2") >= 5, "the canary's failures in the log")
 
         tick = tick_canary(root)  # the sensor judges and acts
-        assert "rolled back" in tick.skip_message and "failed" in tick.skip_message
+        card = card_refresh(tick)
+        said = card.tags["modelfactory/reason"]
+        assert "rolled back" in said and "failed" in said
 
         assert model_registry().champion(MODEL).version == "1"
         assert rollout_store().latest(MODEL).state == "rolled_back"
@@ -248,6 +258,14 @@ def test_a_broken_canary_is_rolled_back_and_nobody_sees_it_fail(copy_example) ->
     assert endpoint.asset_observation.metadata["rollout_state"].value == "rolled_back"
     (champion,) = instance.fetch_observations(AssetKey([MODEL, "champion"]), limit=1).records
     assert champion.asset_observation.metadata["champion_version"].value == "1"
+
+    # The card refresh the sensor requested, run as the daemon would: it tells of v1's return.
+    job = build_definitions(load_project(root)).resolve_implicit_global_asset_job_def()
+    refreshed = job.execute_in_process(
+        instance=instance, asset_selection=card.asset_selection, tags=card.tags
+    )
+    text = refreshed.output_for_node(f"{MODEL}__model_card")
+    assert "- **Champion:** v1\n  - put back by a rollback " in text and "canary-sensor" in text
 
 
 def test_a_healthy_canary_goes_from_shadow_through_its_steps(copy_example) -> None:
@@ -451,8 +469,8 @@ def test_a_canary_whose_artifact_is_corrupt_never_serves_and_is_rolled_back(
     assert state["serving"] == "v1" and state["canary_version"] is None
     assert {(r.status_code, r.json()["predictions"][0]["version"]) for r in answers} == {(200, "1")}
     assert model_registry().champion(MODEL).version == "1"
-    rolled_back = rollout_store().latest(MODEL)
-    assert rolled_back.state == "rolled_back" and "v2 failed to load" in rolled_back.reason
+    latest = rollout_store().latest(MODEL)
+    assert latest.state == "rolled_back" and "v2 failed to load" in latest.reason
 
 
 def test_a_canary_worse_on_late_labels_is_rolled_back(copy_example) -> None:
@@ -477,7 +495,8 @@ def test_a_canary_worse_on_late_labels_is_rolled_back(copy_example) -> None:
         write_labels(project, answered, "labels")  # the next day, the truth arrives
         tick = tick_canary(root)
 
-    assert "rolled back" in tick.skip_message and "live mae" in tick.skip_message
+    said = card_refresh(tick).tags["modelfactory/reason"]
+    assert "rolled back" in said and "live mae" in said
     assert model_registry().champion(MODEL).version == "1"
     assert rollout_store().latest(MODEL).state == "rolled_back"
     (alert,) = [a for a in read_alerts(local_home().alerts_log) if a.event == "canary_rollback"]

@@ -165,13 +165,14 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         name=canary_sensor_name(name),
         minimum_interval_seconds=canary.check_every_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        asset_selection=[AssetKey([name, "endpoint"])],
+        asset_selection=[AssetKey([name, "endpoint"]), AssetKey([name, "model_card"])],
         description=(
             f"Moves {name}'s rollout through {canary.steps}% once the new version has answered "
             f"{canary.min_requests} requests at a step, and rolls back when its error rate "
             f"exceeds {canary.max_error_rate:.1%}, its p95 latency "
             f"{canary.max_latency_ratio:g}x the stable version's, or (once labels arrived) its "
-            f"live {spec.metric.name} is {spec.live_metric.tolerance:.0%} worse."
+            f"live {spec.metric.name} is {spec.live_metric.tolerance:.0%} worse. After a "
+            "rollback it refreshes the model card."
         ),
     )
     def canary_sensor(
@@ -179,7 +180,7 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         model_registry: ModelRegistry,
         rollouts: RolloutStore,
         notifier: Notifier,
-    ) -> SkipReason | None:
+    ) -> SkipReason | SensorResult:
         from modelfactory.resources import label_folder
         from modelfactory.segments import segment_model
         from modelfactory.serving.canary import LiveRule
@@ -195,22 +196,43 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
             metric=spec.metric.name,
             spec=spec.live_metric,
         )
-        said = []
+        said, cards = [], []
         for rollout in active:  # each segment judged on its own traffic
             try:
-                said.append(
-                    _judge_rollout(
-                        context, rollout, canary, live, model_registry, rollouts, notifier
-                    )
+                text, moved = _judge_rollout(
+                    context, rollout, canary, live, model_registry, rollouts, notifier
                 )
             except Exception as exc:  # one segment's trouble must not stop the others' judging
                 context.log.exception(f"{rollout.model}: the canary step failed")
-                said.append(
-                    f"{rollout.model}: the canary step failed ({type(exc).__name__}: {exc})"
+                text, moved = (
+                    f"{rollout.model}: the canary step failed ({type(exc).__name__}: {exc})",
+                    False,
                 )
+            said.append(text)
+            if moved:  # the champion moved back: its card must say so
+                cards.append(_card_refresh(name, rollout, text))
+        if cards:
+            context.log.info("; ".join(said))
+            return SensorResult(run_requests=cards)
         return SkipReason("; ".join(said))
 
     return canary_sensor
+
+
+def _card_refresh(model: str, rollout: Rollout, why: str) -> RunRequest:
+    """A run of `<model>/model_card` (the rolled-back segment's) after a canary rollback."""
+    from modelfactory.segments import split_unit
+
+    return RunRequest(
+        asset_selection=[AssetKey([model, "model_card"])],
+        partition_key=split_unit(rollout.model)[1],
+        run_key=f"card-after-rollout-{rollout.id}",
+        tags={
+            "modelfactory/model": model,
+            "modelfactory/trigger": "canary_rollback",
+            "modelfactory/reason": why[:1000],
+        },
+    )
 
 
 def _judge_rollout(
@@ -221,8 +243,9 @@ def _judge_rollout(
     registry: ModelRegistry,
     rollouts: RolloutStore,
     notifier: Notifier,
-) -> str:
-    """One step of an active rollout (of a model, or a segment); what happened, in a few words."""
+) -> tuple[str, bool]:
+    """One step of an active rollout (of a model, or a segment): what happened, in a few
+    words, and whether the champion moved (a rollback)."""
     from modelfactory.resources import inference_store
     from modelfactory.runs import record_alias_move
     from modelfactory.segments import split_unit
@@ -242,9 +265,9 @@ def _judge_rollout(
             live=live,
         )
     except WarehouseBusy:
-        return f"{unit}: the warehouse is busy; judging on the next tick"
+        return f"{unit}: the warehouse is busy; judging on the next tick", False
     if outcome.rollout == rollout:
-        return f"{unit}: {rollout.describe()}: {outcome.verdict.reason}"
+        return f"{unit}: {rollout.describe()}: {outcome.verdict.reason}", False
     context.instance.report_runless_asset_event(
         AssetObservation(
             asset_key=AssetKey([model, "endpoint"]),
@@ -256,7 +279,8 @@ def _judge_rollout(
     if outcome.move is not None:
         record_alias_move(outcome.move, context.instance)
     context.log.info(f"{unit}: {outcome.rollout.describe()} ({outcome.verdict.reason})")
-    return f"{unit}: {outcome.rollout.describe()}: {outcome.verdict.reason}"
+    said = f"{unit}: {outcome.rollout.describe()}: {outcome.verdict.reason}"
+    return said, outcome.move is not None
 
 
 def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> SensorDefinition:
