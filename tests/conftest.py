@@ -81,4 +81,19 @@ def edit_spec(project: Path, edit: Callable[[dict], None]) -> None:
     (project / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-__all__ = ["LiveServer", "edit_spec", "free_port"]
+def train_with(root: Path, alpha: float):
+    """Set params.alpha in a copied project and train it once (the whole model)."""
+    from dagster import DagsterInstance
+
+    from modelfactory.project import load_project
+    from modelfactory.runs import seed_data, train
+
+    edit_spec(root, lambda spec: spec["params"].update(alpha=alpha))
+    project = load_project(root)
+    seed_data(project)
+    outcome = train(project, instance=DagsterInstance.get())
+    assert outcome.success, outcome.errors
+    return outcome
+
+
+__all__ = ["LiveServer", "edit_spec", "free_port", "train_with"]

@@ -5,37 +5,26 @@ answers which version was the champion at any moment, and why."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from dagster import DagsterInstance
 
-from conftest import edit_spec
+from conftest import train_with
 from modelfactory.cli import main
-from modelfactory.project import load_project
 from modelfactory.resources import platform_db_url
-from modelfactory.runs import seed_data, train
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"
 
 
 def moment() -> datetime:
-    """Now, then a pause: moves are stamped to the second, so the next one lands after."""
+    """Now, then a pause, so the next event is clearly later (and the registry, which
+    stamps moves to the second, agrees with the trail)."""
     now = datetime.now(UTC)
     time.sleep(1.1)
     return now
-
-
-def trained(root, alpha: float):
-    edit_spec(root, lambda spec: spec["params"].update(alpha=alpha))
-    project = load_project(root)
-    seed_data(project)
-    outcome = train(project, instance=DagsterInstance.get())
-    assert outcome.success, outcome.errors
-    return outcome
 
 
 def at(when: datetime | str) -> str:
@@ -48,14 +37,14 @@ def at(when: datetime | str) -> str:
 def test_promote_roll_back_and_promote_again_each_moment_has_its_champion(copy_example) -> None:
     root = copy_example(MODEL, segments=False)
     before = moment()
-    first = trained(root, alpha=100.0)  # v1, the first champion
+    first = train_with(root, alpha=100.0)  # v1, the first champion
     one = moment()
-    second = trained(root, alpha=1.0)  # v2 beats v1
+    second = train_with(root, alpha=1.0)  # v2 beats v1
     two = moment()
     rolled = CliRunner().invoke(main, ["rollback", MODEL, "--reason", "bad live metrics"])
     assert rolled.exit_code == 0, rolled.output
     back = moment()
-    third = trained(root, alpha=1.0)  # v3 beats v1 again
+    third = train_with(root, alpha=1.0)  # v3 beats v1 again
     assert [o.promoted for o in (first, second, third)] == [True, True, True]
     three = moment()
 
@@ -68,6 +57,8 @@ def test_promote_roll_back_and_promote_again_each_moment_has_its_champion(copy_e
     assert "rolled back: champion v2 -> v1 by " in answer and ": bad live metrics" in answer
     assert "v3 was the champion" in at(three)
     assert "v3 was the champion" in at(f"{three:%Y-%m-%d}")  # a day means its end
+    elsewhere = one.astimezone(timezone(timedelta(hours=2)))  # the same moment, at +02:00
+    assert f"at {one:%Y-%m-%d %H:%M:%S} UTC: v1 was the champion" in at(elsewhere)
 
     timeline = CliRunner().invoke(main, ["history", MODEL]).output.splitlines()
     assert timeline[0] == f"{MODEL}: {len(timeline) - 1} event(s)"
@@ -92,8 +83,15 @@ def test_promote_roll_back_and_promote_again_each_moment_has_its_champion(copy_e
     ]
     assert '"scikit-learn"' in runs[0][2]
 
+    # For a time before the trail began, the registry's own record of moves answers.
+    with engine.begin() as con:
+        con.execute(sa.text("DELETE FROM mf_alias_moves"))
+    answer = at(two)
+    assert "v2 was the champion (from the registry; before the audit trail began)" in answer
 
-def test_a_bad_moment_is_refused_naming_the_option(copy_example) -> None:
+
+@pytest.mark.parametrize("moment", ["May 1st", "20260501"])
+def test_a_bad_moment_is_refused_naming_the_option(copy_example, moment: str) -> None:
     copy_example(MODEL, segments=False)
-    result = CliRunner().invoke(main, ["history", MODEL, "--at", "May 1st"])
+    result = CliRunner().invoke(main, ["history", MODEL, "--at", moment])
     assert result.exit_code == 2 and "--at" in result.output and "YYYY-MM-DD" in result.output

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 
 from conftest import edit_spec
+from modelfactory.assets import STEPS  # the train graph, pinned by the graph snapshot
 from modelfactory.cli import main
 from modelfactory.errors import RegistryError
 from modelfactory.evaluation import METRICS
@@ -26,16 +27,6 @@ from modelfactory.resources import local_home, model_registry, rollout_store
 from modelfactory.runs import seed_data, train
 
 pytestmark = pytest.mark.slow
-STEPS = (
-    "raw",
-    "features",
-    "split",
-    "candidate",
-    "evaluation",
-    "champion",
-    "endpoint",
-    "model_card",
-)
 CARD_SECTIONS = [  # the questions a card answers, in order
     "## Overview",
     "**Assumptions**",

@@ -49,6 +49,9 @@ def test_a_version_reproduces_from_its_snapshot_and_a_broken_one_is_named(copy_e
     assert changed.exit_code == 1 and "Traceback" not in changed.output
     assert f"the training data snapshot {snapshot} has changed" in changed.output
     assert f"recorded {recorded['mf.data_hash']}" in changed.output
+    snapshot.write_bytes(b"not parquet")
+    unreadable = reproduce("1", "--segment", "uk")
+    assert unreadable.exit_code == 1 and f"snapshot {snapshot} cannot be read" in unreadable.output
     snapshot.unlink()
     missing = reproduce("1", "--segment", "uk")
     assert missing.exit_code == 1 and f"snapshot {snapshot} is missing" in missing.output

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
-from conftest import LiveServer, edit_spec, free_port
+from conftest import LiveServer, edit_spec, free_port, train_with
 from modelfactory.assets import build_definitions
 from modelfactory.notify import read_alerts
 from modelfactory.project import load_project
@@ -32,7 +32,6 @@ from modelfactory.resources import (
     project_resources,
     rollout_store,
 )
-from modelfactory.runs import seed_data, train
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
 from modelfactory.serving.capture import read_inference_log, version_stats
@@ -86,15 +85,6 @@ def demand_project(copy_example, **canary) -> Path:
     return copy_example(
         MODEL, edit=lambda spec: spec["serving"].update(canary=canary), segments=False
     )
-
-
-def train_with(root: Path, alpha: float):
-    edit_spec(root, lambda spec: spec["params"].update(alpha=alpha))
-    project = load_project(root)
-    seed_data(project)
-    outcome = train(project, instance=DagsterInstance.get())
-    assert outcome.success, outcome.errors
-    return outcome
 
 
 def serve(*roots: Path, **settings) -> LiveServer:

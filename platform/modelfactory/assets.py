@@ -305,6 +305,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             "mf.git_sha": project.git_sha or "unknown",
             "mf.dagster_run_id": context.run_id,
             "mf.train_rows": str(len(X)),
+            "mf.params": json.dumps(_as_dict(params), default=str),  # typed, for reproduce
         }
         logged = registry.log_candidate(
             model=model,

@@ -21,14 +21,15 @@ adds the runs, verdicts and alerts around them, and a time to ask about.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import ConfigurableResource
 
-from modelfactory.sql_engines import engine_for
+from modelfactory.sql_engines import create_tables, engine_for
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from modelfactory.registry import AliasMove
 
 __all__ = ["AuditEvent", "AuditLog", "recorded"]
+
+log = logging.getLogger("modelfactory.audit")
 
 
 @dataclass(frozen=True)
@@ -156,13 +159,22 @@ class AuditLog(ConfigurableResource):
 
     def _insert(self, table: str, **values: Any) -> None:
         """One row, stamped with the time it is recorded: events are recorded as they happen,
-        so one clock (this one) orders the whole timeline."""
+        so one clock (this one) orders the whole timeline.
+
+        The trail records actions that have already happened (a version registered, an alias
+        moved): a failure to write it is logged loudly, never turned into the failure of the
+        action it records.
+        """
         import sqlalchemy as sa
 
-        tables, engine = _schema(self.url)
         values["at"] = datetime.now(UTC)
-        with engine.begin() as conn:
-            conn.execute(sa.insert(tables[table]).values(**values))
+        try:
+            tables, engine = _schema(self.url)
+            with engine.begin() as conn:
+                conn.execute(sa.insert(tables[table]).values(**values))
+        except Exception as exc:
+            unit = values.get("unit")
+            log.error("%s: not recorded in the audit trail (%s): %s", unit, table, exc)
 
     def _rows(self, table: str, unit: str) -> list[Any]:
         import sqlalchemy as sa
@@ -174,12 +186,17 @@ class AuditLog(ConfigurableResource):
             return [row._mapping for row in result]
 
 
-def recorded(version: Any, registry: Any, audit: AuditLog, what: str) -> dict[str, Any] | None:
-    """A version's training `params` or `environment`: the audit trail's (typed), else its
-    MLflow run's (params decoded where they are JSON); None when neither recorded them."""
+def recorded(
+    version: Any, registry: Any, audit: AuditLog, what: Literal["params", "environment"]
+) -> dict[str, Any] | None:
+    """A version's training `params` or `environment`: the audit trail's, else the version's
+    `mf.params` tag (both typed, JSON), else its MLflow run's (strings, decoded where they
+    are JSON); None when nothing recorded them."""
     trained = audit.training_of(version.model, version.version)
     if trained is not None:
         return dict(trained.details[what])
+    if what == "params" and "mf.params" in version.tags:
+        return dict(json.loads(version.tags["mf.params"]))
     if version.run_id is None:
         return None
     logged = registry.run_params(version.run_id)
@@ -244,8 +261,8 @@ def _alerted(row: Any) -> AuditEvent:
 
 
 def _utc(value: datetime) -> datetime:
-    """sqlite hands back naive datetimes; every time here is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """sqlite hands back naive datetimes (written as UTC), Postgres the session's zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _schemas: dict[str, tuple[dict[str, Any], Any]] = {}
@@ -312,6 +329,6 @@ def _schema(url: str) -> tuple[dict[str, sa.Table], sa.Engine]:
                 )
             }
             engine = engine_for(url)
-            metadata.create_all(engine)
+            create_tables(metadata, engine)
             _schemas[url] = (tables, engine)
         return _schemas[url]

@@ -462,7 +462,7 @@ def _unit(project: ModelProject, segment: str | None) -> str:
     from modelfactory.segments import segment_model
 
     if project.spec.segments is not None and segment is None:
-        raise click.UsageError(f"{project.name} has versions per segment: name one with --segment")
+        raise click.UsageError(f"{project.name} has a model per segment: name one with --segment")
     if segment is not None:
         resolve_segments(project, [segment], local_instance())  # refuses an unknown one
     return segment_model(project.name, segment)
@@ -470,23 +470,27 @@ def _unit(project: ModelProject, segment: str | None) -> str:
 
 def _moment(text: str) -> Any:
     """--at as an aware UTC time; a bare date means the end of that day."""
+    import re
     from datetime import UTC, datetime, time
 
     try:
-        if len(text) == 10:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             return datetime.combine(datetime.fromisoformat(text).date(), time.max, tzinfo=UTC)
         parsed = datetime.fromisoformat(text)
     except ValueError:
+        parsed = None
+    if parsed is None or len(text) < 11:  # 20260501 parses, as the day's start: refuse it
         raise click.BadParameter(
-            f"{text!r}: give YYYY-MM-DD or an ISO time (2026-05-01T12:00)", param_hint="--at"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            f"{text!r}: give YYYY-MM-DD or an ISO time (2026-05-01T12:00, +02:00 or Z)",
+            param_hint="--at",
+        )
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _serving_at(audit: Any, unit: str, at: Any) -> str:
     """The audit trail's answer; for a time before the trail began, the registry's own
     record of champion moves (to the second) answers instead."""
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from modelfactory.resources import model_registry
 
@@ -496,9 +500,10 @@ def _serving_at(audit: Any, unit: str, at: Any) -> str:
         earlier = [m for m in model_registry().history(unit) if datetime.fromisoformat(m.at) <= at]
         if earlier:
             last = earlier[-1]
+            since = f"{datetime.fromisoformat(last.at).astimezone(UTC):%Y-%m-%d %H:%M:%S}"
             return (
                 f"{unit} at {when}: v{last.to_version} was the champion (from the registry; "
-                f"before the audit trail began)\n  since {last.at}: {last.event} by "
+                f"before the audit trail began)\n  since {since}: {last.event} by "
                 f"{last.actor}: {last.reason}"
             )
         first = audit.first_move(unit)
@@ -517,15 +522,10 @@ def rollback(model: str, reason: str, segment: str | None) -> None:
     """Put back the champion that MODEL's (or one segment's) current champion replaced."""
     from modelfactory.registry import actor
     from modelfactory.resources import model_registry, rollout_store
-    from modelfactory.runs import local_instance, record_alias_move, refresh_card, resolve_segments
-    from modelfactory.segments import segment_model
+    from modelfactory.runs import record_alias_move, refresh_card
 
     project = load_project(projects_dir() / model)
-    if project.spec.segments is not None and segment is None:
-        raise click.UsageError(f"{model} has a champion per segment: name one with --segment")
-    if segment is not None:
-        resolve_segments(project, [segment], local_instance())  # refuses an unknown one
-    unit = segment_model(model, segment)
+    unit = _unit(project, segment)
     move = model_registry().rollback(unit, actor=actor(), reason=reason)
     cancelled = rollout_store().cancel_active(unit, reason=f"rolled back by {move.actor}")
     record_alias_move(move)

@@ -64,9 +64,14 @@ class ModelProject:
     @cached_property
     def git_sha(self) -> str | None:
         """The commit the project's folder is at, or None outside a git checkout."""
+        return self.git("rev-parse", "HEAD")
+
+    def git(self, *args: str) -> str | None:
+        """A git command's output, run in the project's folder; None when git cannot answer
+        (not a checkout, an unknown commit, no git)."""
         try:
             result = subprocess.run(
-                ["git", "rev-parse", "HEAD"],
+                ["git", *args],
                 cwd=self.root,
                 capture_output=True,
                 text=True,

@@ -196,21 +196,24 @@ class ModelRegistry(ConfigurableResource):
     # -- aliases ----------------------------------------------------------------------
 
     def version_by_alias(self, model: str, alias: str) -> VersionInfo | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = self._client().get_model_version_by_alias(self.registered_name(model), alias)
-        except MlflowException as exc:
-            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-                return None
-            raise
-        return _version_info(model, mv)
+        return self._found(model, "get_model_version_by_alias", alias)
 
     def version(self, model: str, version: str) -> VersionInfo | None:
+        return self._found(model, "get_model_version", version)
+
+    def existing_version(self, model: str, version: str) -> VersionInfo:
+        """A version a person named; a clear error when there is none."""
+        found = self.version(model, version)
+        if found is None:
+            raise RegistryError(f"{model} has no version {version} in the registry")
+        return found
+
+    def _found(self, model: str, lookup: str, key: str) -> VersionInfo | None:
+        """One version by number or alias; None when MLflow has no such model or version."""
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self._client().get_model_version(self.registered_name(model), version)
+            mv = getattr(self._client(), lookup)(self.registered_name(model), key)
         except MlflowException as exc:
             if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
                 return None

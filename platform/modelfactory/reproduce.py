@@ -61,31 +61,28 @@ def reproduce(
 ) -> Reproduction:
     """Retrain `unit`'s `version` on its snapshot with its params; score it on the snapshot's
     holdout with the metric the gate used."""
-    found = registry.version(unit, version)
-    if found is None:
-        raise ProjectError(f"{unit} has no version {version} in the registry")
-    tags, what = found.tags, f"{unit} v{version}"
-    missing = [t for t in ("mf.snapshot", "mf.data_hash") if t not in tags]
-    if missing:
+    found = registry.existing_version(unit, version)
+    tags, what, metric = found.tags, f"{unit} v{version}", project.spec.metric.name
+    kept = tags.get(f"mf.holdout.{metric}")
+    if kept is None:
+        raise ProjectError(f"{what}: has no recorded holdout {metric} (it was never evaluated)")
+    if "mf.snapshot" not in tags or "mf.data_hash" not in tags:
         raise snapshots.SnapshotError(
             f"{what}: recorded no training data snapshot (it predates them), so it cannot be "
             "reproduced"
         )
     split = snapshots.load(tags["mf.snapshot"], tags["mf.data_hash"], what)
-    spec, metric = project.spec, project.spec.metric.name
+    spec = project.spec
     X, y = datasets.xy(split, spec, "train")
     params = project.params(_params(found, registry, audit))
     estimator = project.function("train", "train")(X, y, params)
     X_test, y_test = datasets.xy(split, spec, "test")
     scores = compute_metrics(spec.task, y_test, *predict_with_scores(estimator, X_test))
-    recorded = tags.get(f"mf.holdout.{metric}")
-    if recorded is None:
-        raise ProjectError(f"{what}: has no recorded holdout {metric} (it was never evaluated)")
     return Reproduction(
         unit=unit,
         version=version,
         metric=metric,
-        recorded=float(recorded),
+        recorded=float(kept),
         reproduced=scores[metric],
         tolerance=tolerance,
         same_code=tags.get("mf.code_version") == project.code_version,

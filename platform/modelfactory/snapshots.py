@@ -37,7 +37,8 @@ def keep(frame: pd.DataFrame, root: str, unit: str, data_hash: str) -> str:
     path = Path(location)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.part")
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as out:
+            partial = Path(out.name)  # one per writer: two runs on the same data never mix
         frame.to_parquet(partial, index=False)
         partial.replace(path)  # never a half-written snapshot under its hash
     return location
@@ -54,7 +55,13 @@ def load(location: str, expected_hash: str, what: str) -> pd.DataFrame:
                 f"{what}: its training data snapshot {location} is missing, so it cannot be "
                 "retrained on the data it was trained on"
             )
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow's errors for a truncated or foreign file vary
+            raise SnapshotError(
+                f"{what}: the training data snapshot {location} cannot be read "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
     found = content_hash(frame)
     if found != expected_hash:
         raise SnapshotError(
@@ -78,7 +85,8 @@ def _keep_in_s3(frame: pd.DataFrame, url: str) -> None:
 
 
 def _fetch(url: str, folder: Path) -> Path | None:
-    from botocore.exceptions import ClientError
+    """Download the snapshot; None when there is no such object."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from modelfactory.s3_files import s3_resource
 
@@ -86,6 +94,10 @@ def _fetch(url: str, folder: Path) -> Path | None:
     target = folder / "snapshot.parquet"
     try:
         s3_resource().get_client().download_file(bucket, key, str(target))
-    except ClientError:
-        return None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise SnapshotError(f"the snapshot {url} cannot be fetched from S3: {exc}") from None
+    except BotoCoreError as exc:  # no credentials, no connection
+        raise SnapshotError(f"the snapshot {url} cannot be fetched from S3: {exc}") from None
     return target

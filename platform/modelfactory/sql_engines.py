@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["engine_for"]
+__all__ = ["create_tables", "engine_for"]
 
 _engines: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -36,3 +36,14 @@ def _create(url: str) -> sa.Engine:
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
     return engine
+
+
+def create_tables(metadata: sa.MetaData, engine: sa.Engine) -> None:
+    """Create the tables that do not exist yet. Two processes starting on a fresh database
+    may both find a table missing; the one that loses the race finds it there on a retry."""
+    import sqlalchemy as sa
+
+    try:
+        metadata.create_all(engine)
+    except sa.exc.SQLAlchemyError:
+        metadata.create_all(engine)

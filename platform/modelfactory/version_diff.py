@@ -10,13 +10,11 @@ environment (the audit trail, else the MLflow run).
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelfactory import monitoring, snapshots
 from modelfactory.audit import recorded
-from modelfactory.errors import ProjectError
 from modelfactory.evaluation import METRICS
 from modelfactory.project import ModelProject
 from modelfactory.registry import VersionInfo
@@ -43,7 +41,7 @@ def diff_versions(
     project: ModelProject, unit: str, a: str, b: str, *, registry: Any, audit: Any
 ) -> VersionDiff:
     """Compare `unit`'s versions `a` and `b` (in that order: from, to)."""
-    old, new = (_version(registry, unit, v) for v in (a, b))
+    old, new = (registry.existing_version(unit, v) for v in (a, b))
     shifted, shift_lines = _shift(project, registry, old, new)
     sections = {
         "metrics on each one's holdout": _metrics(project, old, new),
@@ -55,13 +53,6 @@ def diff_versions(
         "environment": _changed(*(recorded(v, registry, audit, "environment") for v in (old, new))),
     }
     return VersionDiff(unit=unit, a=a, b=b, sections=sections, shifted=shifted)
-
-
-def _version(registry: Any, unit: str, version: str) -> VersionInfo:
-    found = registry.version(unit, version)
-    if found is None:
-        raise ProjectError(f"{unit} has no version {version} in the registry")
-    return found
 
 
 def _metrics(project: ModelProject, old: VersionInfo, new: VersionInfo) -> list[str]:
@@ -132,7 +123,10 @@ def _shift(
         return [], [f"v{old.version} kept no reference profile"]
     if "mf.snapshot" not in new.tags:
         return [], [f"v{new.version} kept no training data snapshot"]
-    split = snapshots.load(new.tags["mf.snapshot"], new.tags["mf.data_hash"], f"v{new.version}")
+    try:
+        split = snapshots.load(new.tags["mf.snapshot"], new.tags["mf.data_hash"], f"v{new.version}")
+    except snapshots.SnapshotError as exc:  # the other sections do not need it
+        return [], [str(exc)]
     inputs, _ = datasets.xy(split, project.spec, "train")
     drift = project.spec.drift
     result = monitoring.compare(reference, inputs, drift)
@@ -165,20 +159,15 @@ def _code(project: ModelProject, old: VersionInfo, new: VersionInfo) -> list[str
 
 
 def _files_changed(project: ModelProject, a: str, b: str) -> list[str] | None:
-    try:
-        done = subprocess.run(
-            ["git", "diff", "--name-only", a, b, "--", "."],
-            cwd=project.root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    """The project's files that differ between two commits; None if one is not here."""
+    if not (_has_commit(project, a) and _has_commit(project, b)):
         return None
-    if done.returncode != 0:
-        return None
-    return [line for line in done.stdout.splitlines() if line] or ["none"]
+    changed = project.git("diff", "--name-only", a, b, "--", ".")
+    return changed.splitlines() if changed else ["none"]
+
+
+def _has_commit(project: ModelProject, sha: str) -> bool:
+    return project.git("rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}") is not None
 
 
 def _changed(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:

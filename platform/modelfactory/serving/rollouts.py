@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource
 
 from modelfactory.errors import ModelFactoryError
-from modelfactory.sql_engines import engine_for
+from modelfactory.sql_engines import create_tables, engine_for
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -282,7 +282,7 @@ def _schema(url: str) -> tuple[sa.Table, sa.Engine]:
                 sa.Column("reason", sa.Text, nullable=False, default=""),
                 sa.Column("serving_error", sa.Text, nullable=True),
             )
-            metadata.create_all(engine)
+            create_tables(metadata, engine)
             _schemas[url] = (table, engine)
         return _schemas[url]
 
