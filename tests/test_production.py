@@ -354,6 +354,8 @@ def test_examples_train_on_the_production_stack(
     assert ("demand_forecast.uk", run_ids["demand_forecast"]) in audited
     assert ("breast_cancer", run_ids["breast_cancer"]) in audited
     assert ("demand_forecast.uk", "promote", "1") in moves  # breast_cancer awaits approval
+    serving = audit_log().serving_at("demand_forecast.uk", datetime.now(UTC))  # timestamptz
+    assert serving is not None and serving.version == "1" and serving.at.tzinfo == UTC
 
 
 @needs_postgres

@@ -143,8 +143,19 @@ class AuditLog(ConfigurableResource):
 
     def serving_at(self, unit: str, at: datetime) -> AuditEvent | None:
         """The champion move in force at `at`: the last promotion or rollback before it."""
-        moves = [_moved(r) for r in self._rows("mf_alias_moves", unit) if _utc(r["at"]) <= at]
-        return max(moves, key=lambda e: e.at) if moves else None
+        import sqlalchemy as sa
+
+        tables, engine = _schema(self.url)
+        moves = tables["mf_alias_moves"]
+        query = (
+            sa.select(moves)
+            .where((moves.c.unit == unit) & (moves.c.at <= _stored(at, engine)))
+            .order_by(moves.c.at.desc(), moves.c.id.desc())
+            .limit(1)
+        )
+        with engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _moved(row._mapping) if row is not None else None
 
     def training_of(self, unit: str, version: str) -> AuditEvent | None:
         """The training run that made `version`, if the trail recorded it."""
@@ -258,6 +269,13 @@ def _alerted(row: Any) -> AuditEvent:
     text = f"alert {row['event']} ({row['severity']}): {row['text']}"
     details = {"event": row["event"], "links": json.loads(row["links"])}
     return AuditEvent(_utc(row["at"]), "alert", row["unit"], None, text, details)
+
+
+def _stored(value: datetime, engine: Any) -> datetime:
+    """A UTC time as the database compares it: sqlite keeps naive UTC text, Postgres
+    timestamptz."""
+    utc = value.astimezone(UTC)
+    return utc.replace(tzinfo=None) if engine.dialect.name == "sqlite" else utc
 
 
 def _utc(value: datetime) -> datetime:

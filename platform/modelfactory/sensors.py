@@ -314,7 +314,7 @@ def _drift_sensor(project: ModelProject, train_job: Any, report_job: Any) -> Sen
             for segment in _segments(context, project)
         ]
         cursors.save(context)
-        return _combined(outcomes)
+        return _combined(context, outcomes)
 
     return drift_sensor
 
@@ -468,10 +468,15 @@ def _speaker(unit: str, segment: str | None) -> Callable[[str], str]:
     return (lambda message: f"{unit}: {message}") if segment else (lambda message: message)
 
 
-def _combined(outcomes: list[str | list[RunRequest]]) -> SkipReason | list[RunRequest]:
-    """The runs any segment asked for, or every segment's reason to ask for none."""
+def _combined(
+    context: SensorEvaluationContext, outcomes: list[str | list[RunRequest]]
+) -> SkipReason | list[RunRequest]:
+    """The runs any segment asked for, or every segment's reason to ask for none. With runs
+    to request, the other segments' reasons go to the tick's log, so none is lost."""
     requests = [r for outcome in outcomes if isinstance(outcome, list) for r in outcome]
     if requests:
+        for said in (o for o in outcomes if isinstance(o, str)):
+            context.log.info(said)
         return requests
     return SkipReason("; ".join(o for o in outcomes if isinstance(o, str)))
 
@@ -545,7 +550,7 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
             for segment in _segments(context, project)
         ]
         cursors.save(context)
-        return _combined(outcomes)
+        return _combined(context, outcomes)
 
     jobs = (train_job, live_job)
     return live_metric_sensor
