@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import ConfigurableResource
 
-from modelfactory.sql_engines import create_tables, engine_for
+from modelfactory.sql_engines import tables_for
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -145,7 +144,7 @@ class AuditLog(ConfigurableResource):
         """The champion move in force at `at`: the last promotion or rollback before it."""
         import sqlalchemy as sa
 
-        tables, engine = _schema(self.url)
+        tables, engine = tables_for(self.url, _declare)
         moves = tables["mf_alias_moves"]
         query = (
             sa.select(moves)
@@ -159,7 +158,7 @@ class AuditLog(ConfigurableResource):
 
     def training_of(self, unit: str, version: str) -> AuditEvent | None:
         """The training run that made `version`, if the trail recorded it."""
-        rows = [r for r in self._rows("mf_training_runs", unit) if r["version"] == version]
+        rows = self._rows("mf_training_runs", unit, version=version)
         return _trained(rows[-1]) if rows else None
 
     def first_move(self, unit: str) -> AuditEvent | None:
@@ -180,21 +179,23 @@ class AuditLog(ConfigurableResource):
 
         values["at"] = datetime.now(UTC)
         try:
-            tables, engine = _schema(self.url)
+            tables, engine = tables_for(self.url, _declare)
             with engine.begin() as conn:
                 conn.execute(sa.insert(tables[table]).values(**values))
         except Exception as exc:
             unit = values.get("unit")
             log.error("%s: not recorded in the audit trail (%s): %s", unit, table, exc)
 
-    def _rows(self, table: str, unit: str) -> list[Any]:
+    def _rows(self, table: str, unit: str, **equal: str) -> list[Any]:
+        """The unit's rows of `table` (where each column in `equal` has its value), oldest
+        first."""
         import sqlalchemy as sa
 
-        tables, engine = _schema(self.url)
+        tables, engine = tables_for(self.url, _declare)
         t = tables[table]
+        query = sa.select(t).where(t.c.unit == unit, *(t.c[k] == v for k, v in equal.items()))
         with engine.connect() as conn:
-            result = conn.execute(sa.select(t).where(t.c.unit == unit).order_by(t.c.id))
-            return [row._mapping for row in result]
+            return [row._mapping for row in conn.execute(query.order_by(t.c.id))]
 
 
 def recorded(
@@ -283,70 +284,58 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-_schemas: dict[str, tuple[dict[str, Any], Any]] = {}
-_schemas_lock = threading.Lock()
+def _declare(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """The four tables; each row has an id, a time and the model or segment it is about."""
+    import sqlalchemy as sa
 
+    def table(name: str, *columns: sa.Column) -> sa.Table:
+        return sa.Table(
+            name,
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+            sa.Column("unit", sa.String(110), nullable=False, index=True),
+            *columns,
+        )
 
-def _schema(url: str) -> tuple[dict[str, sa.Table], sa.Engine]:
-    """The four tables, created on first use of a URL in this process."""
-    with _schemas_lock:
-        if url not in _schemas:
-            import sqlalchemy as sa
-
-            metadata = sa.MetaData()
-
-            def table(name: str, *columns: sa.Column) -> sa.Table:
-                return sa.Table(
-                    name,
-                    metadata,
-                    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-                    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
-                    sa.Column("unit", sa.String(110), nullable=False, index=True),
-                    *columns,
-                )
-
-            text, short = sa.Text, sa.String(64)
-            tables = {
-                t.name: t
-                for t in (
-                    table(
-                        "mf_training_runs",
-                        sa.Column("version", short, nullable=False),
-                        sa.Column("dagster_run_id", short, nullable=False),
-                        sa.Column("data_hash", short, nullable=False),
-                        sa.Column("code_version", short, nullable=False),
-                        sa.Column("git_sha", short, nullable=False),
-                        sa.Column("params", text, nullable=False),
-                        sa.Column("environment", text, nullable=False),
-                    ),
-                    table(
-                        "mf_evaluations",
-                        sa.Column("version", short, nullable=False),
-                        sa.Column("dagster_run_id", short, nullable=False),
-                        sa.Column("compared_with", short, nullable=True),
-                        sa.Column("passed", sa.Boolean, nullable=False),
-                        sa.Column("metrics", text, nullable=False),
-                        sa.Column("summary", text, nullable=False),
-                    ),
-                    table(
-                        "mf_alias_moves",
-                        sa.Column("event", sa.String(16), nullable=False),
-                        sa.Column("from_version", short, nullable=True),
-                        sa.Column("to_version", short, nullable=False),
-                        sa.Column("actor", sa.String(200), nullable=False),
-                        sa.Column("reason", text, nullable=False),
-                        sa.Column("dagster_run_id", short, nullable=True),
-                    ),
-                    table(
-                        "mf_alerts",
-                        sa.Column("event", sa.String(64), nullable=False),
-                        sa.Column("severity", sa.String(16), nullable=False),
-                        sa.Column("text", text, nullable=False),
-                        sa.Column("links", text, nullable=False),
-                    ),
-                )
-            }
-            engine = engine_for(url)
-            create_tables(metadata, engine)
-            _schemas[url] = (tables, engine)
-        return _schemas[url]
+    text, short = sa.Text, sa.String(64)
+    return {
+        t.name: t
+        for t in (
+            table(
+                "mf_training_runs",
+                sa.Column("version", short, nullable=False),
+                sa.Column("dagster_run_id", short, nullable=False),
+                sa.Column("data_hash", short, nullable=False),
+                sa.Column("code_version", short, nullable=False),
+                sa.Column("git_sha", short, nullable=False),
+                sa.Column("params", text, nullable=False),
+                sa.Column("environment", text, nullable=False),
+            ),
+            table(
+                "mf_evaluations",
+                sa.Column("version", short, nullable=False),
+                sa.Column("dagster_run_id", short, nullable=False),
+                sa.Column("compared_with", short, nullable=True),
+                sa.Column("passed", sa.Boolean, nullable=False),
+                sa.Column("metrics", text, nullable=False),
+                sa.Column("summary", text, nullable=False),
+            ),
+            table(
+                "mf_alias_moves",
+                sa.Column("event", sa.String(16), nullable=False),
+                sa.Column("from_version", short, nullable=True),
+                sa.Column("to_version", short, nullable=False),
+                sa.Column("actor", sa.String(200), nullable=False),
+                sa.Column("reason", text, nullable=False),
+                sa.Column("dagster_run_id", short, nullable=True),
+            ),
+            table(
+                "mf_alerts",
+                sa.Column("event", sa.String(64), nullable=False),
+                sa.Column("severity", sa.String(16), nullable=False),
+                sa.Column("text", text, nullable=False),
+                sa.Column("links", text, nullable=False),
+            ),
+        )
+    }

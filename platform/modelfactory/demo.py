@@ -189,7 +189,6 @@ class Retrain:
 
 @dataclass(frozen=True)
 class DemoOutcome:
-    changed: str | None  # the segment whose world changed; None: the whole model's
     retrains: list[Retrain]
     requested_by: list[str]  # the sensors that asked for a retrain
     champions: dict[str, str]  # unit -> champion version at the end
@@ -224,7 +223,7 @@ def run_drift_demo(
     segments = resolve_segments(project, [segment] if segment else [], instance)
     changed = (segment or segments[-1]) if segments else None
     echo(f"1. train {name}" + (f", one model per {spec.segments.by}" if segments else ""))
-    first = _first_champions(project, instance, echo)
+    first = _first_champions(project, segments or [None], instance, echo)
 
     cursors: dict[str, str | None] = {}
     sensors = {"drift": drift_sensor_name(name), "live metric": live_metric_sensor_name(name)}
@@ -278,20 +277,20 @@ def run_drift_demo(
     retrains = [r for r in retrains if r is not None]
     champions = _champions(project)
     echo("   champions now: " + ", ".join(f"{u} v{v}" for u, v in champions.items()))
-    return DemoOutcome(
-        changed=changed, retrains=retrains, requested_by=requested_by, champions=champions
-    )
+    return DemoOutcome(retrains=retrains, requested_by=requested_by, champions=champions)
 
 
-def _first_champions(project: ModelProject, instance: Any, echo: Echo) -> dict[str, str]:
+def _first_champions(
+    project: ModelProject, segments: list[str | None], instance: Any, echo: Echo
+) -> dict[str, str]:
     """Each unit's champion, training (and approving) the first one where there is none."""
     from modelfactory.resources import model_registry
-    from modelfactory.runs import segments_now, train
+    from modelfactory.runs import train
     from modelfactory.segments import segment_model
 
     registry, metric = model_registry(), project.spec.metric.name
     first = {}
-    for segment in segments_now(project):
+    for segment in segments:
         unit = segment_model(project.name, segment)
         if registry.champion(unit) is None:
             outcome = train(project, approve=True, instance=instance, segment=segment)

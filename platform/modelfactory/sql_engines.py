@@ -4,15 +4,35 @@ rollouts and the audit trail): sqlite in MODELFACTORY_HOME locally, Postgres in 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["create_tables", "engine_for"]
+T = TypeVar("T")
+
+__all__ = ["create_tables", "engine_for", "tables_for"]
 
 _engines: dict[str, Any] = {}
 _lock = threading.Lock()
+_tables: dict[tuple[str, Callable[..., Any]], Any] = {}
+_tables_lock = threading.Lock()
+
+
+def tables_for(url: str, define: Callable[[sa.MetaData], T]) -> tuple[T, sa.Engine]:
+    """The tables `define` declares on a fresh MetaData, created in `url`'s database on
+    first use in this process, with the engine for that database."""
+    with _tables_lock:
+        if (url, define) not in _tables:
+            import sqlalchemy as sa
+
+            metadata = sa.MetaData()
+            declared = define(metadata)
+            engine = engine_for(url)
+            create_tables(metadata, engine)
+            _tables[(url, define)] = (declared, engine)
+        return _tables[(url, define)]
 
 
 def engine_for(url: str) -> sa.Engine:

@@ -20,7 +20,6 @@ older one runs), the newest is the one that counts.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource
 
 from modelfactory.errors import ModelFactoryError
-from modelfactory.sql_engines import create_tables, engine_for
+from modelfactory.sql_engines import tables_for
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -249,42 +248,30 @@ class RolloutStore(ConfigurableResource):
         return [_rollout(row._mapping) for row in rows]
 
     def _table(self) -> tuple[sa.Table, sa.Engine]:
-        return _schema(self.url)
+        return tables_for(self.url, _declare)
 
 
-_schemas: dict[str, tuple[Any, Any]] = {}
-_schemas_lock = threading.Lock()
+def _declare(metadata: sa.MetaData) -> sa.Table:
+    import sqlalchemy as sa
 
-
-def _schema(url: str) -> tuple[sa.Table, sa.Engine]:
-    """One engine per URL per process, with the table created on first use."""
-    with _schemas_lock:
-        if url not in _schemas:
-            import sqlalchemy as sa
-
-            engine = engine_for(url)
-            metadata = sa.MetaData()
-            table = sa.Table(
-                _TABLE,
-                metadata,
-                sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-                sa.Column("model", sa.String(64), nullable=False, index=True),
-                sa.Column("stable_version", sa.String(32), nullable=False),
-                sa.Column("canary_version", sa.String(32), nullable=False),
-                sa.Column("steps", sa.String(200), nullable=False),
-                sa.Column("shadow", sa.Boolean, nullable=False),
-                sa.Column("state", sa.String(16), nullable=False, index=True),
-                sa.Column("stage", sa.Integer, nullable=False),
-                sa.Column("percent", sa.Integer, nullable=False),
-                sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-                sa.Column("stage_started_at", sa.DateTime(timezone=True), nullable=False),
-                sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-                sa.Column("reason", sa.Text, nullable=False, default=""),
-                sa.Column("serving_error", sa.Text, nullable=True),
-            )
-            create_tables(metadata, engine)
-            _schemas[url] = (table, engine)
-        return _schemas[url]
+    return sa.Table(
+        _TABLE,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("model", sa.String(64), nullable=False, index=True),
+        sa.Column("stable_version", sa.String(32), nullable=False),
+        sa.Column("canary_version", sa.String(32), nullable=False),
+        sa.Column("steps", sa.String(200), nullable=False),
+        sa.Column("shadow", sa.Boolean, nullable=False),
+        sa.Column("state", sa.String(16), nullable=False, index=True),
+        sa.Column("stage", sa.Integer, nullable=False),
+        sa.Column("percent", sa.Integer, nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("stage_started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False, default=""),
+        sa.Column("serving_error", sa.Text, nullable=True),
+    )
 
 
 def _rollout(row: Any) -> Rollout:
