@@ -42,6 +42,7 @@ from modelfactory.evaluation import (
     METRICS,
     compute_metrics,
     decide,
+    per_class,
     predict_with_scores,
     slice_report,
 )
@@ -296,7 +297,8 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 f"{project.shown('train.py')}: train must return a fitted estimator with "
                 f"predict(), got {type(estimator).__name__}"
             )
-        train_scores = compute_metrics(spec.task, y, *predict_with_scores(estimator, X))
+        trained = predict_with_scores(estimator, X)
+        train_scores = compute_metrics(spec.task, y, trained.labels, trained.proba, trained.classes)
         data_hash = datasets.content_hash(split)
         tags = {
             "mf.data_hash": data_hash,
@@ -394,16 +396,19 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         registry: ModelRegistry = context.resources.model_registry
         model = unit_of(context)
         X, y = datasets.xy(split, spec, "test")
-        y_pred, y_score = predict_with_scores(registry.load(model, candidate.version), X)
-        scores = compute_metrics(spec.task, y, y_pred, y_score)
+        predicted = predict_with_scores(registry.load(model, candidate.version), X)
+        y_pred, classes = predicted.labels, predicted.classes
+        scores = compute_metrics(spec.task, y, y_pred, predicted.proba, classes)
+        classes_table = per_class(y, y_pred, classes) if spec.task == "classification" else None
 
         champion = registry.champion(model)
         champion_scores = None
         if champion is not None:
             try:
                 champion_model = registry.load(model, champion.version)
+                theirs = predict_with_scores(champion_model, X)
                 champion_scores = compute_metrics(
-                    spec.task, y, *predict_with_scores(champion_model, X)
+                    spec.task, y, theirs.labels, theirs.proba, theirs.classes
                 )
             except Exception as exc:
                 raise Failure(
@@ -416,17 +421,15 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         if spec.promotion.slices is not None:
             by = spec.promotion.slices.by
             frame = X[by].assign(y_true=y, y_pred=y_pred)
-            if y_score is not None:
-                frame = frame.assign(y_score=y_score)
             slices = slice_report(
-                frame, by, metric, scores[metric.name], spec.promotion.slices.min_rows
+                frame, by, metric, scores[metric.name], spec.promotion.slices.min_rows, predicted
             )
         judged = slices[slices["judged"]] if slices is not None else None
         worst_gap = float(judged["gap"].max()) if judged is not None and len(judged) else None
         replayed = None
         if spec.promotion.replay is not None and champion is not None:
             segment = context.partition_key if spec.segments else None
-            replayed = _replay(project, split, segment, y_pred, y_score)
+            replayed = _replay(project, split, segment, y_pred, predicted.score)
 
         verdict = decide(
             metric=metric,
@@ -449,6 +452,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 "mf.holdout_rows": str(len(X)),
                 **{f"{HOLDOUT_TAG}{k}": f"{v:.6g}" for k, v in scores.items()},
                 **(_slices_tags(slices) if slices is not None else {}),
+                **(_per_class_tags(classes_table) if classes_table is not None else {}),
             },
         )
         audit: AuditLog = context.resources.audit
@@ -481,6 +485,11 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 **(
                     {"slices": MetadataValue.md(slices.to_markdown(index=False))}
                     if slices is not None
+                    else {}
+                ),
+                **(
+                    {"per_class": MetadataValue.md(classes_table.to_markdown(index=False))}
+                    if classes_table is not None
                     else {}
                 ),
                 **(
@@ -747,6 +756,13 @@ def _slices_tags(slices: Any, limit: int = 20_000) -> dict[str, str]:
         records = records[: len(records) // 2]
         text = json.dumps(records)
     return {"mf.slices": text, "mf.slices_total": str(len(slices))}
+
+
+def _per_class_tags(table: Any, limit: int = 20_000) -> dict[str, str]:
+    """The per-class scores as one version tag for the model card and live metrics; left out
+    (the metadata table still shows them) when a model has too many classes to fit."""
+    text = table.to_json(orient="records", double_precision=6)
+    return {"mf.per_class": text} if len(text) <= limit else {}
 
 
 def _naive_utc(times: Any) -> Any:
