@@ -115,7 +115,9 @@ def _label_metric(name: str, y_true: Any, y_pred: Any, classes: list[Any]) -> fl
     fn = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score}[base]
     if average == "binary":
         return float(fn(y_true, y_pred, labels=classes, pos_label=classes[1], average="binary"))
-    return float(fn(y_true, y_pred, labels=classes, average=average))
+    # Macro and weighted: over the classes among the rows (one absent from a small window
+    # would count as a zero in a macro average; in a weighted one it weighs nothing).
+    return float(fn(y_true, y_pred, average=average))
 
 
 def _score_metric(name: str, y_true: Any, y_score: Any | None, classes: list[Any]) -> float:
@@ -133,6 +135,9 @@ def _score_metric(name: str, y_true: Any, y_score: Any | None, classes: list[Any
         scores = np.column_stack([1 - scores, scores])
     if scores.shape[1] != len(classes):
         return math.nan
+    # sklearn reads probability columns as the sorted labels (classes_ is sorted already).
+    order = sorted(range(len(classes)), key=lambda i: classes[i])
+    classes, scores = [classes[i] for i in order], scores[:, order]
     if name == "log_loss":
         return float(m.log_loss(truth, scores, labels=classes))
     if len(present) < 2:

@@ -212,6 +212,9 @@ def build_production_assets(
                 table.to_markdown(index=False) if len(table) else "no labelled predictions yet"
             ),
         }
+        if spec.task == "classification" and len(labelled):
+            classes = live.version_classes(labelled)
+            metadata["per_class"] = MetadataValue.md(classes.to_markdown(index=False))
         champion = registry.champion(unit)
         if champion is not None:
             verdict = live.judge(

@@ -16,6 +16,7 @@ segment's record keeps the rows' places in the request, so late labels join by
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -322,7 +323,9 @@ def _validation_error(exc: ValidationError) -> JSONResponse:
         problem = {"field": field, "message": problem_error["msg"]}
         value = problem_error["input"]
         if problem_error["type"] != "missing" and isinstance(value, (str, int, float, bool)):
-            problem["got"] = value
+            # JSON has no infinity (1e400 parses as one): say it as text
+            finite = not isinstance(value, float) or math.isfinite(value)
+            problem["got"] = value if finite else str(value)
         problems.append(problem)
     first = problems[0]
     got = f", got {first['got']!r}" if "got" in first else ""
