@@ -429,7 +429,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         replayed = None
         if spec.promotion.replay is not None and champion is not None:
             segment = context.partition_key if spec.segments else None
-            replayed = _replay(project, split, segment, y_pred, predicted.score)
+            replayed = _replay(project, split, segment, predicted)
 
         verdict = decide(
             metric=metric,
@@ -695,9 +695,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     ]
 
 
-def _replay(
-    project: ModelProject, split: Any, segment: str | None, y_pred: Any, y_score: Any
-) -> Any:
+def _replay(project: ModelProject, split: Any, segment: str | None, predicted: Any) -> Any:
     """The candidate's holdout predictions against the batch scores stored for the same rows:
     the replay part of the gate (replay.py)."""
     import pandas as pd
@@ -720,8 +718,8 @@ def _replay(
         served,
         holdout,
         target=spec.target,
-        candidate=y_pred,
-        candidate_score=y_score,
+        candidate=predicted.labels,
+        candidate_score=predicted.score,
         keys=[time_column, *datasets.inputs(holdout, spec).columns],
     )
     return replay(
@@ -731,6 +729,7 @@ def _replay(
         days=settings.days,
         min_share=settings.min_share,
         scored_rows=len(served),
+        classes=predicted.classes,
     )
 
 
