@@ -7,7 +7,8 @@ building on the one before), and each step's outcome is kept for the tests to re
     `modelfactory approve` promotes it, recorded as approved by the person who ran it
     v2 fails the gate: refused;  v3 passes: older or unknown versions are refused
     the Launchpad's run config approves v3 through Dagster, with the same refusals
-    v4 is trained but never evaluated: refused;  `make dev` records its own approval
+    v4 is trained but never evaluated: refused;  a segment is approved by name
+    `make dev` records its own approval
 """
 
 from __future__ import annotations
@@ -225,7 +226,9 @@ def test_approve_promotes_the_evaluated_candidate_without_retraining(
     assert move.details["actor"] == "approved by carol"
     assert move.details["reason"] == "reviewed the holdout"
     assert "promoted: champion vnone -> v1 approved by carol: reviewed the holdout" in move.text
-    assert move.details["dagster_run_id"] != v1["trained"].run_id  # a run of its own
+    run = DagsterInstance.get().get_run_by_id(move.details["dagster_run_id"])  # its own run
+    assert run.tags["modelfactory/approved_by"] == "carol" and run.run_id in approved.output
+    assert {key.path[-1] for key in run.asset_selection} == {"champion", "endpoint", "model_card"}
     assert "approved by carol: reviewed the holdout" in v1_approved["card"]
     assert "- **Champion:** v1" in v1_approved["card"]
 
@@ -295,18 +298,30 @@ def test_a_version_never_evaluated_is_refused(by_launchpad: dict, place: Place) 
     assert latest.exit_code == 1 and "v3 is already the champion" in latest.output
 
 
-def test_a_segmented_model_needs_a_known_segment(place: Place) -> None:
-    segmented = copy_project(place.repo, MODEL, "segmented", edit=manual)  # never trained
+def test_a_segment_is_approved_by_name(place: Place) -> None:
+    from modelfactory.runs import seed_data, train
+
+    segmented = copy_project(place.repo, MODEL, "segmented", edit=manual)
     try:
+        project = load_project(segmented)
+        seed_data(project)
+        waits = train(project, instance=DagsterInstance.get(), segment="uk")
         missing = approve("segmented")
         unknown = approve("segmented", "--segment", "fr")
-        untrained = approve("segmented", "--segment", "uk")
+        untrained = approve("segmented", "--segment", "de")
+        approved = approve("segmented", "--segment", "uk", "--by", "dave")
     finally:
-        shutil.rmtree(segmented)  # `make dev` below would train it
+        shutil.rmtree(segmented)  # `make dev` below would train every segment
+    assert "awaiting approval" in waits.decision
+    assert "`modelfactory approve segmented --segment uk --version 1`" in waits.decision
     assert missing.exit_code == 1 and "name one with --segment" in missing.output
     assert unknown.exit_code == 1 and "has no segment 'fr'" in unknown.output
     assert untrained.exit_code == 1
-    assert "segmented.uk: no candidate has been evaluated yet" in untrained.output
+    assert "segmented.de: no candidate has been evaluated yet" in untrained.output
+    assert approved.exit_code == 0, approved.output
+    assert "segmented.uk: champion none -> v1, approved by dave" in approved.output
+    assert model_registry().champion("segmented.uk").version == "1"
+    assert model_registry().champion("segmented.de") is None
 
 
 def test_make_dev_approves_its_first_champion_as_make_dev(

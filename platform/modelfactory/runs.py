@@ -200,6 +200,11 @@ def approve(
             "ops": {f"{name}__champion": {"config": config}},
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         },
+        tags={
+            "modelfactory/model": name,
+            "modelfactory/trigger": "approval",
+            "modelfactory/approved_by": approved_by,
+        },
         raise_on_error=False,
     )
     return _outcome(project, segment, result, started)
