@@ -223,6 +223,8 @@ def train(
     from modelfactory.runs import local_instance, seed_data, train
     from modelfactory.segments import segment_model
 
+    if by and not approve:
+        raise click.UsageError("--by names who approves: add --approve")
     projects = _select(models)
     instance = local_instance()
     registry = model_registry()
@@ -618,6 +620,8 @@ def approve(
     was = f"v{before.version}" if before else "none"
     click.secho(f"{unit}: champion {was} -> v{outcome.champion}, approved by {who}", fg="green")
     click.echo(f"  {outcome.decision}\n  run: {dagster_run_url(outcome.run_id)}")
+    if before is not None:
+        click.echo("  the endpoint rolls it out by canary (`modelfactory status` shows where)")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
