@@ -332,8 +332,9 @@ def _report_training(outcome: TrainOutcome) -> bool:
     """Print one training run's outcome; True when it succeeded."""
     if outcome.success:
         mark = "promoted" if outcome.promoted else "champion unchanged"
+        champion = f"v{outcome.champion}" if outcome.champion else "none yet"
         click.secho(
-            f"{outcome.label}: {mark}; champion v{outcome.champion} ({outcome.seconds:.1f} s)\n"
+            f"{outcome.label}: {mark}; champion {champion} ({outcome.seconds:.1f} s)\n"
             f"  {outcome.decision}",
             fg="green" if outcome.promoted else None,
         )
