@@ -35,9 +35,17 @@ from dagster import (
     define_asset_job,
     in_process_executor,
 )
+from pydantic import Field
 
 from modelfactory import datasets, monitoring, snapshots
-from modelfactory.audit import AuditLog
+from modelfactory.approval import (
+    ANNOUNCED_TAG,
+    approve_command,
+    awaiting_alert,
+    latest_evaluation,
+    refusal,
+)
+from modelfactory.audit import APPROVED_BY, AuditLog, by_whom
 from modelfactory.evaluation import (
     METRICS,
     compute_metrics,
@@ -54,7 +62,6 @@ from modelfactory.registry import (
     AliasMove,
     LoggedCandidate,
     ModelRegistry,
-    actor,
     environment,
 )
 from modelfactory.resources import (
@@ -97,10 +104,23 @@ SIDE_STEPS = ("predictions", "drift_report", "live_metrics")  # not part of a re
 
 
 class PromotionConfig(Config):
-    """Run config of `<model>/champion`: how a person approves a manual promotion."""
+    """Run config of `<model>/champion`: a person's approval of the evaluated candidate.
 
-    approve: bool = False
-    reason: str = ""
+    Left empty, the gate decides (policy auto) or the candidate waits (policy manual). With
+    `approved_by`, the latest evaluation's candidate is promoted unless approval.refusal says
+    why not (then the run fails, saying so). `modelfactory approve` runs exactly this; a
+    person can type the same three fields in the Launchpad.
+    """
+
+    version: str = Field(
+        default="",
+        description="The evaluated candidate to promote; empty: the latest evaluated one.",
+    )
+    approved_by: str = Field(
+        default="",
+        description="Who approves: recorded as 'approved by <who>' in the audit trail.",
+    )
+    reason: str = Field(default="", description="Why, for the record; empty: the gate's verdict.")
 
 
 def train_job_name(model: str) -> str:
@@ -555,7 +575,11 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             + (
                 " (policy auto)."
                 if spec.promotion.policy == "auto"
-                else " and a person approves (policy manual: config `approve: true`)."
+                else (
+                    " and a person approves (policy manual): `modelfactory approve`, or this "
+                    "asset's config `approved_by` (and `version`) in the Launchpad. A candidate "
+                    "waiting for approval is announced once."
+                )
             )
             + " Every move is recorded; `modelfactory rollback` undoes the last one."
         ),
@@ -567,72 +591,33 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         registry: ModelRegistry = context.resources.model_registry
         model = unit_of(context)
         candidate: LoggedCandidate = evaluation["candidate"]
-        passed = evaluation["passed"]
-        current = evaluation["champion_version"]
+        champion_now = registry.champion(model)
+        current = champion_now.version if champion_now else None
+        who = config.approved_by.strip()
 
-        if spec.promotion.policy == "manual" and not config.approve:
-            decision = (
-                f"awaiting approval: candidate v{candidate.version} {evaluation['summary']}. "
-                "Materialize this asset with config `approve: true` to promote it."
+        if who or config.version.strip():
+            version = config.version.strip().removeprefix("v") or candidate.version
+            problem = (
+                refusal(registry, model, version, candidate.version)
+                if who
+                else f"{model}: the config names version {version} but not who approves it: "
+                "set `approved_by`"
             )
+            if problem is not None:
+                raise Failure(problem)
+            reason = config.reason or f"approved: gate {evaluation['summary']}"
+            return _promote(context, spec, evaluation, actor=APPROVED_BY + who, reason=reason)
+        if current == candidate.version:  # promoted already, by an earlier run of this asset
+            decision = f"v{current} is the champion: it is the evaluated candidate"
             return _champion_output(registry, model, current, promoted=False, decision=decision)
-        if not passed:
-            if config.approve:
-                raise Failure(
-                    f"{model}: candidate v{candidate.version} cannot be promoted, the gate "
-                    f"{evaluation['summary']}"
-                )
+        if not evaluation["passed"]:
             kept = f"kept v{current}" if current else "no champion yet"
             decision = f"{kept}: candidate v{candidate.version} {evaluation['summary']}"
             return _champion_output(registry, model, current, promoted=False, decision=decision)
-
-        reason = config.reason or (
-            f"{'approved' if config.approve else 'auto'}: gate {evaluation['summary']}"
-        )
-        rollouts: RolloutStore = context.resources.rollouts
-        # Reserved before the alias moves: the endpoint keeps serving the old champion until
-        # `<model>/endpoint` starts the canary, never the new one to everyone in between.
-        reserved = None
-        if current is not None:
-            reserved = rollouts.reserve(
-                model, stable=current, canary=candidate.version, spec=canary, reason=reason
-            )
-        try:
-            move = registry.promote(
-                model,
-                candidate.version,
-                expected_current=current,
-                actor=actor() if config.approve else f"dagster:{context.run_id}",
-                reason=reason,
-                dagster_run_id=context.run_id,
-                metrics_before=evaluation["champion_scores"] or {},
-                metrics_after=evaluation["scores"],
-            )
-        except Exception:
-            if reserved is not None:
-                rollouts.finish(reserved, "cancelled", "the promotion failed")
-            raise
-        context.resources.audit.record_move(move)
-        context.log.info(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
-        notifier: Notifier = context.resources.notifier
-        notifier.send(
-            Alert(
-                model=model,
-                event="promoted",
-                severity="info",
-                text=(
-                    f"champion v{move.from_version or 'none'} -> v{move.to_version} "
-                    f"({reason}); the endpoint rolls it out by canary"
-                ),
-                links={
-                    "run": dagster_run_url(context.run_id),
-                    f"v{move.to_version} in MLflow": registry.version_url(model, move.to_version),
-                },
-            )
-        )
-        return _champion_output(
-            registry, model, candidate.version, promoted=True, decision=reason, move=move
-        )
+        if spec.promotion.policy == "manual":
+            return _awaiting_approval(context, spec, evaluation, current)
+        reason = config.reason or f"auto: gate {evaluation['summary']}"
+        return _promote(context, spec, evaluation, actor=f"dagster:{context.run_id}", reason=reason)
 
     @asset(
         key=key["endpoint"],
@@ -810,6 +795,101 @@ def _endpoint_output(model: str, champion: str | None, rollout: Rollout | None) 
     )
 
 
+def _promote(
+    context: AssetExecutionContext, spec: Any, evaluation: dict, *, actor: str, reason: str
+) -> Output:
+    """The one way a promotion happens, automatic or approved: reserve the canary rollout,
+    move the alias (refused if the champion moved since the evaluation), record the move in
+    the audit trail and announce it. `<model>/endpoint` then starts the rollout and
+    `<model>/model_card` describes the new champion."""
+    registry: ModelRegistry = context.resources.model_registry
+    model = unit_of(context)
+    candidate: LoggedCandidate = evaluation["candidate"]
+    current = evaluation["champion_version"]
+    rollouts: RolloutStore = context.resources.rollouts
+    # Reserved before the alias moves: the endpoint keeps serving the old champion until
+    # `<model>/endpoint` starts the canary, never the new one to everyone in between.
+    reserved = None
+    if current is not None:
+        reserved = rollouts.reserve(
+            model,
+            stable=current,
+            canary=candidate.version,
+            spec=spec.serving.canary,
+            reason=reason,
+        )
+    try:
+        move = registry.promote(
+            model,
+            candidate.version,
+            expected_current=current,
+            actor=actor,
+            reason=reason,
+            dagster_run_id=context.run_id,
+            metrics_before=evaluation["champion_scores"] or {},
+            metrics_after=evaluation["scores"],
+        )
+    except Exception:
+        if reserved is not None:
+            rollouts.finish(reserved, "cancelled", "the promotion failed")
+        raise
+    context.resources.audit.record_move(move)
+    context.log.info(f"{model}: champion v{move.from_version} -> v{move.to_version} ({reason})")
+    notifier: Notifier = context.resources.notifier
+    notifier.send(
+        Alert(
+            model=model,
+            event="promoted",
+            severity="info",
+            text=(
+                f"champion v{move.from_version or 'none'} -> v{move.to_version} "
+                f"{by_whom(actor)} ({reason}); the endpoint rolls it out by canary"
+            ),
+            links={
+                "run": dagster_run_url(context.run_id),
+                f"v{move.to_version} in MLflow": registry.version_url(model, move.to_version),
+            },
+        )
+    )
+    return _champion_output(
+        registry, model, candidate.version, promoted=True, decision=reason, move=move
+    )
+
+
+def _awaiting_approval(
+    context: AssetExecutionContext, spec: Any, evaluation: dict, current: str | None
+) -> Output:
+    """Policy manual, gate passed: nothing moves. The wait is announced once per candidate
+    (the version keeps the time it was, so a second materialization stays quiet), with a
+    link to the evaluation and the command that approves it."""
+    registry: ModelRegistry = context.resources.model_registry
+    model = unit_of(context)
+    version = evaluation["candidate"].version
+    found = registry.version(model, version)
+    announced = found.tags.get(ANNOUNCED_TAG) if found is not None else None
+    if announced is None:
+        segment = context.partition_key if spec.segments else None
+        evaluated = latest_evaluation(context.instance, spec.name, segment)
+        notifier: Notifier = context.resources.notifier
+        alert = awaiting_alert(registry, model, version, evaluation["summary"], evaluated)
+        notifier.send(alert)
+        registry.tag_version(model, version, {ANNOUNCED_TAG: alert.at})
+        announced = alert.at
+    decision = (
+        f"awaiting approval: candidate v{version} {evaluation['summary']}. Approve it with "
+        f"`{approve_command(model, version)}`, or materialize this asset with config "
+        "`approved_by: <you>` (Launchpad)."
+    )
+    return _champion_output(
+        registry,
+        model,
+        current,
+        promoted=False,
+        decision=decision,
+        extra={"awaiting_approval": f"v{version}", "announced_at": announced},
+    )
+
+
 def _champion_output(
     registry: ModelRegistry,
     model: str,
@@ -818,12 +898,16 @@ def _champion_output(
     promoted: bool,
     decision: str,
     move: AliasMove | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Output:
     metadata: dict[str, Any] = {
         "champion_version": version or "none",
         "promoted": promoted,
         "decision": decision,
+        **(extra or {}),
     }
+    if move is not None and move.actor.startswith(APPROVED_BY):
+        metadata["approved_by"] = move.actor.removeprefix(APPROVED_BY)
     if version:
         metadata["mlflow_model_version"] = MetadataValue.url(registry.version_url(model, version))
     if move is not None:

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from modelfactory.notify import Alert
     from modelfactory.registry import AliasMove
 
-__all__ = ["AuditEvent", "AuditLog", "recorded"]
+__all__ = ["APPROVED_BY", "AuditEvent", "AuditLog", "by_whom", "recorded"]
+
+APPROVED_BY = "approved by "  # + who: the actor of an approved promotion
 
 log = logging.getLogger("modelfactory.audit")
 
@@ -251,11 +253,17 @@ def _evaluated(row: Any) -> AuditEvent:
     return AuditEvent(_utc(row["at"]), "evaluated", row["unit"], row["version"], text, details)
 
 
+def by_whom(actor: str) -> str:
+    """A move's actor as words after the move: `by dagster:<run>`, `by alice` (a rollback),
+    or `approved by alice` (an approved promotion records its actor so)."""
+    return actor if actor.startswith(APPROVED_BY) else f"by {actor}"
+
+
 def _moved(row: Any) -> AuditEvent:
     verb = "promoted" if row["event"] == "promote" else "rolled back"
     text = (
         f"{verb}: champion v{row['from_version'] or 'none'} -> v{row['to_version']} "
-        f"by {row['actor']}: {row['reason']}"
+        f"{by_whom(row['actor'])}: {row['reason']}"
     )
     details = {
         "from_version": row["from_version"],

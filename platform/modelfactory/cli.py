@@ -7,6 +7,7 @@ modelfactory serve       the prediction endpoint for every model (canary-aware)
 modelfactory seed        write the example data of projects that have a simulator
 modelfactory train       materialize a model's graph, raw through champion
 modelfactory status      champion, metric and last verdict of every model
+modelfactory approve     promote the evaluated candidate a person reviewed (policy manual)
 modelfactory rollback    put the previous champion back
 modelfactory history     the audit trail of a model; --at: which version served then, and why
 modelfactory reproduce   retrain a version from its data snapshot and params; does it match?
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from modelfactory.runs import TrainOutcome
 
 __all__ = ["main"]
+
+
+DEV_APPROVER = "make dev"  # who approves the first champions `modelfactory dev` trains
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -182,7 +186,19 @@ def seed(models: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("models", nargs=-1)
-@click.option("--approve", is_flag=True, help="Approve the promotion (needed for policy manual).")
+@click.option(
+    "--approve",
+    is_flag=True,
+    help=(
+        "Retrain, and approve the new candidate unseen if it passes the gate (for scripts; "
+        "policy manual needs an approval). To approve a candidate someone reviewed, use "
+        "`modelfactory approve`."
+    ),
+)
+@click.option(
+    "--by",
+    help="With --approve: who approves. [default: $MODELFACTORY_ACTOR, $USER, git user.email]",
+)
 @click.option("--if-no-champion", is_flag=True, help="Only train models that have no champion.")
 @click.option(
     "--segment",
@@ -192,16 +208,23 @@ def seed(models: tuple[str, ...]) -> None:
 )
 @_friendly
 def train(
-    models: tuple[str, ...], approve: bool, if_no_champion: bool, segments: tuple[str, ...]
+    models: tuple[str, ...],
+    approve: bool,
+    by: str | None,
+    if_no_champion: bool,
+    segments: tuple[str, ...],
 ) -> None:
     """Materialize MODELS (default: all): raw, features, split, candidate, evaluation, champion.
 
     A segmented model trains one run per segment; a segment that fails does not stop the others.
+    With --approve the new candidate is approved in the same run, before anyone looked at it.
     """
     from modelfactory.resources import model_registry
     from modelfactory.runs import local_instance, seed_data, train
     from modelfactory.segments import segment_model
 
+    if by and not approve:
+        raise click.UsageError("--by names who approves: add --approve")
     projects = _select(models)
     instance = local_instance()
     registry = model_registry()
@@ -221,7 +244,9 @@ def train(
                 continue
             progress = f" ({number}/{len(units)})" if segment else ""
             click.echo(f"{label}: training{progress} ...")
-            outcome = train(project, approve=approve, instance=instance, segment=segment)
+            outcome = train(
+                project, approve=approve, approved_by=by, instance=instance, segment=segment
+            )
             if not _report_training(outcome):
                 failed.append(outcome.label)
     if failed:
@@ -307,8 +332,9 @@ def _report_training(outcome: TrainOutcome) -> bool:
     """Print one training run's outcome; True when it succeeded."""
     if outcome.success:
         mark = "promoted" if outcome.promoted else "champion unchanged"
+        champion = f"v{outcome.champion}" if outcome.champion else "none yet"
         click.secho(
-            f"{outcome.label}: {mark}; champion v{outcome.champion} ({outcome.seconds:.1f} s)\n"
+            f"{outcome.label}: {mark}; champion {champion} ({outcome.seconds:.1f} s)\n"
             f"  {outcome.decision}",
             fg="green" if outcome.promoted else None,
         )
@@ -327,6 +353,7 @@ def _report_training(outcome: TrainOutcome) -> bool:
 def status(as_json: bool) -> None:
     """For each model: champion version and metric, when and why promoted, last verdict;
     then a leaderboard of every champion's standard holdout metrics side by side."""
+    from modelfactory.audit import by_whom
     from modelfactory.resources import model_registry, rollout_store
     from modelfactory.runs import segments_now
     from modelfactory.status import leaderboard, model_status
@@ -350,7 +377,7 @@ def status(as_json: bool) -> None:
         click.echo(
             f"{row['label']}: champion v{row['champion']} "
             f"{row['metric']}={row['champion_metric']:.4g}"
-            f" since {row['promoted_at']} by {row['promoted_by']}\n"
+            f" since {row['promoted_at']} {by_whom(row['promoted_by'])}\n"
             f"  why: {row['why']}\n"
             f"  last candidate v{row['last_candidate']}: {row['last_verdict']}"
         )
@@ -462,7 +489,9 @@ def _unit(project: ModelProject, segment: str | None) -> str:
     from modelfactory.segments import segment_model
 
     if project.spec.segments is not None and segment is None:
-        raise click.UsageError(f"{project.name} has a model per segment: name one with --segment")
+        raise click.ClickException(
+            f"{project.name} has a model per segment: name one with --segment"
+        )
     if segment is not None:
         resolve_segments(project, [segment], local_instance())  # refuses an unknown one
     return segment_model(project.name, segment)
@@ -540,6 +569,60 @@ def rollback(model: str, reason: str, segment: str | None) -> None:
         click.secho(f"  the model card was not refreshed: {errors[0].splitlines()[0]}", fg="yellow")
     else:
         click.echo(f"  model card refreshed for v{move.to_version}")
+
+
+@main.command()
+@click.argument("model")
+@click.option(
+    "--version",
+    help="The evaluated candidate to promote. [default: the latest evaluated, the challenger]",
+)
+@click.option("--segment", help="The segment whose candidate it is, for a segmented model.")
+@click.option("--reason", default="", help="Why, for the audit trail. [default: the verdict]")
+@click.option("--by", help="Who approves. [default: $MODELFACTORY_ACTOR, $USER, git user.email]")
+@_friendly
+def approve(
+    model: str, version: str | None, segment: str | None, reason: str, by: str | None
+) -> None:
+    """Promote MODEL's evaluated candidate (or one segment's) without retraining.
+
+    Refuses (exit 1) a version that was never evaluated, is not the latest evaluation, failed
+    the gate, is the champion already, or was compared with a champion that has moved since.
+    The promotion is a run of <model>/champion, endpoint and model_card, as an automatic one:
+    the canary rollout, the audit trail ("approved by WHO"), the model card, the announcement.
+    """
+    from modelfactory.approval import approver, latest_evaluation, refusal
+    from modelfactory.resources import dagster_run_url, model_registry
+    from modelfactory.runs import approve as approve_in_run
+    from modelfactory.runs import local_instance
+    from modelfactory.segments import cli_args
+
+    project = load_project(projects_dir() / model)
+    unit = _unit(project, segment)
+    instance, registry = local_instance(), model_registry()
+    evaluated = latest_evaluation(instance, project.name, segment)
+    if evaluated is None and version is None:
+        raise click.ClickException(
+            f"{unit}: no candidate has been evaluated yet; `modelfactory train {cli_args(unit)}`"
+        )
+    chosen = (version or evaluated.version).removeprefix("v")
+    problem = refusal(registry, unit, chosen, evaluated.version if evaluated else None)
+    if problem is not None:
+        raise click.ClickException(problem)
+    before = registry.champion(unit)
+    who = approver(by)
+    outcome = approve_in_run(
+        project, chosen, approved_by=who, reason=reason, instance=instance, segment=segment
+    )
+    if not outcome.success:
+        for error in outcome.errors:
+            click.echo(f"  {error.splitlines()[0]}", err=True)
+        raise click.ClickException(f"{unit}: run {outcome.run_id} did not promote v{chosen}")
+    was = f"v{before.version}" if before else "none"
+    click.secho(f"{unit}: champion {was} -> v{outcome.champion}, approved by {who}", fg="green")
+    click.echo(f"  {outcome.decision}\n  run: {dagster_run_url(outcome.run_id)}")
+    if before is not None:
+        click.echo("  the endpoint rolls it out by canary (`modelfactory status` shows where)")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -746,7 +829,7 @@ def dev(
     from modelfactory.runs import prepare_dagster_home
 
     if not no_train:
-        ctx.invoke(train, models=(), approve=True, if_no_champion=True)
+        ctx.invoke(train, models=(), approve=True, by=DEV_APPROVER, if_no_champion=True)
     prepare_dagster_home()
     home = local_home().ensure()
     env = {

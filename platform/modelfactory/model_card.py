@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from modelfactory.audit import by_whom
 from modelfactory.evaluation import METRICS
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def _model(facts: CardFacts) -> str:
         move = facts.last_move
         if move is not None:
             how = "put back by a rollback" if move.event == "rollback" else "promoted"
-            lines.append(f"  - {how} {move.at} by {move.actor}: {move.reason}")
+            lines.append(f"  - {how} {move.at} {by_whom(move.actor)}: {move.reason}")
     if challenger is not None:
         verdict = challenger.tags.get("mf.verdict", "not evaluated")
         lines.append(f"- **Challenger (last candidate):** v{challenger.version}, gate {verdict}")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ScoreOutcome",
     "TrainOutcome",
+    "approve",
     "local_instance",
     "prepare_dagster_home",
     "record_alias_move",
@@ -136,37 +137,90 @@ def train(
     project: ModelProject,
     *,
     approve: bool = False,
+    approved_by: str | None = None,
     instance: DagsterInstance | None = None,
     segment: str | None = None,
 ) -> TrainOutcome:
     """Materialize the model's whole graph once: raw through champion (of one segment, for
     a segmented model).
 
-    approve=True is a person's approval of the promotion (needed under policy manual);
-    the gate still blocks a candidate that fails it.
+    approve=True approves, in the same run, the candidate it trains (needed under policy
+    manual), as `approved_by` (default: approval.approver()); the gate still blocks a
+    candidate that fails it. To approve a candidate already evaluated, see `approve`.
     """
+    from modelfactory.approval import approver
     from modelfactory.assets import build_definitions, train_job_name
 
     if (segment is None) != (project.spec.segments is None):
         raise ValueError(f"{project.name}: a segmented model trains one segment per run")
     started = time.perf_counter()
     job = build_definitions(project).resolve_job_def(train_job_name(project.name))
+    approval = {"approved_by": approver(approved_by)} if approve else {}
     result = job.execute_in_process(
         instance=instance or local_instance(),
         run_config={
-            "ops": {f"{project.name}__champion": {"config": {"approve": approve}}},
+            "ops": {f"{project.name}__champion": {"config": approval}},
             "loggers": {"console": {"config": {"log_level": "WARNING"}}},
         },
         partition_key=segment,
         raise_on_error=False,
     )
+    return _outcome(project, segment, result, started)
+
+
+def approve(
+    project: ModelProject,
+    version: str,
+    *,
+    approved_by: str,
+    reason: str = "",
+    instance: DagsterInstance | None = None,
+    segment: str | None = None,
+) -> TrainOutcome:
+    """Promote an evaluated candidate without retraining: one run of `<model>/champion`,
+    `<model>/endpoint` and `<model>/model_card` whose run config approves `version`, as a
+    person would in the Launchpad. The champion asset refuses what approval.refusal refuses
+    (the run then fails, saying why); otherwise the promotion is an automatic one's: canary
+    rollout, audit trail, model card, announcement."""
+    from dagster import AssetKey
+
+    from modelfactory.assets import build_definitions, train_job_name
+
+    if (segment is None) != (project.spec.segments is None):
+        raise ValueError(f"{project.name}: a segmented model is approved one segment at a time")
+    started = time.perf_counter()
+    name = project.name
+    job = build_definitions(project).resolve_job_def(train_job_name(name))
+    config = {"version": version, "approved_by": approved_by, "reason": reason}
+    result = job.execute_in_process(
+        instance=instance or local_instance(),
+        partition_key=segment,
+        asset_selection=[AssetKey([name, step]) for step in ("champion", "endpoint", "model_card")],
+        run_config={
+            "ops": {f"{name}__champion": {"config": config}},
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        },
+        tags={
+            "modelfactory/model": name,
+            "modelfactory/trigger": "approval",
+            "modelfactory/approved_by": approved_by,
+        },
+        raise_on_error=False,
+    )
+    return _outcome(project, segment, result, started)
+
+
+def _outcome(
+    project: ModelProject, segment: str | None, result: Any, started: float
+) -> TrainOutcome:
+    """What a run through `<model>/champion` did: its checks, errors and the champion's
+    decision."""
     checks = result.get_asset_check_evaluations()
     failed_checks = {
         f"{c.asset_key.path[-1]}:{c.check_name}": c.description or "failed"
         for c in checks
         if not c.passed
     }
-    errors = _step_errors(result)
     champion = {}
     if result.success:
         champion = result.output_for_node(f"{project.name}__champion")
@@ -179,7 +233,7 @@ def train(
         champion=champion.get("version"),
         promoted=bool(champion.get("promoted")),
         decision=champion.get("decision", ""),
-        errors=errors,
+        errors=_step_errors(result),
         failed_checks=failed_checks,
         checks_run=len(checks),
     )

@@ -1,0 +1,350 @@
+"""A person approves the candidate that was evaluated, on real parts: Dagster runs on a real
+instance, MLflow's registry on sqlite, the audit trail in the platform's sqlite database.
+
+One manual-policy model is trained a few times in a row (module-scoped fixtures, each
+building on the one before), and each step's outcome is kept for the tests to read:
+    v1 passes the gate and waits: announced once, with its evaluation's link and the command
+    `modelfactory approve` promotes it, recorded as approved by the person who ran it
+    v2 fails the gate: refused;  v3 passes: older or unknown versions are refused
+    the Launchpad's run config approves v3 through Dagster, with the same refusals
+    v4 is trained but never evaluated: refused;  a segment is approved by name
+    `make dev` records its own approval
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from dagster import AssetKey, DagsterInstance
+
+from conftest import EXAMPLES, REPO, train_with
+from modelfactory.cli import main
+from modelfactory.notify import Alert, read_alerts
+from modelfactory.project import load_project
+from modelfactory.resources import (
+    audit_log,
+    dagster_asset_url,
+    dagster_run_url,
+    local_home,
+    model_registry,
+    rollout_store,
+)
+
+pytestmark = pytest.mark.slow
+MODEL = "demand_forecast"
+
+
+@dataclass(frozen=True)
+class Place:
+    home: Path
+    repo: Path
+    root: Path  # the manual-policy copy of demand_forecast
+
+
+def copy_project(repo: Path, example: str, name: str, edit=None, segments: bool = True) -> Path:
+    """conftest's copy_example, for module-scoped state: a copy of an example, edited."""
+    target = repo / "model_projects" / name
+    shutil.copytree(
+        EXAMPLES / example, target, ignore=shutil.ignore_patterns("tests", "__pycache__")
+    )
+    spec = yaml.safe_load((target / "model.yaml").read_text())
+    spec["name"] = name
+    if not segments:
+        spec.pop("segments", None)
+    if edit:
+        edit(spec)
+    (target / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+def manual(spec: dict) -> None:
+    spec["promotion"]["policy"] = "manual"
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory: pytest.TempPathFactory):
+    """One home and scratch repository for the whole module, with the environment set."""
+    base = tmp_path_factory.mktemp("approve")
+    home, repo = base / "mfhome", base / "repo"
+    (home / "dagster").mkdir(parents=True)
+    (repo / "model_projects").mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", repo / "dagster.yaml")
+    (repo / "workspace.yaml").write_text("load_from: []\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELFACTORY_HOME", str(home))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        patch.setenv("USER", "alice")
+        patch.delenv("MODELFACTORY_ACTOR", raising=False)
+        patch.chdir(repo)
+        root = copy_project(repo, MODEL, MODEL, edit=manual, segments=False)
+        yield Place(home, repo, root)
+
+
+@pytest.fixture(autouse=True)
+def mf_home(place: Place, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """conftest gives each test a home of its own; here they share the module's."""
+    monkeypatch.setenv("MODELFACTORY_HOME", str(place.home))
+    monkeypatch.setenv("DAGSTER_HOME", str(place.home / "dagster"))
+    monkeypatch.chdir(place.repo)
+    return place.home
+
+
+def approve(*args: str) -> Result:
+    return CliRunner().invoke(main, ["approve", *args])
+
+
+def waiting() -> list[Alert]:
+    return [a for a in read_alerts(local_home().alerts_log) if a.event == "awaiting_approval"]
+
+
+def launchpad(place: Place, config: str):
+    """A run of champion, endpoint and model_card with run config as typed in the Launchpad."""
+    from modelfactory.assets import build_definitions, train_job_name
+
+    job = build_definitions(load_project(place.root)).resolve_job_def(train_job_name(MODEL))
+    return job.execute_in_process(
+        instance=DagsterInstance.get(),
+        asset_selection=[AssetKey([MODEL, s]) for s in ("champion", "endpoint", "model_card")],
+        run_config=yaml.safe_load(config),
+        raise_on_error=False,
+    )
+
+
+def latest_card() -> str:
+    (record,) = (
+        DagsterInstance.get().fetch_materializations(AssetKey([MODEL, "model_card"]), limit=1)
+    ).records
+    return record.asset_materialization.metadata["card"].value
+
+
+def moves() -> list:
+    return [e for e in audit_log().timeline(MODEL) if e.kind in {"promote", "rollback"}]
+
+
+@pytest.fixture(scope="module")
+def v1(place: Place) -> dict:
+    """v1 trained: the gate passes and it waits; champion materialized again, alone."""
+    trained = train_with(place.root, alpha=100.0)
+    announced = waiting()
+    again = launchpad(place, "ops: {}")
+    return {"trained": trained, "announced": announced, "again": again, "after": waiting()}
+
+
+@pytest.fixture(scope="module")
+def v1_approved(v1: dict) -> dict:
+    approved = approve(MODEL, "--by", "carol", "--reason", "reviewed the holdout")
+    return {"approved": approved, "moves": moves(), "card": latest_card(), "twice": approve(MODEL)}
+
+
+@pytest.fixture(scope="module")
+def v2_failed(v1_approved: dict, place: Place) -> dict:
+    trained = train_with(place.root, alpha=1000.0)  # worse than v1
+    return {"trained": trained, "refused": approve(MODEL), "waiting": waiting()}
+
+
+@pytest.fixture(scope="module")
+def v3_passed(v2_failed: dict, place: Place) -> dict:
+    trained = train_with(place.root, alpha=1.0)  # better than v1
+    return {
+        "trained": trained,
+        "older": approve(MODEL, "--version", "2"),
+        "unknown": approve(MODEL, "--version", "9"),
+        "waiting": waiting(),
+    }
+
+
+@pytest.fixture(scope="module")
+def by_launchpad(v3_passed: dict, place: Place) -> dict:
+    older = launchpad(
+        place, f"ops: {{{MODEL}__champion: {{config: {{version: '2', approved_by: bob}}}}}}"
+    )
+    nobody = launchpad(place, f"ops: {{{MODEL}__champion: {{config: {{version: '3'}}}}}}")
+    approved = launchpad(
+        place,
+        f"""
+ops:
+  {MODEL}__champion:
+    config:
+      version: "3"
+      approved_by: bob
+      reason: the slices look right
+""",
+    )
+    return {"older": older, "nobody": nobody, "approved": approved, "card": latest_card()}
+
+
+def errors(result) -> str:
+    return " ".join(
+        e.event_specific_data.error.message
+        for e in result.get_step_failure_events()
+        if e.event_specific_data and e.event_specific_data.error
+    )
+
+
+def test_a_waiting_candidate_is_announced_once_with_its_evaluation_and_the_command(
+    v1: dict,
+) -> None:
+    trained = v1["trained"]
+    assert not trained.promoted and "awaiting approval" in trained.decision
+    assert f"modelfactory approve {MODEL} --version 1" in trained.decision
+    assert model_registry().champion(MODEL) is None
+
+    (alert,) = v1["announced"]
+    assert alert.model == MODEL and alert.severity == "info"
+    assert f"`modelfactory approve {MODEL} --version 1`" in alert.text
+    assert "candidate v1 passed the gate and awaits approval" in alert.text
+    assert alert.links["evaluation run"] == dagster_run_url(trained.run_id)
+    assert alert.links["evaluation"] == dagster_asset_url(MODEL, "evaluation")
+    assert alert.links["v1 in MLflow"].endswith(f"/models/{MODEL}/versions/1")
+
+    # Materializing the champion again without approval: no failure, no second announcement.
+    again = v1["again"]
+    assert again.success
+    decision = again.output_for_node(f"{MODEL}__champion")["decision"]
+    assert decision.startswith("awaiting approval: candidate v1")
+    assert v1["after"] == v1["announced"]
+
+
+def test_approve_promotes_the_evaluated_candidate_without_retraining(
+    v1: dict, v1_approved: dict
+) -> None:
+    approved = v1_approved["approved"]
+    assert approved.exit_code == 0, approved.output
+    assert f"{MODEL}: champion none -> v1, approved by carol" in approved.output
+    assert model_registry().champion(MODEL).version == "1"
+    assert model_registry().latest_version(MODEL).version == "1"  # nothing retrained
+
+    (move,) = v1_approved["moves"]
+    assert move.details["actor"] == "approved by carol"
+    assert move.details["reason"] == "reviewed the holdout"
+    assert "promoted: champion vnone -> v1 approved by carol: reviewed the holdout" in move.text
+    run = DagsterInstance.get().get_run_by_id(move.details["dagster_run_id"])  # its own run
+    assert run.tags["modelfactory/approved_by"] == "carol" and run.run_id in approved.output
+    assert {key.path[-1] for key in run.asset_selection} == {"champion", "endpoint", "model_card"}
+    assert "approved by carol: reviewed the holdout" in v1_approved["card"]
+    assert "- **Champion:** v1" in v1_approved["card"]
+
+    history = CliRunner().invoke(main, ["history", MODEL]).output
+    assert "approved by carol" in history and "alert promoted (info)" in history
+
+    twice = v1_approved["twice"]
+    assert twice.exit_code == 1 and "v1 is already the champion" in twice.output
+
+
+def test_a_candidate_that_failed_the_gate_is_refused_and_not_announced(v2_failed: dict) -> None:
+    assert not v2_failed["trained"].promoted
+    refused = v2_failed["refused"]
+    assert refused.exit_code == 1, refused.output
+    assert "v2 failed the gate and cannot be promoted" in refused.output
+    assert "Traceback" not in refused.output
+    assert [a.text.split()[1] for a in v2_failed["waiting"]] == ["v1"]
+    assert model_registry().champion(MODEL).version == "1"
+
+
+def test_only_the_latest_evaluation_can_be_approved(v3_passed: dict) -> None:
+    older = v3_passed["older"]
+    assert older.exit_code == 1
+    assert "v2 is not the latest evaluation: v3 was evaluated since" in older.output
+    unknown = v3_passed["unknown"]
+    assert unknown.exit_code == 1 and f"{MODEL} has no version 9" in unknown.output
+    assert [a.text.split()[1] for a in v3_passed["waiting"]] == ["v1", "v3"]
+    assert "champion: v1" in v3_passed["waiting"][-1].text
+
+
+def test_the_launchpad_takes_the_same_config_and_refusals(by_launchpad: dict) -> None:
+    assert not by_launchpad["older"].success
+    assert "v2 is not the latest evaluation" in errors(by_launchpad["older"])
+    assert not by_launchpad["nobody"].success
+    assert "set `approved_by`" in errors(by_launchpad["nobody"])
+
+    approved = by_launchpad["approved"]
+    assert approved.success
+    champion = approved.output_for_node(f"{MODEL}__champion")
+    assert champion == {"version": "3", "promoted": True, "decision": "the slices look right"}
+    (materialization,) = approved.asset_materializations_for_node(f"{MODEL}__champion")
+    assert materialization.metadata["approved_by"].value == "bob"
+    last = moves()[-1]
+    assert last.version == "3" and last.details["actor"] == "approved by bob"
+    # As an automatic promotion: the endpoint starts the canary of v3 against v1.
+    rollout = rollout_store().active(MODEL)
+    assert (rollout.stable_version, rollout.canary_version) == ("1", "3")
+    assert rollout.state != "pending"
+    assert "approved by bob: the slices look right" in by_launchpad["card"]
+
+
+def test_a_version_never_evaluated_is_refused(by_launchpad: dict, place: Place) -> None:
+    from modelfactory.assets import build_definitions, train_job_name
+
+    job = build_definitions(load_project(place.root)).resolve_job_def(train_job_name(MODEL))
+    steps = ("raw", "features", "split", "candidate")
+    result = job.execute_in_process(
+        instance=DagsterInstance.get(),
+        asset_selection=[AssetKey([MODEL, s]) for s in steps],
+        raise_on_error=False,
+    )
+    assert result.success
+    never = approve(MODEL, "--version", "v4")
+    assert never.exit_code == 1
+    assert "v4 was never evaluated; the latest evaluated is v3" in never.output
+    latest = approve(MODEL)  # the latest evaluated, v3, is the champion already
+    assert latest.exit_code == 1 and "v3 is already the champion" in latest.output
+
+
+def test_a_segment_is_approved_by_name(place: Place) -> None:
+    from modelfactory.runs import seed_data, train
+
+    segmented = copy_project(place.repo, MODEL, "segmented", edit=manual)
+    try:
+        project = load_project(segmented)
+        seed_data(project)
+        waits = train(project, instance=DagsterInstance.get(), segment="uk")
+        missing = approve("segmented")
+        unknown = approve("segmented", "--segment", "fr")
+        untrained = approve("segmented", "--segment", "de")
+        approved = approve("segmented", "--segment", "uk", "--by", "dave")
+    finally:
+        shutil.rmtree(segmented)  # `make dev` below would train every segment
+    assert "awaiting approval" in waits.decision
+    assert "`modelfactory approve segmented --segment uk --version 1`" in waits.decision
+    assert missing.exit_code == 1 and "name one with --segment" in missing.output
+    assert unknown.exit_code == 1 and "has no segment 'fr'" in unknown.output
+    assert untrained.exit_code == 1
+    assert "segmented.de: no candidate has been evaluated yet" in untrained.output
+    assert approved.exit_code == 0, approved.output
+    assert "segmented.uk: champion none -> v1, approved by dave" in approved.output
+    assert model_registry().champion("segmented.uk").version == "1"
+    assert model_registry().champion("segmented.de") is None
+
+
+def test_make_dev_approves_its_first_champion_as_make_dev(
+    v1_approved: dict, place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`modelfactory dev` itself, trained for real; only its three servers are stand-ins
+    that exit at once (so dev stops, as when one of them dies)."""
+    copy_project(place.repo, "breast_cancer", "breast_cancer")  # policy manual already
+    real = subprocess.Popen
+
+    def servers_exit(cmd, *args, **kwargs):
+        if any(part in {"dev", "server", "serve"} for part in cmd[2:5]):
+            cmd = [sys.executable, "-c", "pass"]
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", servers_exit)
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(main, ["dev", "--port", "8140"])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert "exited; stopping the rest" in result.output, result.output
+    assert f"{MODEL}: has a champion, skipping" in result.output
+    assert model_registry().champion("breast_cancer").version == "1"
+    (move,) = [e for e in audit_log().timeline("breast_cancer") if e.kind == "promote"]
+    assert move.details["actor"] == "approved by make dev"
