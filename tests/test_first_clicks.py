@@ -76,7 +76,8 @@ def test_materialize_all_on_breast_cancer_is_one_green_run(copy_example) -> None
     assert "drifted" not in drift and "drift_share" not in drift  # no verdict to read
     champion = metadata(instance, AssetKey(["breast_cancer", "champion"]))
     assert champion["champion_version"] == "1" and champion["promoted"] is False
-    assert champion["decision"].startswith("awaiting approval: candidate v2")
+    # The same data again: the gate fails (no improvement), so v1 is kept, announcing nothing.
+    assert champion["decision"].startswith("kept v1: candidate v2 failed")
     live = metadata(instance, AssetKey(["breast_cancer", "live_metrics"]))
     assert live["labelled_rows"] == 0
     card = metadata(instance, AssetKey(["breast_cancer", "model_card"]))["card"]
