@@ -36,15 +36,10 @@ from dagster import (
     in_process_executor,
 )
 
-from modelfactory import datasets, monitoring, snapshots
+from modelfactory import datasets, gate, monitoring, snapshots
 from modelfactory.audit import AuditLog
-from modelfactory.evaluation import (
-    METRICS,
-    compute_metrics,
-    decide,
-    predict_with_scores,
-    slice_report,
-)
+from modelfactory.errors import ProjectError
+from modelfactory.evaluation import METRICS
 from modelfactory.notify import Alert, Notifier
 from modelfactory.project import ModelProject
 from modelfactory.registry import (
@@ -296,7 +291,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 f"{project.shown('train.py')}: train must return a fitted estimator with "
                 f"predict(), got {type(estimator).__name__}"
             )
-        train_scores = compute_metrics(spec.task, y, *predict_with_scores(estimator, X))
+        train_scores = _scored(spec, estimator, X, y, slices=False).scores
         data_hash = datasets.content_hash(split)
         tags = {
             "mf.data_hash": data_hash,
@@ -394,17 +389,15 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         registry: ModelRegistry = context.resources.model_registry
         model = unit_of(context)
         X, y = datasets.xy(split, spec, "test")
-        y_pred, y_score = predict_with_scores(registry.load(model, candidate.version), X)
-        scores = compute_metrics(spec.task, y, y_pred, y_score)
+        scored = _scored(spec, registry.load(model, candidate.version), X, y)
+        scores, slices = scored.scores, scored.slices
 
         champion = registry.champion(model)
         champion_scores = None
         if champion is not None:
             try:
                 champion_model = registry.load(model, champion.version)
-                champion_scores = compute_metrics(
-                    spec.task, y, *predict_with_scores(champion_model, X)
-                )
+                champion_scores = gate.score(spec, champion_model, X, y, slices=False).scores
             except Exception as exc:
                 raise Failure(
                     f"{model}: champion v{champion.version} could not be loaded or scored on the "
@@ -412,30 +405,16 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                     f"`modelfactory rollback {cli_args(model)}` or promote a candidate by hand."
                 ) from exc
 
-        slices = None
-        if spec.promotion.slices is not None:
-            by = spec.promotion.slices.by
-            frame = X[by].assign(y_true=y, y_pred=y_pred)
-            if y_score is not None:
-                frame = frame.assign(y_score=y_score)
-            slices = slice_report(
-                frame, by, metric, scores[metric.name], spec.promotion.slices.min_rows
-            )
-        judged = slices[slices["judged"]] if slices is not None else None
-        worst_gap = float(judged["gap"].max()) if judged is not None and len(judged) else None
+        worst_gap = scored.worst_gap
         replayed = None
         if spec.promotion.replay is not None and champion is not None:
             segment = context.partition_key if spec.segments else None
-            replayed = _replay(project, split, segment, y_pred, y_score)
+            replayed = _replay(project, split, segment, scored.y_pred, scored.y_score)
 
-        verdict = decide(
-            metric=metric,
-            candidate=scores,
-            champion=champion_scores,
-            min_improvement=spec.promotion.min_improvement,
-            thresholds={k: (b.min, b.max) for k, b in spec.promotion.thresholds.items()},
-            worst_slice_gap=worst_gap,
-            max_gap=spec.promotion.slices.max_gap if spec.promotion.slices else None,
+        verdict = gate.judge(
+            spec,
+            scored,
+            champion_scores,
             replay=(replayed.passed, replayed.describe()) if replayed else None,
         )
         registry.log_run_metrics(candidate.run_id, {f"test_{k}": v for k, v in scores.items()})
@@ -723,6 +702,14 @@ def _replay(
         min_share=settings.min_share,
         scored_rows=len(served),
     )
+
+
+def _scored(spec: Any, estimator: Any, X: Any, y: Any, *, slices: bool = True) -> gate.Scored:
+    """gate.score, with a project's mistake (a metric it cannot compute) as a Failure."""
+    try:
+        return gate.score(spec, estimator, X, y, slices=slices)
+    except ProjectError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _data_summary(split: Any, spec: Any) -> dict[str, str]:
