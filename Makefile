@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,prod]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,prod,examples]'
 	@touch $(STAMP)
 
 dev: install  ## seed + train the examples once, then Dagster UI :3000 and MLflow UI :5000
