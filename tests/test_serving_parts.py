@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from modelfactory.errors import ProjectError
 from modelfactory.project import load_project
 from modelfactory.resources import local_home, rollout_store
+from modelfactory.serving.batching import PredictResult
 from modelfactory.serving.canary import judge
 from modelfactory.serving.capture import (
     CaptureFlusher,
@@ -321,7 +322,9 @@ def test_concurrent_requests_share_predict_calls_and_get_their_own_answers() -> 
         )
 
     answers = asyncio.run(main())
-    assert [preds for preds, _ in answers] == [[f"{i}" * 2] * (1 + i % 3) for i in range(30)]
+    assert [answer.predictions for answer in answers] == [
+        [f"{i}" * 2] * (1 + i % 3) for i in range(30)
+    ]
     assert sum(sizes) == sum(1 + i % 3 for i in range(30)) and len(sizes) < 30 / 3
 
 
@@ -336,7 +339,7 @@ def test_a_request_that_breaks_the_model_fails_alone() -> None:
         )
 
     good_a, bad, good_c = asyncio.run(main())
-    assert good_a == (["aa"], None) and good_c == (["cc"], None)
+    assert good_a.predictions == ["aa"] and good_c.predictions == ["cc"]
     assert isinstance(bad, ValueError)
 
 
@@ -355,7 +358,7 @@ def test_a_closed_batcher_answers_what_it_holds_and_restarts_for_a_late_request(
         return answered, late
 
     answered, late = asyncio.run(main())
-    assert answered == [(["qq"], None)] * 5 and late == (["latelate"], None)
+    assert answered == [PredictResult(["qq"])] * 5 and late == PredictResult(["latelate"])
 
 
 def test_a_forgotten_pending_rollout_is_started_or_cancelled(monkeypatch) -> None:

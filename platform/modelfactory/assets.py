@@ -390,7 +390,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         model = unit_of(context)
         X, y = datasets.xy(split, spec, "test")
         scored = _scored(spec, registry.load(model, candidate.version), X, y)
-        scores, slices = scored.scores, scored.slices
+        scores, slices, classes_table = scored.scores, scored.slices, scored.per_class
 
         champion = registry.champion(model)
         champion_scores = None
@@ -409,7 +409,9 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         replayed = None
         if spec.promotion.replay is not None and champion is not None:
             segment = context.partition_key if spec.segments else None
-            replayed = _replay(project, split, segment, scored.y_pred, scored.y_score)
+            replayed = _replay(
+                project, split, segment, scored.predicted.labels, scored.predicted.score
+            )
 
         verdict = gate.judge(
             spec,
@@ -428,6 +430,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 "mf.holdout_rows": str(len(X)),
                 **{f"{HOLDOUT_TAG}{k}": f"{v:.6g}" for k, v in scores.items()},
                 **(_slices_tags(slices) if slices is not None else {}),
+                **(_per_class_tags(classes_table) if classes_table is not None else {}),
             },
         )
         audit: AuditLog = context.resources.audit
@@ -460,6 +463,11 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 **(
                     {"slices": MetadataValue.md(slices.to_markdown(index=False))}
                     if slices is not None
+                    else {}
+                ),
+                **(
+                    {"per_class": MetadataValue.md(classes_table.to_markdown(index=False))}
+                    if classes_table is not None
                     else {}
                 ),
                 **(
@@ -736,6 +744,13 @@ def _slices_tags(slices: Any, limit: int = 20_000) -> dict[str, str]:
     return {"mf.slices": text, "mf.slices_total": str(len(slices))}
 
 
+def _per_class_tags(table: Any, limit: int = 20_000) -> dict[str, str]:
+    """The per-class scores as one version tag for the model card and live metrics; left out
+    (the metadata table still shows them) when a model has too many classes to fit."""
+    text = table.to_json(orient="records", double_precision=6)
+    return {"mf.per_class": text} if len(text) <= limit else {}
+
+
 def _naive_utc(times: Any) -> Any:
     import pandas as pd
 
@@ -796,8 +811,6 @@ def _champion_output(
 
 def _segment_rows(project: ModelProject, frame: Any, segment: str, function: str) -> Any:
     """One segment's rows of a project function's output, or a Failure saying what is wrong."""
-    from modelfactory.errors import ProjectError
-
     what = f"{project.shown('features.py')}: {function}"
     try:
         return rows_of(frame, project.spec, segment, what)

@@ -3,12 +3,24 @@
 Plain functions over arrays and DataFrames, no Dagster and no MLflow, so the gate's logic is
 tested on its own and reads the same in a notebook. scikit-learn is imported when a metric is
 computed, not when the catalogue is read (model.yaml validation needs only the catalogue).
+
+Classification metrics know the model's classes (`estimator.classes_`, sorted as sklearn
+sorts the labels: integers, booleans or strings alike):
+- binary: `f1`, `precision` and `recall` are those of the positive class, `classes_[1]`
+  (1, True, or the second label in sorted order), as sklearn's `pos_label` means; `roc_auc`
+  is computed from the positive class's probability.
+- multiclass: `f1`, `precision` and `recall` are macro averages (every class counts the same),
+  the same numbers as `f1_macro` etc.; `roc_auc` is one-vs-rest, macro averaged.
+- both: `*_macro` and `*_weighted` (weighted by each class's support), `balanced_accuracy`,
+  and `log_loss` from the full probability matrix with `labels=classes_`.
+A metric undefined on the rows at hand (one class in a small live window) is NaN and left
+out of `compute_metrics`. `per_class` gives precision, recall, f1 and support per class.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,15 +32,18 @@ __all__ = [
     "METRICS",
     "GateVerdict",
     "Metric",
+    "Predicted",
     "compute_metrics",
     "decide",
     "improvement",
+    "per_class",
     "predict_with_scores",
     "slice_report",
 ]
 
 Direction = Literal["maximize", "minimize"]
 Task = Literal["regression", "classification"]
+Average = Literal["binary", "macro", "weighted"]
 
 
 @dataclass(frozen=True)
@@ -36,24 +51,42 @@ class Metric:
     name: str
     task: Task
     direction: Direction
-    needs_scores: bool = False  # computed from predict_proba's positive-class column
+    needs_scores: bool = False  # computed from predict_proba's probabilities
 
-    def score(self, y_true: Any, y_pred: Any, y_score: Any | None) -> float:
+    def score(
+        self,
+        y_true: Any,
+        y_pred: Any,
+        y_score: Any | None = None,
+        classes: Sequence[Any] | None = None,
+    ) -> float:
         """The metric, or NaN where it is undefined: no scores, or (for the score metrics)
-        a single class in y_true, as a small window of live labels often has."""
-        fn = _sklearn_metric(self.name)
+        a single class in y_true, as a small window of live labels often has.
+
+        y_score is the positive-class probability (binary) or the probability matrix, its
+        columns in the order of `classes` (the estimator's `classes_`); without `classes`
+        the labels seen in y_true and y_pred, sorted, stand for them.
+        """
+        if self.task == "regression":
+            return float(_regression_metric(self.name)(y_true, y_pred))
+        labels = _classes(classes, y_true, y_pred)
         if self.needs_scores:
-            if y_score is None or len(set(_values(y_true))) < 2:
-                return math.nan
-            return float(fn(y_true, y_score))
-        return float(fn(y_true, y_pred))
+            return _score_metric(self.name, y_true, y_score, labels)
+        return _label_metric(self.name, y_true, y_pred, labels)
 
 
 def _values(column: Any) -> list[Any]:
     return column.tolist() if hasattr(column, "tolist") else list(column)
 
 
-def _sklearn_metric(name: str) -> Callable[..., float]:
+def _classes(classes: Sequence[Any] | None, y_true: Any, y_pred: Any) -> list[Any]:
+    if classes is not None:
+        return list(classes)
+    seen = set(_values(y_true)) | set(_values(y_pred))
+    return sorted(seen, key=lambda label: (str(type(label)), label))
+
+
+def _regression_metric(name: str) -> Callable[..., float]:
     from sklearn import metrics as m
 
     def rmse(y_true: Any, y_pred: Any) -> float:
@@ -64,14 +97,61 @@ def _sklearn_metric(name: str) -> Callable[..., float]:
         "rmse": rmse,
         "r2": m.r2_score,
         "mape": m.mean_absolute_percentage_error,
-        "accuracy": m.accuracy_score,
-        "balanced_accuracy": m.balanced_accuracy_score,
-        "f1": m.f1_score,
-        "precision": m.precision_score,
-        "recall": m.recall_score,
-        "roc_auc": m.roc_auc_score,
-        "log_loss": m.log_loss,
     }[name]
+
+
+def _label_metric(name: str, y_true: Any, y_pred: Any, classes: list[Any]) -> float:
+    from sklearn import metrics as m
+
+    if name == "accuracy":
+        return float(m.accuracy_score(y_true, y_pred))
+    if name == "balanced_accuracy":
+        return float(m.balanced_accuracy_score(y_true, y_pred))
+    base, _, average = name.partition("_")
+    if not average:  # plain f1/precision/recall: the positive class's, or macro (multiclass)
+        if len(classes) < 2:  # one label seen and no classes given: which one is positive?
+            return math.nan
+        average = "binary" if len(classes) == 2 else "macro"
+    fn = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score}[base]
+    if average == "binary":
+        return float(fn(y_true, y_pred, labels=classes, pos_label=classes[1], average="binary"))
+    # Macro and weighted: over the classes among the rows (one absent from a small window
+    # would count as a zero in a macro average; in a weighted one it weighs nothing).
+    return float(fn(y_true, y_pred, average=average))
+
+
+def _score_metric(name: str, y_true: Any, y_score: Any | None, classes: list[Any]) -> float:
+    import numpy as np
+    from sklearn import metrics as m
+
+    if y_score is None:
+        return math.nan
+    truth = _values(y_true)
+    present = set(truth)
+    scores = np.asarray(y_score, dtype=float)
+    if scores.ndim == 1:  # the positive class's probability alone: binary
+        if len(classes) != 2:
+            return math.nan
+        scores = np.column_stack([1 - scores, scores])
+    if scores.shape[1] != len(classes):
+        return math.nan
+    # sklearn reads probability columns as the sorted labels (classes_ is sorted already).
+    order = sorted(range(len(classes)), key=lambda i: classes[i])
+    classes, scores = [classes[i] for i in order], scores[:, order]
+    if name == "log_loss":
+        return float(m.log_loss(truth, scores, labels=classes))
+    if len(present) < 2:
+        return math.nan
+    if len(classes) == 2:
+        positive = [label == classes[1] for label in truth]
+        return float(m.roc_auc_score(positive, scores[:, 1]))
+    if not present >= set(classes):  # one-vs-rest needs every class among the labels
+        return math.nan
+    return float(m.roc_auc_score(truth, scores, multi_class="ovr", average="macro", labels=classes))
+
+
+def _classification(name: str, direction: Direction = "maximize", **kw: Any) -> Metric:
+    return Metric(name, "classification", direction, **kw)
 
 
 METRICS: dict[str, Metric] = {
@@ -81,44 +161,97 @@ METRICS: dict[str, Metric] = {
         Metric("rmse", "regression", "minimize"),
         Metric("r2", "regression", "maximize"),
         Metric("mape", "regression", "minimize"),
-        Metric("accuracy", "classification", "maximize"),
-        Metric("balanced_accuracy", "classification", "maximize"),
-        Metric("f1", "classification", "maximize"),
-        Metric("precision", "classification", "maximize"),
-        Metric("recall", "classification", "maximize"),
-        Metric("roc_auc", "classification", "maximize", needs_scores=True),
-        Metric("log_loss", "classification", "minimize", needs_scores=True),
+        _classification("accuracy"),
+        _classification("balanced_accuracy"),
+        *(
+            _classification(f"{base}{suffix}")
+            for base in ("f1", "precision", "recall")
+            for suffix in ("", "_macro", "_weighted")
+        ),
+        _classification("roc_auc", needs_scores=True),
+        _classification("log_loss", "minimize", needs_scores=True),
     ]
 }
 
 
 def compute_metrics(
-    task: Task, y_true: Any, y_pred: Any, y_score: Any | None = None
+    task: Task,
+    y_true: Any,
+    y_pred: Any,
+    y_score: Any | None = None,
+    classes: Sequence[Any] | None = None,
 ) -> dict[str, float]:
     """Every standard metric of the task, so all models are comparable side by side.
 
-    y_score is the positive-class probability (binary classification); metrics that need it
-    are left out when the estimator has no predict_proba.
+    y_score is the probability matrix (columns in the order of `classes`) or, for a binary
+    classifier, the positive-class probability; metrics that need it are left out when the
+    estimator has no predict_proba.
     """
     scores = {}
     for metric in METRICS.values():
         if metric.task != task:
             continue
-        value = metric.score(y_true, y_pred, y_score)
+        value = metric.score(y_true, y_pred, y_score, classes)
         if not math.isnan(value):
             scores[metric.name] = value
     return scores
 
 
-def predict_with_scores(estimator: Any, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predictions, plus the positive-class probability for binary classifiers that have one."""
-    y_pred = estimator.predict(X)
-    y_score = None
-    if hasattr(estimator, "predict_proba"):
-        proba = estimator.predict_proba(X)
-        if proba.ndim == 2 and proba.shape[1] == 2:
-            y_score = proba[:, 1]
-    return y_pred, y_score
+def per_class(y_true: Any, y_pred: Any, classes: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Precision, recall, f1 and support of each class (one row per class, in `classes`
+    order); a precision or f1 that is undefined (a class never predicted, or absent) is NaN."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import precision_recall_fscore_support
+
+    labels = _classes(classes, y_true, y_pred)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=np.nan
+    )
+    return pd.DataFrame(
+        {
+            "class": [str(label) for label in labels],
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support.astype(int),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """An estimator's predictions with what the metrics need: the labels, and for a
+    classifier with predict_proba the probability matrix, its columns in `classes` order."""
+
+    labels: np.ndarray
+    proba: np.ndarray | None = None
+    classes: list[Any] | None = None  # estimator.classes_ as Python values
+
+    @property
+    def score(self) -> np.ndarray | None:
+        """The positive class's probability (binary classifiers), the scores column kept
+        beside each prediction in the inference log and batch predictions."""
+        if self.proba is None or self.proba.shape[1] != 2:
+            return None
+        return self.proba[:, 1]
+
+    def take(self, positions: Any) -> Predicted:
+        """The same predictions for a subset of rows (by position), e.g. one slice."""
+        proba = self.proba[positions] if self.proba is not None else None
+        return Predicted(self.labels[positions], proba, self.classes)
+
+
+def predict_with_scores(estimator: Any, X: pd.DataFrame) -> Predicted:
+    """Predictions, plus every class's probability for classifiers that have predict_proba."""
+    import numpy as np
+
+    labels = np.asarray(estimator.predict(X))
+    classes = getattr(estimator, "classes_", None)
+    if classes is None or not hasattr(estimator, "predict_proba"):
+        return Predicted(labels)
+    proba = np.asarray(estimator.predict_proba(X), dtype=float)
+    return Predicted(labels, proba, np.asarray(classes).tolist())
 
 
 def improvement(candidate: float, champion: float, direction: Direction) -> float:
@@ -128,19 +261,33 @@ def improvement(candidate: float, champion: float, direction: Direction) -> floa
 
 
 def slice_report(
-    frame: pd.DataFrame, by: list[str], metric: Metric, overall: float, min_rows: int
+    frame: pd.DataFrame,
+    by: list[str],
+    metric: Metric,
+    overall: float,
+    min_rows: int,
+    predicted: Predicted | None = None,
 ) -> pd.DataFrame:
     """Metric per slice and its relative gap from the overall value.
 
-    frame holds the columns in `by` plus y_true, y_pred and (optionally) y_score. Slices with
-    fewer than min_rows rows are reported but not judged: their metric is mostly noise.
+    frame holds the columns in `by` plus y_true and y_pred, and optionally y_score (a binary
+    classifier's positive-class probability); `predicted`, aligned with frame's rows by
+    position, gives the probability matrix and classes instead. Slices with fewer than
+    min_rows rows are reported but not judged: their metric is mostly noise.
     """
+    import numpy as np
     import pandas as pd
 
+    frame = frame.reset_index(drop=True)
+    classes = predicted.classes if predicted is not None else None
     rows = []
     for keys, group in frame.groupby(by, observed=True, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        value = metric.score(group["y_true"], group["y_pred"], group.get("y_score", None))
+        if predicted is not None and predicted.proba is not None:
+            y_score = predicted.proba[np.asarray(group.index)]
+        else:
+            y_score = group.get("y_score", None)
+        value = metric.score(group["y_true"], group["y_pred"], y_score, classes)
         gap = abs(value - overall) / max(abs(overall), 1e-12)
         rows.append(
             {

@@ -15,8 +15,10 @@ from modelfactory.errors import ProjectError
 from modelfactory.evaluation import (
     METRICS,
     GateVerdict,
+    Predicted,
     compute_metrics,
     decide,
+    per_class,
     predict_with_scores,
     slice_report,
 )
@@ -32,12 +34,13 @@ __all__ = ["Scored", "judge", "score"]
 @dataclass(frozen=True)
 class Scored:
     """An estimator's predictions on some rows, every metric of the task on them, and (on a
-    holdout, where promotion.slices is set) the metric per slice."""
+    holdout) a classifier's scores per class and, where promotion.slices is set, the metric
+    per slice."""
 
-    y_pred: Any
-    y_score: Any | None
+    predicted: Predicted
     scores: dict[str, float]
     slices: pd.DataFrame | None = None
+    per_class: pd.DataFrame | None = None
 
     @property
     def worst_gap(self) -> float | None:
@@ -51,13 +54,15 @@ class Scored:
 def score(
     spec: ModelSpec, estimator: Any, X: pd.DataFrame, y: pd.Series, *, slices: bool = True
 ) -> Scored:
-    """Predict X, compute every metric of spec.task against y, and the slice report.
+    """Predict X, compute every metric of spec.task against y; with `slices` (a holdout),
+    the per-class table of a classifier and the slice report of promotion.slices.
 
     The spec's own metric must be among the scores: the gate compares on it, so a model that
     cannot compute it (roc_auc without predict_proba) is refused here, saying so.
     """
-    y_pred, y_score = predict_with_scores(estimator, X)
-    scores = compute_metrics(spec.task, y, y_pred, y_score)
+    predicted = predict_with_scores(estimator, X)
+    y_pred = predicted.labels
+    scores = compute_metrics(spec.task, y, y_pred, predicted.proba, predicted.classes)
     metric = METRICS[spec.metric.name]
     if metric.name not in scores:
         needs = " from predict_proba" if metric.needs_scores else ""
@@ -66,8 +71,11 @@ def score(
             f"{len(y)} rows ({type(estimator).__name__}); pick a metric this model can score "
             f"(computed: {', '.join(scores) or 'none'})"
         )
+    if not slices:
+        return Scored(predicted, scores)
+    classes = per_class(y, y_pred, predicted.classes) if spec.task == "classification" else None
     report = None
-    if slices and spec.promotion.slices is not None:
+    if spec.promotion.slices is not None:
         by = spec.promotion.slices.by
         missing = [column for column in by if column not in X.columns]
         if missing:
@@ -78,12 +86,9 @@ def score(
                 "input columns (the target and split.by are not inputs)"
             )
         frame = X[by].assign(y_true=y, y_pred=y_pred)
-        if y_score is not None:
-            frame = frame.assign(y_score=y_score)
-        report = slice_report(
-            frame, by, metric, scores[metric.name], spec.promotion.slices.min_rows
-        )
-    return Scored(y_pred, y_score, scores, report)
+        minimum = spec.promotion.slices.min_rows
+        report = slice_report(frame, by, metric, scores[metric.name], minimum, predicted)
+    return Scored(predicted, scores, report, classes)
 
 
 def judge(

@@ -7,6 +7,11 @@ inference log, the metric is computed per version, and the champion's live metri
 against the one it showed on the holdout when it was promoted: a drop beyond
 `live_metric.tolerance` retrains the model.
 
+For a classifier the labels are compared as the model's own label type (a file may hold
+`1` where the model answers `True`, or `Adelie` read back as text), the classes and their
+probabilities come from what the endpoint answered, and the metrics are the class-aware set
+of evaluation.py, with precision, recall and f1 per class beside them (`version_classes`).
+
 Plain functions over DataFrames; the sensor and the `<model>/live_metrics` asset call them.
 """
 
@@ -15,9 +20,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from modelfactory.evaluation import METRICS, Task, compute_metrics, improvement
+from modelfactory.evaluation import METRICS, Task, compute_metrics, improvement, per_class
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +36,7 @@ __all__ = [
     "compare_versions",
     "find_labels",
     "judge",
+    "version_classes",
     "version_metrics",
 ]
 
@@ -69,6 +75,19 @@ def version_metrics(labelled: pd.DataFrame, task: Task) -> pd.DataFrame:
         metrics = _metrics(group, task)
         rows.append({"model_version": str(version), "labelled_rows": len(group), **metrics})
     return pd.DataFrame(rows)
+
+
+def version_classes(labelled: pd.DataFrame) -> pd.DataFrame:
+    """A classifier's precision, recall, f1 and support per class, per model version, from
+    labelled predictions (empty when there are none)."""
+    import pandas as pd
+
+    tables = []
+    for version, group in labelled.groupby("model_version", sort=True):
+        truth, predicted, classes, _ = _classified(group)
+        table = per_class(truth, predicted, classes)
+        tables.append(table.assign(model_version=str(version))[["model_version", *table]])
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 @dataclass(frozen=True)
@@ -148,8 +167,52 @@ def champion_holdout(tags: dict[str, str], metric: str) -> float | None:
 def _metrics(rows: pd.DataFrame, task: Task) -> dict[str, float]:
     """Every metric of the task on labelled rows; the score metrics only where every row has a
     score (a version that answered some rows without one is not judged on them)."""
+    if task == "regression":
+        return compute_metrics(task, rows["label"].astype(float), rows["prediction"])
+    truth, predicted, classes, scores = _classified(rows)
+    return compute_metrics(task, truth, predicted, scores, classes)
+
+
+def _classified(rows: pd.DataFrame) -> tuple[list[Any], list[Any], list[Any] | None, Any]:
+    """A classifier's labelled rows as (truth, predictions, classes, scores), the truth in
+    the type of the model's labels: the probability matrix and its classes where every row
+    has probabilities, else the positive-class scores where every row has one."""
+    import numpy as np
+
+    predicted = rows["prediction"].tolist()
+    like = next((p for p in predicted if p is not None), None)
+    truth = [_as_label(value, like) for value in rows["label"].tolist()]
+    given = rows["probabilities"].tolist() if "probabilities" in rows else []
+    if given and all(isinstance(p, dict) and p for p in given):
+        names = list(given[0])
+        classes = [_as_label(name, like) for name in names]
+        matrix = np.array([[p.get(name, 0.0) for name in names] for p in given], dtype=float)
+        return truth, predicted, classes, matrix
     scores = rows["score"] if rows["score"].notna().all() else None
-    return compute_metrics(task, rows["label"], rows["prediction"], scores)
+    return truth, predicted, None, scores
+
+
+def _as_label(value: Any, like: Any) -> Any:
+    """`value` (from a label file, or a class name kept as text) as the type of `like`, one
+    of the model's answers: "1", 1.0 and 1 are the class 1; "true" and 1 are True."""
+    if like is None or value is None or type(value) is type(like):
+        return value
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    if isinstance(like, bool):
+        return {"true": True, "1": True, "false": False, "0": False}.get(text.lower(), text)
+    if isinstance(like, int):
+        try:
+            return int(float(text))
+        except ValueError:
+            return text
+    if isinstance(like, float):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    return text
 
 
 def _fmt(value: float | None) -> str:

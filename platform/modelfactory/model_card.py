@@ -161,6 +161,7 @@ def _performance(facts: CardFacts) -> str:
         "|---|---|---|",
         *(f"| {name} | {_number(value)} | {_BETTER[d]} |" for name, value, d in rows),
         "",
+        *_per_class(facts.spec, champion),
     ]
     configured = facts.spec.promotion.slices
     if configured is None:
@@ -190,6 +191,28 @@ def _performance(facts: CardFacts) -> str:
         else "No slice had enough rows to judge.",
     ]
     return "\n".join(lines)
+
+
+def _per_class(spec: ModelSpec, champion: VersionInfo) -> list[str]:
+    """A classifier's precision, recall, f1 and support per class on the holdout, as its
+    evaluation recorded them (tag mf.per_class)."""
+    if spec.task != "classification":
+        return []
+    if "mf.per_class" not in champion.tags:
+        return [f"Per class: not recorded for v{champion.version}.", ""]
+    classes = json.loads(champion.tags["mf.per_class"])
+    return [
+        "Per class:",
+        "",
+        "| class | precision | recall | f1 | support |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {_cell(str(c['class']))} | {_number(c.get('precision'))} | "
+            f"{_number(c.get('recall'))} | {_number(c.get('f1'))} | {c.get('support')} |"
+            for c in classes
+        ),
+        "",
+    ]
 
 
 def _training_data(facts: CardFacts) -> str:

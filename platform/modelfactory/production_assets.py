@@ -158,16 +158,16 @@ def build_production_assets(
         )
         if len(features):  # a day without rows stores none, and says so
             X = datasets.inputs(features, spec)
-            y_pred, y_score = predict_with_scores(registry.load(model, champion.version), X)
-            scored = scored.assign(prediction=y_pred)
-            if y_score is not None:
-                scored = scored.assign(score=y_score)
+            predicted = predict_with_scores(registry.load(model, champion.version), X)
+            scored = scored.assign(prediction=predicted.labels)
+            if predicted.score is not None:
+                scored = scored.assign(score=predicted.score)
         return Output(
             scored,
             metadata={
                 **frame_metadata(scored),
                 "champion_version": champion.version,
-                "prediction_mean": float(scored["prediction"].mean()) if len(scored) else "none",
+                **_prediction_summary(scored["prediction"]),
                 **({"day": day.isoformat()} if day else {}),
             },
         )
@@ -212,6 +212,9 @@ def build_production_assets(
                 table.to_markdown(index=False) if len(table) else "no labelled predictions yet"
             ),
         }
+        if spec.task == "classification" and len(labelled):
+            classes = live.version_classes(labelled)
+            metadata["per_class"] = MetadataValue.md(classes.to_markdown(index=False))
         champion = registry.champion(unit)
         if champion is not None:
             verdict = live.judge(
@@ -274,7 +277,8 @@ def _labelled_quality(
     if mine.empty:
         return None
     X, y = datasets.xy(split, spec, "test")
-    y_pred, y_score = predict_with_scores(registry.load(unit, champion.version), X)
+    predicted = predict_with_scores(registry.load(unit, champion.version), X)
+    y_pred, y_score = predicted.labels, predicted.score
     outcomes = monitoring.Outcomes(
         task=spec.task,
         target=spec.target,
@@ -295,6 +299,19 @@ def _labelled_quality(
         reference[outcomes.score] = y_score
         current[outcomes.score] = mine["score"].to_numpy()
     return reference, current, outcomes
+
+
+def _prediction_summary(predictions: Any) -> dict[str, Any]:
+    """The mean of numeric predictions, or how often each class was predicted (a classifier's
+    labels may be strings)."""
+    import pandas as pd
+
+    if not len(predictions):
+        return {"prediction_mean": "none"}
+    if pd.api.types.is_numeric_dtype(predictions) and not pd.api.types.is_bool_dtype(predictions):
+        return {"prediction_mean": float(predictions.mean())}
+    counts = predictions.astype(str).value_counts().head(20)
+    return {"predicted_classes": MetadataValue.json(counts.to_dict())}
 
 
 def _live_metadata(verdict: "LiveVerdict") -> dict[str, Any]:

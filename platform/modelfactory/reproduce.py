@@ -77,7 +77,10 @@ def reproduce(
     params = project.params(_params(found, registry, audit))
     estimator = project.function("train", "train")(X, y, params)
     X_test, y_test = datasets.xy(split, spec, "test")
-    scores = compute_metrics(spec.task, y_test, *predict_with_scores(estimator, X_test))
+    predicted = predict_with_scores(estimator, X_test)
+    scores = compute_metrics(
+        spec.task, y_test, predicted.labels, predicted.proba, predicted.classes
+    )
     return Reproduction(
         unit=unit,
         version=version,

@@ -365,9 +365,11 @@ class _ProjectRun:
         outcomes = []
         for estimator in (trained.estimator, second):
             with _blame(project, "train.py", f"scoring {metric.name} on the holdout"):
-                y_pred, y_score = predict_with_scores(estimator, trained.X_test)
-                score = metric.score(trained.y_test, y_pred, y_score)
-            outcomes.append((score, list(y_pred)))
+                predicted = predict_with_scores(estimator, trained.X_test)
+                score = metric.score(
+                    trained.y_test, predicted.labels, predicted.proba, predicted.classes
+                )
+            outcomes.append((score, list(predicted.labels)))
         (first_score, first_pred), (second_score, second_pred) = outcomes
         same = (
             first_pred == second_pred
@@ -549,11 +551,11 @@ def _serve(
         )
     loaded = slot.route.stable
     try:
-        values, scores = asyncio.run(loaded.predict(rows))
+        answer = asyncio.run(loaded.predict(rows))
     except Exception as exc:
         failure = _endpoint_failure(project, loaded.estimator, frame, source, exc)
         raise ProjectError(failure) from exc
-    return list(values), scores
+    return list(answer.predictions), answer.scores
 
 
 def _check_answer(

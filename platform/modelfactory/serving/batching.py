@@ -14,11 +14,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["MicroBatcher", "PredictResult"]
 
-PredictResult = tuple[list[Any], list[float] | None]
+
+class PredictResult(NamedTuple):
+    """One predict call's answer, row by row, as plain Python values."""
+
+    predictions: list[Any]  # the model's own labels for a classifier (str, int or bool)
+    scores: list[float] | None = None  # the positive class's probability (binary)
+    probabilities: list[dict[str, float]] | None = None  # per class, for classifiers
+
+    def rows(self, start: int, end: int) -> PredictResult:
+        return PredictResult(
+            self.predictions[start:end],
+            self.scores[start:end] if self.scores else None,
+            self.probabilities[start:end] if self.probabilities else None,
+        )
+
+
 _STOP = object()
 PredictFn = Callable[[Sequence[dict[str, Any]]], PredictResult]
 
@@ -121,8 +136,10 @@ class MicroBatcher:
 
     async def _call(self, loop: asyncio.AbstractEventLoop, rows: list[dict]) -> PredictResult:
         if self._executor is None:
-            return self._predict(rows)
-        return await loop.run_in_executor(self._executor, self._predict, rows)
+            result = self._predict(rows)
+        else:
+            result = await loop.run_in_executor(self._executor, self._predict, rows)
+        return PredictResult(*result)  # a plain (predictions, scores) tuple is one too
 
     async def _one_by_one(self, batch: list[tuple[Sequence[dict], asyncio.Future]]) -> None:
         loop = asyncio.get_running_loop()
@@ -134,11 +151,10 @@ class MicroBatcher:
 
 
 def _split(batch: list[tuple[Sequence[dict], asyncio.Future]], result: PredictResult) -> None:
-    predictions, scores = result
     start = 0
     for rows, future in batch:
         end = start + len(rows)
-        _settle(future, (predictions[start:end], scores[start:end] if scores else None))
+        _settle(future, result.rows(start, end))
         start = end
 
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from modelfactory.errors import LabelsError
 from modelfactory.serving.log_stores import (
+    ADDED_COLUMNS,
     LOG_SCHEMA,
     OFFSETS_TABLE,
     DuckDBStore,
@@ -172,6 +173,7 @@ class CaptureFlusher:
         self.interval = interval
         self.archive = archive
         self.table = inference_log_table(model)
+        self._upgraded = False  # the log's added columns are checked once per flusher
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rows_flushed = 0
@@ -248,7 +250,8 @@ class CaptureFlusher:
         finished = segment.path != self.spool.current or self.spool.closed
         written = 0
         with self.store.connect() as con:
-            _ensure_tables(con, self.table)
+            _ensure_tables(con, self.table, upgrade=not self._upgraded)
+            self._upgraded = True
             offset = _offset(con, segment.path.name)
             try:
                 with segment.path.open("rb") as spool_file:
@@ -405,20 +408,38 @@ def read_labelled(
     when two files label the same row, the later file (by name) wins, so a correction is a
     new file. Only rows answered at or after `since`, and at most `limit` rows per model
     version (the newest), are returned.
+
+    `prediction` is the answer as the model gave it (a class label keeps its type: str, int
+    or bool), `probabilities` a classifier's probability of each class (a dict, in the
+    order of its classes) or None; `label` is as the file holds it (live.py compares it as
+    the model's label type).
     """
     import pandas as pd
 
-    columns = ["model_version", "role", "received_at", "features", "prediction", "score", "label"]
+    columns = [
+        "model_version",
+        "role",
+        "received_at",
+        "features",
+        "prediction",
+        "score",
+        "label",
+        "output",
+        "probabilities",
+    ]
+    empty = pd.DataFrame(columns=[c for c in columns if c != "output"])
     store, table = as_store(warehouse), inference_log_table(model)
     files = [f for f in labels if f.suffix.lower() in {".csv", ".parquet"}]
     if not files:
-        return pd.DataFrame(columns=columns)
+        return empty
     with store.connect(wait=10.0) as con:
         if not store.has_table(con, table):
-            return pd.DataFrame(columns=columns)
+            return empty
         try:
+            _add_columns(con, table)
             relation, bound = store.label_relation(con, files, target)
-            return _join_labels(store, con, table, relation, bound, columns, limit, since)
+            joined = _join_labels(store, con, table, relation, bound, columns, limit, since)
+            return _answered_as_given(joined)
         except store.label_errors as exc:
             problem = str(exc).strip().splitlines()[0]
             raise LabelsError(
@@ -453,7 +474,8 @@ def _join_labels(
                     PARTITION BY request_id, row_index ORDER BY filename DESC) = 1
             ), joined AS (
                 SELECT log.model_version, log.role, log.received_at, log.features,
-                       log.prediction, log.score, labels.label,
+                       log.prediction, log.score, labels.label, log.output,
+                       log.probabilities,
                        row_number() OVER (
                            PARTITION BY log.model_version ORDER BY log.received_at DESC
                        ) AS recency
@@ -474,8 +496,33 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def _ensure_tables(con: Session, table: str) -> None:
+def _answered_as_given(joined: pd.DataFrame) -> pd.DataFrame:
+    """The prediction as answered (from its JSON, where the row has one: rows logged before
+    it was kept have only the number) and the probabilities as dicts; `output` dropped."""
+    import pandas as pd
+
+    outputs = joined.pop("output")
+    answered = [
+        json.loads(text) if isinstance(text, str) else number
+        for text, number in zip(outputs, joined["prediction"], strict=True)
+    ]
+    joined["prediction"] = pd.Series(answered, index=joined.index, dtype=None)
+    joined["probabilities"] = [
+        json.loads(text) if isinstance(text, str) else None for text in joined["probabilities"]
+    ]
+    return joined
+
+
+def _ensure_tables(con: Session, table: str, *, upgrade: bool = True) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_COLUMNS})")
+    if upgrade:
+        _add_columns(con, table)
+
+
+def _add_columns(con: Session, table: str) -> None:
+    """The columns added to the log since it was first made, on a log made before them."""
+    for name in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {LOG_SCHEMA[name]}")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} "
         "(segment VARCHAR PRIMARY KEY, offset_bytes BIGINT)"

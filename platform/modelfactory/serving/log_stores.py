@@ -36,9 +36,14 @@ LOG_SCHEMA = {
     "error": "VARCHAR",
     "latency_ms": "DOUBLE",
     "features": "VARCHAR",  # the input row as JSON
-    "prediction": "DOUBLE",
+    "prediction": "DOUBLE",  # the answer as a number, NULL for a label that is not one
     "score": "DOUBLE",  # probability of the positive class, for classifiers
+    # Added later (ADDED_COLUMNS): the answer as JSON, so a label keeps its type ("Adelie",
+    # true, 1), and a classifier's probability of each class as a JSON object.
+    "output": "VARCHAR",
+    "probabilities": "VARCHAR",
 }
+ADDED_COLUMNS = ("output", "probabilities")  # added to logs created before them
 OFFSETS_TABLE = "mf_capture_offsets"
 
 
@@ -182,7 +187,8 @@ def _file_lock(path: Path) -> threading.RLock:
 _RECORD_COLUMNS = (
     "{request_id: 'VARCHAR', received_at: 'VARCHAR', model_version: 'VARCHAR', role: 'VARCHAR', "
     "status: 'VARCHAR', error: 'VARCHAR', latency_ms: 'DOUBLE', inputs: 'JSON[]', "
-    "outputs: 'JSON[]', scores: 'DOUBLE[]', row_indices: 'INTEGER[]'}"
+    "outputs: 'JSON[]', scores: 'DOUBLE[]', row_indices: 'INTEGER[]', "
+    "probabilities: 'JSON[]'}"
 )
 # One record per request -> one table row per input row; the lists unnest side by side. A
 # segment's record holds only its rows of the request, with their places in it (row_indices).
@@ -192,7 +198,8 @@ _DUCKDB_INSERT = (
     "unnest(coalesce(row_indices, CAST(range(0, len(inputs)) AS INTEGER[]))), "
     "CAST(received_at AS TIMESTAMP), "
     "model_version, status, error, latency_ms, CAST(unnest(inputs) AS VARCHAR), "
-    "TRY_CAST(unnest(outputs) AS DOUBLE), unnest(scores) "
+    "TRY_CAST(unnest(outputs) AS DOUBLE), unnest(scores), "
+    "CAST(unnest(outputs) AS VARCHAR), CAST(unnest(probabilities) AS VARCHAR) "
     "FROM read_json(?, format = 'newline_delimited', ignore_errors = true, "
     f"columns = {_RECORD_COLUMNS})"
 )
@@ -299,7 +306,7 @@ class SnowflakeStore:
                     {
                         "request_id": labels["request_id"].astype(str),
                         "row_index": labels["row_index"].astype("int64"),
-                        "label": labels[target].astype("float64"),
+                        "label": labels[target].map(_text),  # numbers or class labels
                         "filename": str(path),
                     }
                 )
@@ -312,7 +319,14 @@ class SnowflakeStore:
 
 
 _LABEL_TABLE = "mf_label_upload"
-_LABEL_COLUMNS = "(request_id VARCHAR, row_index INTEGER, label DOUBLE, filename VARCHAR)"
+_LABEL_COLUMNS = "(request_id VARCHAR, row_index INTEGER, label VARCHAR, filename VARCHAR)"
+
+
+def _text(value: Any) -> str | None:
+    """A label as text (live.py reads it back as the model's label type); missing is None."""
+    import pandas as pd
+
+    return None if pd.isna(value) else str(value)
 
 
 class _SnowflakeSession:
@@ -347,6 +361,7 @@ def exploded_records(records: bytes) -> pd.DataFrame:
         except ValueError:
             continue
         outputs, scores = record.get("outputs") or [], record.get("scores") or []
+        probabilities = record.get("probabilities") or []
         inputs = record.get("inputs") or []
         places = record.get("row_indices") or range(len(inputs))
         for index, (features, place) in enumerate(zip(inputs, places, strict=False)):
@@ -363,6 +378,10 @@ def exploded_records(records: bytes) -> pd.DataFrame:
                     "features": json.dumps(features),
                     "prediction": _number(outputs[index] if index < len(outputs) else None),
                     "score": scores[index] if index < len(scores) else None,
+                    "output": json.dumps(outputs[index]) if index < len(outputs) else None,
+                    "probabilities": json.dumps(probabilities[index])
+                    if index < len(probabilities)
+                    else None,
                 }
             )
     return pd.DataFrame(rows, columns=list(LOG_SCHEMA))

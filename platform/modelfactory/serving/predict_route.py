@@ -16,6 +16,7 @@ segment's record keeps the rows' places in the request, so late labels join by
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from modelfactory.serving.batching import PredictResult
 from modelfactory.serving.metrics import ServingMetrics
 from modelfactory.serving.request_schema import PredictResponse
 from modelfactory.serving.routing import LoadedVersion, ModelSlot, Route
@@ -101,7 +103,7 @@ def add_predict_route(
 
         canary_failure: dict[str, Any] | None = None
         try:
-            predictions, scores = await version.predict(rows)
+            answered = await version.predict(rows)
         except Exception as exc:
             if role != "canary":
                 return unavailable(failed(version, role, exc))
@@ -110,7 +112,7 @@ def add_predict_route(
             canary_failure = failed(version, role, exc)
             version, role = served.stable, "stable"
             try:
-                predictions, scores = await version.predict(rows)
+                answered = await version.predict(rows)
             except Exception as again:
                 return unavailable(failed(version, role, again))
         if canary_failure is not None:
@@ -118,8 +120,7 @@ def add_predict_route(
             version_label = canary_failure["model_version"]
             metrics.requests.labels(slot.name, version_label, "canary", "error").inc()
         latency = time.perf_counter() - request.started
-        record = _record(request, version, role, rows, places, latency * 1000)
-        record["outputs"], record["scores"] = predictions, scores
+        record = _record(request, version, role, rows, places, latency * 1000, answered=answered)
         capture(slot, record)
         metrics.requests.labels(slot.name, version.version, role, "ok").inc()
         metrics.latency.labels(slot.name, version.version).observe(latency)
@@ -128,10 +129,7 @@ def add_predict_route(
             task = asyncio.create_task(_shadow(slot, served.shadow, rows, request, places, capture))
             background.add(task)
             task.add_done_callback(background.discard)
-        return [
-            {"prediction": p, "version": version.version, "score": scores[i] if scores else None}
-            for i, p in enumerate(predictions)
-        ]
+        return _predictions(answered, version.version)
 
     async def predict(http: Request) -> Response:
         request = _Request(id=uuid.uuid4().hex, received_at=datetime.now(UTC))
@@ -248,15 +246,28 @@ async def _shadow(
     """Score a copy of an answered request with the version in shadow; capture, never answer."""
     started = time.perf_counter()
     try:
-        predictions, scores = await version.predict(rows)
+        answered = await version.predict(rows)
     except Exception as exc:
         ms = (time.perf_counter() - started) * 1000
         capture(slot, _record(request, version, "shadow", rows, places, ms, exc))
         return
     ms = (time.perf_counter() - started) * 1000
-    record = _record(request, version, "shadow", rows, places, ms)
-    record["outputs"], record["scores"] = predictions, scores
-    capture(slot, record)
+    capture(slot, _record(request, version, "shadow", rows, places, ms, answered=answered))
+
+
+def _predictions(answered: PredictResult, version: str) -> list[dict[str, Any]]:
+    """The response's predictions: each the model's own label (or value), the version, and
+    for a classifier every class's probability (and the positive class's, as `score`)."""
+    scores, probabilities = answered.scores, answered.probabilities
+    return [
+        {
+            "prediction": value,
+            "version": version,
+            "score": scores[i] if scores else None,
+            **({"probabilities": probabilities[i]} if probabilities else {}),
+        }
+        for i, value in enumerate(answered.predictions)
+    ]
 
 
 def _record(
@@ -267,6 +278,8 @@ def _record(
     places: list[int] | None,
     latency_ms: float,
     exc: Exception | None = None,
+    *,
+    answered: PredictResult | None = None,
 ) -> dict[str, Any]:
     record = {
         "request_id": request.id,
@@ -280,6 +293,9 @@ def _record(
     }
     if places is not None:  # a segment's rows: where each stood in the request
         record["row_indices"] = places
+    if answered is not None:
+        record["outputs"], record["scores"] = answered.predictions, answered.scores
+        record["probabilities"] = answered.probabilities
     return record
 
 
@@ -307,7 +323,9 @@ def _validation_error(exc: ValidationError) -> JSONResponse:
         problem = {"field": field, "message": problem_error["msg"]}
         value = problem_error["input"]
         if problem_error["type"] != "missing" and isinstance(value, (str, int, float, bool)):
-            problem["got"] = value
+            # JSON has no infinity (1e400 parses as one): say it as text
+            finite = not isinstance(value, float) or math.isfinite(value)
+            problem["got"] = value if finite else str(value)
         problems.append(problem)
     first = problems[0]
     got = f", got {first['got']!r}" if "got" in first else ""

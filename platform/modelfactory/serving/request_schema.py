@@ -27,10 +27,18 @@ DEFAULT_MAX_ROWS = 1000
 
 
 class Prediction(BaseModel):
-    prediction: float | int | str
+    prediction: bool | int | float | str = Field(
+        description="the predicted value; for a classifier one of the model's own class labels, "
+        "of their type (a string label stays a string, a boolean a boolean)"
+    )
     version: str = Field(description="the registered model version that produced this value")
     score: float | None = Field(
         default=None, description="probability of the positive class (binary classifiers)"
+    )
+    probabilities: dict[str, float] | None = Field(
+        default=None,
+        description="every class's probability by class label, as text (classifiers with "
+        "predict_proba), e.g. {'Adelie': 0.9, 'Chinstrap': 0.07, 'Gentoo': 0.03}",
     )
     segment: str | None = Field(
         default=None, description="the segment whose champion answered (segmented models)"

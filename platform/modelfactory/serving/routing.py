@@ -232,17 +232,40 @@ def _fit_order(estimator: Any, columns: list[str]) -> list[str]:
 
 
 def _predictor(estimator: Any, columns: list[str]) -> Callable[..., PredictResult]:
-    """rows -> (predictions, positive-class scores) as plain Python lists."""
+    """rows -> predictions (the model's own labels), the positive-class scores of a binary
+    classifier and every class's probability, as plain Python values."""
     import pandas as pd
 
     from modelfactory.evaluation import predict_with_scores
 
     def predict(rows: Sequence[dict[str, Any]]) -> PredictResult:
-        frame = pd.DataFrame.from_records(rows, columns=columns)
-        predictions, scores = predict_with_scores(estimator, frame)
-        return predictions.tolist(), (scores.tolist() if scores is not None else None)
+        frame = missing_as_nan(pd.DataFrame.from_records(rows, columns=columns))
+        predicted = predict_with_scores(estimator, frame)
+        score = predicted.score
+        probabilities = None
+        if predicted.proba is not None:
+            names = [str(label) for label in predicted.classes or []]
+            probabilities = [dict(zip(names, row, strict=True)) for row in predicted.proba.tolist()]
+        return PredictResult(
+            predicted.labels.tolist(),
+            score.tolist() if score is not None else None,
+            probabilities,
+        )
 
     return predict
+
+
+def missing_as_nan(frame: Any) -> Any:
+    """A request's nulls as NaN, the missing value the model saw in training (pandas reads a
+    missing value as NaN; scikit-learn's imputers and encoders take None for a different
+    thing, or refuse a column of None as non-numeric)."""
+    import numpy as np
+
+    for column in frame.select_dtypes(include="object").columns:
+        values = frame[column]
+        if values.isna().any():
+            frame[column] = values.where(values.notna(), np.nan)
+    return frame
 
 
 def _current(slot: ModelSlot) -> str:
