@@ -60,6 +60,12 @@ BROKEN: dict[str, dict[str, list[Callable[[str], str]]]] = {
     "sliced_by_date": {
         "model.yaml": [edit_yaml(lambda spec: spec["promotion"]["slices"].update(by=["date"]))]
     },
+    # a threshold no model meets: every contract holds, and a warning says the gate would fail
+    "out_of_reach": {
+        "model.yaml": [
+            edit_yaml(lambda spec: spec["promotion"]["thresholds"].update(mae={"max": 0.5}))
+        ]
+    },
     # demand bands from a classifier, behind a model.yaml that still says regression
     "banded": {
         "train.py": [
@@ -202,6 +208,10 @@ def test_contracts_pass_an_intact_copy_and_name_the_file_a_broken_one_must_fix(
         )
         for fragment in fragments:
             assert fragment in message, f"{project}::{contract}:\n{message}"
+    assert (
+        "model_projects/out_of_reach/model.yaml: trained on 500 rows, the model would not be "
+        "promoted: the gate failed: threshold: mae"
+    ) in " ".join(result.stdout.split()), result.stdout
     # readable: the message, not a traceback through the platform
     drops = found[("drops_price", "build_features_passes_feature_schema")][1]
     assert "Traceback" not in drops and "site-packages" not in drops
