@@ -23,6 +23,8 @@ import pytest
 from sklearn import metrics as sk
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from conftest import LiveServer
 from modelfactory import live
@@ -50,8 +52,9 @@ def _breast_cancer() -> tuple[pd.DataFrame, pd.Series]:
     return X, y
 
 
-def _fit(X: pd.DataFrame, y: pd.Series) -> LogisticRegression:
-    return LogisticRegression(max_iter=5000).fit(X, y)
+def _fit(X: pd.DataFrame, y: pd.Series):
+    """Scaled logistic regression: a pipeline, as train.py returns, with classes_ of its own."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -328,6 +331,7 @@ def _register(X: pd.DataFrame, y: pd.Series) -> str:
     return logged.version
 
 
+@pytest.mark.slow
 def test_a_multiclass_endpoint_answers_labels_with_probabilities_and_takes_nulls(
     flowers: Path,
 ) -> None:
@@ -399,3 +403,45 @@ def test_a_multiclass_endpoint_answers_labels_with_probabilities_and_takes_nulls
     assert table.loc[0, "accuracy"] == 1.0 and table.loc[0, "f1_macro"] == 1.0
     assert "log_loss" in table.columns
     assert live.version_classes(labelled)["support"].tolist() == [1, 1, 1]
+
+
+def test_both_log_stores_keep_a_classifiers_answers_as_given(tmp_path: Path) -> None:
+    """DuckDB parses the spooled record itself, Snowflake's store in pandas: the same labels
+    and probabilities, and a log made before those columns gets them on the next flush."""
+    import duckdb
+
+    from modelfactory.serving.capture import CaptureFlusher, CaptureSpool, read_inference_log
+    from modelfactory.serving.log_stores import exploded_records
+
+    record = {
+        "request_id": "r1",
+        "received_at": "2026-05-01T10:00:00",
+        "model_version": "1",
+        "role": "stable",
+        "status": "ok",
+        "error": None,
+        "latency_ms": 1.0,
+        "inputs": [{"x": 1.0}, {"x": 2.0}],
+        "outputs": ["Adelie", "Gentoo"],
+        "scores": None,
+        "probabilities": [{"Adelie": 0.9, "Gentoo": 0.1}, {"Adelie": 0.2, "Gentoo": 0.8}],
+    }
+    line = json.dumps(record).encode() + b"\n"
+    warehouse = tmp_path / "m.duckdb"
+    with duckdb.connect(str(warehouse)) as con:  # a log from before output and probabilities
+        con.execute(
+            "CREATE TABLE m_inference_log (request_id VARCHAR NOT NULL, role VARCHAR NOT NULL, "
+            "row_index INTEGER NOT NULL, received_at TIMESTAMP NOT NULL, model_version VARCHAR "
+            "NOT NULL, status VARCHAR NOT NULL, error VARCHAR, latency_ms DOUBLE, features "
+            "VARCHAR, prediction DOUBLE, score DOUBLE)"
+        )
+    spool = CaptureSpool(tmp_path / "spool")
+    spool.append(line)
+    assert CaptureFlusher("m", spool, warehouse).flush() == 2
+
+    duck = read_inference_log(warehouse, "m")
+    pandas = exploded_records(line)
+    for log in (duck, pandas):
+        assert log["output"].map(json.loads).tolist() == ["Adelie", "Gentoo"]
+        assert log["prediction"].isna().all()  # not a number
+        assert json.loads(log["probabilities"].iloc[1]) == {"Adelie": 0.2, "Gentoo": 0.8}

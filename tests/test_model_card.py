@@ -70,3 +70,23 @@ def test_the_html_card_carries_no_markup_from_the_spec(copy_example) -> None:
     html = render_html(text, "Model card: <m>")
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "<title>Model card: &lt;m&gt;</title>" in html
+
+
+def test_a_classifier_card_shows_its_scores_per_class(copy_example) -> None:
+    per_class = [
+        {"class": "Adelie", "precision": 0.95, "recall": 1.0, "f1": 0.974, "support": 30},
+        {"class": "Chin|strap", "precision": None, "recall": 0.0, "f1": None, "support": 2},
+    ]
+    version = champion(**{"mf.holdout.f1_macro": "0.61", "mf.per_class": json.dumps(per_class)})
+    project = load_project(copy_example("breast_cancer"))
+    facts = CardFacts(
+        spec=project.spec, unit="m", champion=version, challenger=None, last_move=None
+    )
+    text = render_markdown(facts)
+    assert table_rows(text, "| class | precision | recall | f1 | support |") == [
+        ["Adelie", "0.95", "1", "0.974", "30"],
+        ["Chin|strap", "n/a", "0", "n/a", "2"],
+    ]
+    assert ["f1_macro", "0.61", "higher"] in table_rows(text, "| metric | value | better |")
+    unrecorded = render_markdown(CardFacts(project.spec, "m", champion(), None, None))
+    assert "Per class: not recorded for v3." in unrecorded

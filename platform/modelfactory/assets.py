@@ -409,9 +409,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         replayed = None
         if spec.promotion.replay is not None and champion is not None:
             segment = context.partition_key if spec.segments else None
-            replayed = _replay(
-                project, split, segment, scored.predicted.labels, scored.predicted.score
-            )
+            replayed = _replay(project, split, segment, scored.predicted)
 
         verdict = gate.judge(
             spec,
@@ -673,9 +671,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
     ]
 
 
-def _replay(
-    project: ModelProject, split: Any, segment: str | None, y_pred: Any, y_score: Any
-) -> Any:
+def _replay(project: ModelProject, split: Any, segment: str | None, predicted: Any) -> Any:
     """The candidate's holdout predictions against the batch scores stored for the same rows:
     the replay part of the gate (replay.py)."""
     import pandas as pd
@@ -698,8 +694,8 @@ def _replay(
         served,
         holdout,
         target=spec.target,
-        candidate=y_pred,
-        candidate_score=y_score,
+        candidate=predicted.labels,
+        candidate_score=predicted.score,
         keys=[time_column, *datasets.inputs(holdout, spec).columns],
     )
     return replay(
@@ -709,6 +705,7 @@ def _replay(
         days=settings.days,
         min_share=settings.min_share,
         scored_rows=len(served),
+        classes=predicted.classes,
     )
 
 

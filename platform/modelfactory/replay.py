@@ -97,24 +97,30 @@ def replay(
     days: int,
     min_share: float,
     scored_rows: int = 0,
+    classes: list[Any] | None = None,
 ) -> ReplayResult:
     """Judge the candidate on the last `days` days of `joined` (see served_with_outcomes);
-    `scored_rows` (the stored scores before the join) tells "none matched" from "none yet"."""
+    `scored_rows` (the stored scores before the join) tells "none matched" from "none yet";
+    `classes` (a classifier's classes_) tells the positive class on a day with one class."""
     import pandas as pd
 
     rows = []
     if not joined.empty:
         by_day = joined.assign(day=pd.to_datetime(joined[time_column]).dt.date)
         for day in sorted(by_day["day"].unique())[-days:]:
-            rows.append(_one_day(by_day[by_day["day"] == day], day, metric))
+            rows.append(_one_day(by_day[by_day["day"] == day], day, metric, classes))
     columns = ["day", "rows", "served_version", f"served_{metric.name}"]
     columns += [f"candidate_{metric.name}", "candidate_won"]
     return ReplayResult(pd.DataFrame(rows, columns=columns), metric.name, min_share, scored_rows)
 
 
-def _one_day(rows: pd.DataFrame, day: Any, metric: Metric) -> dict[str, Any]:
-    served = metric.score(rows[TRUTH], rows[SERVED], rows.get(SERVED_SCORE))
-    candidate = metric.score(rows[TRUTH], rows[CANDIDATE], rows.get(CANDIDATE_SCORE))
+def _one_day(
+    rows: pd.DataFrame, day: Any, metric: Metric, classes: list[Any] | None
+) -> dict[str, Any]:
+    # Stored batch scores keep the positive class's probability only: a multiclass model's
+    # score metrics are NaN here, and such a day counts for the candidate (below).
+    served = metric.score(rows[TRUTH], rows[SERVED], rows.get(SERVED_SCORE), classes)
+    candidate = metric.score(rows[TRUTH], rows[CANDIDATE], rows.get(CANDIDATE_SCORE), classes)
     versions = sorted(rows["model_version"].astype(str).unique())
     return {
         "day": str(day),

@@ -21,6 +21,7 @@ DuckDB file's path for short.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -510,6 +511,10 @@ def _answered_as_given(joined: pd.DataFrame) -> pd.DataFrame:
     joined["probabilities"] = [
         json.loads(text) if isinstance(text, str) else None for text in joined["probabilities"]
     ]
+    # A store that keeps labels as text (Snowflake's upload) hands numbers back as numbers;
+    # class labels that are words stay text.
+    with contextlib.suppress(TypeError, ValueError):
+        joined["label"] = pd.to_numeric(joined["label"])
     return joined
 
 
