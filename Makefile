@@ -10,10 +10,13 @@ export MODELFACTORY_HOME ?= $(CURDIR)/.modelfactory
 
 install: $(STAMP)
 
+# --compile-bytecode: compiled once at install, so every later interpreter (a contract run,
+# a code server, the CLI) starts without compiling dagster, mlflow or sklearn again, also
+# where PYTHONDONTWRITEBYTECODE keeps Python from caching what it compiles.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,prod]'
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev,prod,examples]'
 	@touch $(STAMP)
 
 dev: install  ## seed + train the examples once, then Dagster UI :3000 and MLflow UI :5000

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from modelfactory.testing import CONTRACTS
 
@@ -38,6 +39,15 @@ def replace(old: str, new: str) -> Callable[[str], str]:
     return edit
 
 
+def edit_yaml(edit: Callable[[dict], None]) -> Callable[[str], str]:
+    def change(text: str) -> str:
+        spec = yaml.safe_load(text)
+        edit(spec)
+        return yaml.safe_dump(spec, sort_keys=False)
+
+    return change
+
+
 # copy name -> the edits that break it, file by file
 BROKEN: dict[str, dict[str, list[Callable[[str], str]]]] = {
     # the feature function drops a column FeatureSchema requires
@@ -46,6 +56,16 @@ BROKEN: dict[str, dict[str, list[Callable[[str], str]]]] = {
     "unfitted": {"train.py": [replace("return model.fit(X, y)", "return model")]},
     # the project's response schema promises whole units; the regression answers fractions
     "whole_units": {"schemas.py": [lambda text: text + RESPONSE_ROW]},
+    # the gate slices the holdout by the time column, which is no model input
+    "sliced_by_date": {
+        "model.yaml": [edit_yaml(lambda spec: spec["promotion"]["slices"].update(by=["date"]))]
+    },
+    # a threshold no model meets: every contract holds, and a warning says the gate would fail
+    "out_of_reach": {
+        "model.yaml": [
+            edit_yaml(lambda spec: spec["promotion"]["thresholds"].update(mae={"max": 0.5}))
+        ]
+    },
     # demand bands from a classifier, behind a model.yaml that still says regression
     "banded": {
         "train.py": [
@@ -84,6 +104,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, list[str]]] = {
         "skipped",
         ["needs build_features_passes_feature_schema"],
     ),
+    ("drops_price", "evaluation_runs_the_gate"): (
+        "skipped",
+        ["needs build_features_passes_feature_schema"],
+    ),
     ("drops_price", "logged_model_serves_requests"): (
         "skipped",
         ["needs build_features_passes_feature_schema"],
@@ -97,6 +121,18 @@ EXPECTED: dict[tuple[str, str], tuple[str, list[str]]] = {
         [
             "model_projects/unfitted/train.py: train returned an unfitted Pipeline; fit it before returning it"
         ],
+    ),
+    ("unfitted", "evaluation_runs_the_gate"): ("skipped", ["needs train_returns_fitted_estimator"]),
+    ("sliced_by_date", "evaluation_runs_the_gate"): (
+        "failed",
+        [
+            "sliced_by_date: model.yaml promotion.slices.by names 'date', not among the model's inputs",
+            "contract: the candidate's and the evaluation's metrics, slices and promotion gate",
+        ],
+    ),
+    ("banded", "evaluation_runs_the_gate"): (
+        "failed",
+        ["model_projects/banded/train.py: scoring the training rows (the candidate asset) raised"],
     ),
     ("unfitted", "logged_model_serves_requests"): (
         "skipped",
@@ -172,6 +208,10 @@ def test_contracts_pass_an_intact_copy_and_name_the_file_a_broken_one_must_fix(
         )
         for fragment in fragments:
             assert fragment in message, f"{project}::{contract}:\n{message}"
+    assert (
+        "model_projects/out_of_reach/model.yaml: trained on 500 rows, the model would not be "
+        "promoted: the gate failed: threshold: mae"
+    ) in " ".join(result.stdout.split()), result.stdout
     # readable: the message, not a traceback through the platform
     drops = found[("drops_price", "build_features_passes_feature_schema")][1]
     assert "Traceback" not in drops and "site-packages" not in drops
@@ -204,7 +244,7 @@ def test_check_runs_one_models_contracts_and_names_an_unknown_model(
     ]
 
 
-@pytest.mark.parametrize("example", ["demand_forecast", "breast_cancer"])
+@pytest.mark.parametrize("example", ["demand_forecast", "breast_cancer", "penguins", "diabetes"])
 def test_every_example_gets_every_contract(example: str) -> None:
     """Collected by a plain `pytest` in this repository, through the entry point."""
     repo = Path(__file__).resolve().parents[1]

@@ -37,7 +37,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from modelfactory import datasets, monitoring, snapshots
+from modelfactory import datasets, gate, monitoring, snapshots
 from modelfactory.approval import (
     ANNOUNCED_TAG,
     approve_command,
@@ -46,14 +46,10 @@ from modelfactory.approval import (
     refusal,
 )
 from modelfactory.audit import APPROVED_BY, AuditLog, by_whom
+from modelfactory.errors import ProjectError
 from modelfactory.evaluation import (
     METRICS,
-    compute_metrics,
-    decide,
     improvement_needed,
-    per_class,
-    predict_with_scores,
-    slice_report,
 )
 from modelfactory.notify import Alert, Notifier
 from modelfactory.project import ModelProject
@@ -326,8 +322,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                 f"{project.shown('train.py')}: train must return a fitted estimator with "
                 f"predict(), got {type(estimator).__name__}"
             )
-        trained = predict_with_scores(estimator, X)
-        train_scores = compute_metrics(spec.task, y, trained.labels, trained.proba, trained.classes)
+        train_scores = _scored(spec, estimator, X, y, slices=False).scores
         data_hash = datasets.content_hash(split)
         tags = {
             "mf.data_hash": data_hash,
@@ -428,20 +423,15 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         registry: ModelRegistry = context.resources.model_registry
         model = unit_of(context)
         X, y = datasets.xy(split, spec, "test")
-        predicted = predict_with_scores(registry.load(model, candidate.version), X)
-        y_pred, classes = predicted.labels, predicted.classes
-        scores = compute_metrics(spec.task, y, y_pred, predicted.proba, classes)
-        classes_table = per_class(y, y_pred, classes) if spec.task == "classification" else None
+        scored = _scored(spec, registry.load(model, candidate.version), X, y)
+        scores, slices, classes_table = scored.scores, scored.slices, scored.per_class
 
         champion = registry.champion(model)
         champion_scores = None
         if champion is not None:
             try:
                 champion_model = registry.load(model, champion.version)
-                theirs = predict_with_scores(champion_model, X)
-                champion_scores = compute_metrics(
-                    spec.task, y, theirs.labels, theirs.proba, theirs.classes
-                )
+                champion_scores = gate.score(spec, champion_model, X, y, slices=False).scores
             except Exception as exc:
                 raise Failure(
                     f"{model}: champion v{champion.version} could not be loaded or scored on the "
@@ -449,28 +439,16 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
                     f"`modelfactory rollback {cli_args(model)}` or promote a candidate by hand."
                 ) from exc
 
-        slices = None
-        if spec.promotion.slices is not None:
-            by = spec.promotion.slices.by
-            frame = X[by].assign(y_true=y, y_pred=y_pred)
-            slices = slice_report(
-                frame, by, metric, scores[metric.name], spec.promotion.slices.min_rows, predicted
-            )
-        judged = slices[slices["judged"]] if slices is not None else None
-        worst_gap = float(judged["gap"].max()) if judged is not None and len(judged) else None
+        worst_gap = scored.worst_gap
         replayed = None
         if spec.promotion.replay is not None and champion is not None:
             segment = context.partition_key if spec.segments else None
-            replayed = _replay(project, split, segment, predicted)
+            replayed = _replay(project, split, segment, scored.predicted)
 
-        verdict = decide(
-            metric=metric,
-            candidate=scores,
-            champion=champion_scores,
-            min_improvement=spec.promotion.min_improvement,
-            thresholds={k: (b.min, b.max) for k, b in spec.promotion.thresholds.items()},
-            worst_slice_gap=worst_gap,
-            max_gap=spec.promotion.slices.max_gap if spec.promotion.slices else None,
+        verdict = gate.judge(
+            spec,
+            scored,
+            champion_scores,
             replay=(replayed.passed, replayed.describe()) if replayed else None,
         )
         registry.log_run_metrics(candidate.run_id, {f"test_{k}": v for k, v in scores.items()})
@@ -731,6 +709,14 @@ def _replay(project: ModelProject, split: Any, segment: str | None, predicted: A
     )
 
 
+def _scored(spec: Any, estimator: Any, X: Any, y: Any, *, slices: bool = True) -> gate.Scored:
+    """gate.score, with a project's mistake (a metric it cannot compute) as a Failure."""
+    try:
+        return gate.score(spec, estimator, X, y, slices=slices)
+    except ProjectError as exc:
+        raise Failure(str(exc)) from None
+
+
 def _data_summary(split: Any, spec: Any) -> dict[str, str]:
     """Version tags describing the training rows, for the model card: their time range
     (split.by) and the inputs' schema."""
@@ -921,8 +907,6 @@ def _champion_output(
 
 def _segment_rows(project: ModelProject, frame: Any, segment: str, function: str) -> Any:
     """One segment's rows of a project function's output, or a Failure saying what is wrong."""
-    from modelfactory.errors import ProjectError
-
     what = f"{project.shown('features.py')}: {function}"
     try:
         return rows_of(frame, project.spec, segment, what)

@@ -1,16 +1,22 @@
 """The contract tests every model project gets: a pytest plugin, so there is nothing to copy.
 
-For each `model_projects/<name>/model.yaml` that pytest walks past, it collects six items:
+For each `model_projects/<name>/model.yaml` that pytest walks past, it collects seven items:
 
     model.yaml::load_raw_passes_raw_schema            load_raw on the example data -> RawSchema
     model.yaml::build_features_passes_feature_schema  build_features(raw) -> FeatureSchema
     model.yaml::build_features_holds_for_generated_raw
                                    hypothesis: any frame RawSchema accepts -> FeatureSchema
-    model.yaml::train_returns_fitted_estimator        train on a small sample -> fitted, predicts
+    model.yaml::train_returns_fitted_estimator        split as the split asset does, train on a
+                                   sample of the training rows -> fitted, predicts
+    model.yaml::evaluation_runs_the_gate              the candidate's and the evaluation's code
+                                   (gate.py): every metric of the task on the training rows and
+                                   the holdout, model.yaml's metric, slices and thresholds, the
+                                   verdict with no champion and against a champion
     model.yaml::logged_model_serves_requests          logged through the registry (MLflow), loaded
-                                   by mlflow.pyfunc, answers rows that pass the endpoint's request
-                                   model; the answer passes PredictResponse, fits the task, and
-                                   passes schemas.py:ResponseRow where the project defines one
+                                   by mlflow.pyfunc and by the endpoint, answers holdout rows
+                                   (those with missing values first) sent through the
+                                   endpoint's request model; the answer passes PredictResponse,
+                                   fits the task, and passes schemas.py:ResponseRow if defined
     model.yaml::same_seed_same_metric                 two trainings, same rows and params -> the
                                                       same holdout metric
 
@@ -54,7 +60,7 @@ if TYPE_CHECKING:
 
     from modelfactory.project import ModelProject
 
-__all__ = ["CONTRACTS", "ContractFile", "ContractItem", "pytest_collect_file"]
+__all__ = ["CONTRACTS", "ContractFile", "ContractItem", "ContractWarning", "pytest_collect_file"]
 
 SAMPLE_ROWS = 500  # training rows for the training contracts: enough to fit, quick to fit
 REQUEST_ROWS = 5  # holdout rows sent as one request
@@ -70,16 +76,26 @@ CONTRACTS: dict[str, str] = {
         "for any raw frame schemas.py:RawSchema accepts, build_features passes FeatureSchema"
     ),
     "train_returns_fitted_estimator": (
-        f"train(X, y, params) on {SAMPLE_ROWS} training rows returns a fitted estimator"
+        f"train(X, y, params) on up to {SAMPLE_ROWS} training rows returns a fitted estimator"
+    ),
+    "evaluation_runs_the_gate": (
+        "the candidate's and the evaluation's metrics, slices and promotion gate (model.yaml) "
+        "run on the trained model, the training rows and the holdout"
     ),
     "logged_model_serves_requests": (
-        "the model logged to the registry loads with mlflow.pyfunc and answers a "
-        "request-schema example with a response that passes the response schema"
+        "the model logged to the registry loads with mlflow.pyfunc and at the endpoint and "
+        "answers a request-schema example with a response that passes the response schema"
     ),
     "same_seed_same_metric": (
         "two trainings on the same rows with the same params score the same holdout metric"
     ),
 }
+
+
+class ContractWarning(UserWarning):
+    """A contract held, with a caveat the project's author should read (pytest shows it)."""
+
+
 # The item that reports a shared step's failure; the others that need the step are skipped.
 _STEP_OWNER = {
     "raw": "load_raw_passes_raw_schema",
@@ -236,13 +252,15 @@ class _ProjectRun:
         return _validated(self.project, frame, "build_features", "FeatureSchema")
 
     def _trained(self) -> _Trained:
+        """The split asset's split of all the features; training on a sample of its rows."""
         from modelfactory import datasets
 
-        spec = self.project.spec
-        split = datasets.split_frame(self._done["features"], spec)
-        X, y = datasets.xy(split, spec, "train")
-        X_test, y_test = datasets.xy(split, spec, "test")
-        X, y = X.head(SAMPLE_ROWS), y.head(SAMPLE_ROWS)
+        project, spec = self.project, self.project.spec
+        with _blame(project, "model.yaml", "splitting the features (split)"):
+            split = datasets.split_frame(self._done["features"], spec)
+            X, y = datasets.xy(split, spec, "train")
+            X_test, y_test = datasets.xy(split, spec, "test")
+        X, y = _sample(X, y, spec)
         return _Trained(X, y, X_test, y_test, self._train(X, y))
 
     def _train(self, X: pd.DataFrame, y: pd.Series) -> Any:
@@ -280,6 +298,29 @@ class _ProjectRun:
 
     def _check_build_features_holds_for_generated_raw(self) -> None:
         _property_check(self.project)
+
+    def _check_evaluation_runs_the_gate(self) -> None:
+        """What the candidate and evaluation assets compute, on the trained sample: a failure
+        here is a failure of `modelfactory train`; a gate that would not promote is a warning
+        (on a sample, a model may well miss a threshold the whole data meets)."""
+        from modelfactory import gate
+
+        project, trained = self.project, self.step("trained")
+        spec = project.spec
+        with _blame(project, "train.py", "scoring the training rows (the candidate asset)"):
+            gate.score(spec, trained.estimator, trained.X, trained.y, slices=False)
+        with _blame(project, "model.yaml", "scoring the holdout (the evaluation asset)"):
+            holdout = gate.score(spec, trained.estimator, trained.X_test, trained.y_test)
+            first = gate.judge(spec, holdout, None)
+            gate.judge(spec, holdout, holdout.scores)  # a retrain: against a champion
+        if not first.passed:
+            warnings.warn(
+                ContractWarning(
+                    f"{project.shown('model.yaml')}: trained on {len(trained.X)} rows, the "
+                    f"model would not be promoted: the gate {first.summary}"
+                ),
+                stacklevel=1,
+            )
 
     def _check_logged_model_serves_requests(self) -> None:
         import mlflow.pyfunc
@@ -345,6 +386,18 @@ class _ProjectRun:
 
 
 # -- the property test ----------------------------------------------------------------
+
+
+def _sample(X: pd.DataFrame, y: pd.Series, spec: Any) -> tuple[pd.DataFrame, pd.Series]:
+    """Up to SAMPLE_ROWS training rows, in their order: a seeded sample, with every class of a
+    classifier's target in it (data sorted by label would otherwise lose classes)."""
+    if len(X) <= SAMPLE_ROWS:
+        return X, y
+    keep = y.sample(n=SAMPLE_ROWS, random_state=spec.split.seed).index
+    if spec.task == "classification":
+        keep = keep.union(y.drop_duplicates().index)
+    keep = keep.sort_values()
+    return X.loc[keep].reset_index(drop=True), y.loc[keep].reset_index(drop=True)
 
 
 class _Broken(Exception):
@@ -453,7 +506,9 @@ def _request_example(
             f"{schemas}: the endpoint's request schema ({source}) needs "
             f"{', '.join(map(repr, missing))}, which build_features does not return"
         )
-    sample = X_test[columns].head(REQUEST_ROWS)
+    holdout = X_test[columns]
+    incomplete = holdout.isna().any(axis=1)  # sent as null: the nullable path first
+    sample = pd.concat([holdout[incomplete], holdout[~incomplete]]).head(REQUEST_ROWS)
     body = '{"rows": ' + sample.to_json(orient="records", date_format="iso") + "}"
     try:
         parsed = request_model.model_validate_json(body)
