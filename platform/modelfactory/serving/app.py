@@ -5,7 +5,9 @@
     GET  /ready                   every model has a version loaded (503 and why, if not)
     GET  /models                  what each model serves now (versions, canary share)
     GET  /metrics                 Prometheus: requests, errors, latency, batch sizes
-    GET  /docs                    OpenAPI, with each model's request schema
+    GET  /docs, /redoc            OpenAPI (Swagger UI, ReDoc), with each model's request schema;
+                                  their JS and CSS are served from the package (fastapi-offline),
+                                  so the pages work without internet
 
 The request path is in predict_route.py. Registry, rollout table and warehouse are touched
 only by background threads. Each model (or each segment of a segmented model) has a slot
@@ -128,10 +130,16 @@ def create_app(
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from a CDN: blank pages on a
+    # machine without internet. fastapi-offline ships both and serves them from this app.
+    from fastapi_offline import FastAPIOffline
+
+    app = FastAPIOffline(
         title="Model Factory endpoint",
         description="Schema-checked predictions from each model's champion, with canary rollout.",
         lifespan=lifespan,
+        # No badge that sends the schema to swagger.io's validator.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.slots = slots
     app.state.refresher = refresher
