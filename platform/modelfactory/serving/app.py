@@ -6,8 +6,7 @@
     GET  /models                  what each model serves now (versions, canary share)
     GET  /metrics                 Prometheus: requests, errors, latency, batch sizes
     GET  /docs, /redoc            OpenAPI (Swagger UI, ReDoc), with each model's request schema;
-                                  their JS and CSS are served from the package (fastapi-offline),
-                                  so the pages work without internet
+                                  their scripts are served by the endpoint (docs.py): offline too
 
 The request path is in predict_route.py. Registry, rollout table and warehouse are touched
 only by background threads. Each model (or each segment of a segmented model) has a slot
@@ -31,6 +30,7 @@ from pydantic_core import to_json
 
 from modelfactory.segments import cli_args
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
+from modelfactory.serving.docs import add_docs
 from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from modelfactory.serving.predict_route import PredictRoute, add_predict_route, error
 from modelfactory.serving.request_schema import (
@@ -130,17 +130,14 @@ def create_app(
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
-    # FastAPI's own /docs and /redoc load Swagger UI and ReDoc from a CDN: blank pages on a
-    # machine without internet. fastapi-offline ships both and serves them from this app.
-    from fastapi_offline import FastAPIOffline
-
-    app = FastAPIOffline(
+    app = FastAPI(
         title="Model Factory endpoint",
         description="Schema-checked predictions from each model's champion, with canary rollout.",
         lifespan=lifespan,
-        # No badge that sends the schema to swagger.io's validator.
-        swagger_ui_parameters={"validatorUrl": None},
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: add_docs serves ours
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.slots = slots
     app.state.refresher = refresher
     app.state.flushers = flushers
