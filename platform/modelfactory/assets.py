@@ -42,6 +42,7 @@ from modelfactory.evaluation import (
     METRICS,
     compute_metrics,
     decide,
+    improvement_needed,
     predict_with_scores,
     slice_report,
 )
@@ -166,16 +167,24 @@ def build_definitions(project: ModelProject) -> Definitions:
         ),
         tags=tags,
     )
+    # The evidence jobs refresh the model card after it: its drift and live lines read them.
+    card = AssetSelection.assets(AssetKey([name, "model_card"]))
     report_job = define_asset_job(
         drift_report_job_name(name),
-        selection=only["drift_report"],
-        description=f"An Evidently drift report on {name}'s latest captured requests.",
+        selection=only["drift_report"] | card,
+        description=(
+            f"An Evidently drift report on {name}'s latest captured requests (or the window "
+            "the drift sensor judged), then the model card with its drift line."
+        ),
         tags=tags,
     )
     live_job = define_asset_job(
         live_metrics_job_name(name),
-        selection=only["live_metrics"],
-        description=f"{name}'s live metric per version, from predictions and late labels.",
+        selection=only["live_metrics"] | card,
+        description=(
+            f"{name}'s live metric per version, from predictions and late labels, then the "
+            "model card with its live line."
+        ),
         tags=tags,
     )
     jobs = [train_job, predict_job, report_job, live_job]
@@ -352,14 +361,17 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         required_resource_keys={"model_registry", "audit"},
         description=(
             f"Candidate vs the current champion on the same holdout: {metric.name} must improve "
-            f"by at least {spec.promotion.min_improvement:.1%}, thresholds hold and no slice "
-            "strays too far. The verdict is recorded on the model version."
+            f"by {improvement_needed(spec.promotion.min_improvement)} (relative), thresholds "
+            "hold and no slice strays too far. The verdict is recorded on the model version."
         ),
         check_specs=[
             AssetCheckSpec(
                 "beats_champion",
                 asset=key["evaluation"],
-                description="Candidate beats the champion by min_improvement on the holdout.",
+                description=(
+                    f"Candidate's {metric.name} beats the champion's on the holdout by "
+                    f"{improvement_needed(spec.promotion.min_improvement)} (relative)."
+                ),
             ),
             AssetCheckSpec(
                 "meets_thresholds",
@@ -638,7 +650,8 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
 
     @asset(
         key=key["model_card"],
-        deps=[key["champion"]],  # reads the registry, not the champion asset's value
+        # It reads the registry and these assets' latest metadata, not their values.
+        deps=[key["champion"], key["drift_report"], key["live_metrics"]],
         kinds={"mlflow"},
         required_resource_keys={"model_registry"},
         description=(

@@ -3,9 +3,11 @@
 With `predictions: {daily_from: ...}` in model.yaml the predictions asset has one partition
 per day (per day and segment, for a segmented model: a multi-partition with dimensions
 `date` and `segment`). A run scores the features rows of its day, by the time column
-`split.by`, with the champion of the moment, and replaces that day's rows in the warehouse:
-a backfill over a date range is one run per day, and a day scored once keeps the version
-that scored it, which is what replay compares a candidate with.
+`split.by`, with the champion of the moment, and replaces that day's rows in the warehouse;
+a day scored once keeps the version that scored it, which is what replay compares a
+candidate with. `modelfactory predict --from --to` runs one day at a time; a backfill from
+the UI (Materialize all included) is one run per segment over its days (the asset's
+single-run backfill policy), each day of it scored the same way.
 
 Without it, predictions score all of the latest features at once (per segment, if any).
 """
@@ -27,12 +29,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DATE",
     "SEGMENT",
-    "day_and_segment",
     "predictions_partitions",
     "predictions_storage",
     "read_scored",
-    "rows_of_day",
+    "rows_between",
     "run_partition_key",
+    "scored_partitions",
 ]
 
 DATE, SEGMENT = "date", "segment"  # the dimensions of a segmented model's daily predictions
@@ -64,28 +66,41 @@ def predictions_storage(spec: ModelSpec) -> dict[str, Any]:
     return {"partition_expr": {DATE: spec.split.by, SEGMENT: by_segment}}
 
 
-def day_and_segment(context: Any, spec: ModelSpec) -> tuple[date | None, str | None]:
-    """The day and the segment a predictions run is about (None where not partitioned so)."""
-    if not context.has_partition_key:
-        return None, None
-    key = context.partition_key
-    if spec.predictions is None:
-        return None, key
+def scored_partitions(
+    context: Any, spec: ModelSpec
+) -> tuple[tuple[date, date] | None, list[str | None]]:
+    """The days (first, last) and the segments a predictions run scores: one partition, or
+    the range a single-run backfill gives it (days x segments, as the warehouse replaces
+    them). (None, [None]) where predictions are not partitioned so."""
+    from dagster import PartitionKeyRange
+
+    if not context.has_partition_key and not context.has_partition_key_range:
+        return None, [None]
+    if spec.predictions is None:  # by segment only
+        return None, list(context.partition_keys)
+    window = context.partition_time_window
+    days = (window.start.date(), (window.end - timedelta(days=1)).date())
     if spec.segments is None:
-        return date.fromisoformat(key), None
-    dimensions = key.keys_by_dimension
-    return date.fromisoformat(dimensions[DATE]), dimensions[SEGMENT]
+        return days, [None]
+    span = context.partition_key_range
+    segments = predictions_partitions(spec).get_partitions_def_for_dimension(SEGMENT)
+    inside = PartitionKeyRange(
+        span.start.keys_by_dimension[SEGMENT], span.end.keys_by_dimension[SEGMENT]
+    )
+    return days, list(segments.get_partition_keys_in_range(inside))
 
 
-def rows_of_day(features: pd.DataFrame, time_column: str, day: date) -> pd.DataFrame:
-    """The rows whose time column falls on `day` (UTC dates; times within the day count)."""
+def rows_between(features: pd.DataFrame, time_column: str, first: date, last: date) -> pd.DataFrame:
+    """The rows whose time column falls on a day from `first` to `last` (UTC dates; times
+    within a day count)."""
     import pandas as pd
 
     times = pd.to_datetime(features[time_column])
-    start = pd.Timestamp(datetime.combine(day, datetime.min.time()))
+    start = pd.Timestamp(datetime.combine(first, datetime.min.time()))
     if times.dt.tz is not None:
         start = start.tz_localize("UTC")
-    inside = (times >= start) & (times < start + timedelta(days=1))
+    end = start + timedelta(days=(last - first).days + 1)
+    inside = (times >= start) & (times < end)
     return features[inside.to_numpy()].reset_index(drop=True)
 
 

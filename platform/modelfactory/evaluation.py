@@ -23,6 +23,7 @@ __all__ = [
     "compute_metrics",
     "decide",
     "improvement",
+    "improvement_needed",
     "predict_with_scores",
     "slice_report",
 ]
@@ -172,6 +173,14 @@ class GateVerdict:
         return "failed: " + "; ".join(r for r in self.reasons if not r.startswith("ok"))
 
 
+def improvement_needed(min_improvement: float) -> str:
+    """The gate's improvement rule in words, as decide() applies it: a gain of at least
+    `min_improvement`, and always more than none (so 0 means "strictly better")."""
+    if min_improvement == 0:
+        return f"more than {min_improvement:.2%}"
+    return f"at least {min_improvement:.2%}"
+
+
 def decide(
     *,
     metric: Metric,
@@ -200,7 +209,7 @@ def decide(
         verb = "ok" if beats else "worse"
         reasons.append(
             f"{verb}: {metric.name} {score:.4g} vs champion {champion[metric.name]:.4g} "
-            f"({gain:+.2%}, needs {'>' if min_improvement == 0 else '>='}{min_improvement:.2%})"
+            f"({gain:+.2%}, needs {improvement_needed(min_improvement)})"
         )
 
     meets = True

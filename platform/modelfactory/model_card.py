@@ -220,7 +220,9 @@ def _training_data(facts: CardFacts) -> str:
 def _in_production(facts: CardFacts) -> str:
     drift, live = facts.drift, facts.live
     drift_line = "not known yet (no drift report)"
-    if drift:  # the report's own summary says whether and where
+    if drift and "drifted" not in drift:  # a report made before there was anything to judge
+        drift_line = f"not known yet ({drift.get('summary') or 'nothing to judge yet'})"
+    elif drift:  # the report's own summary says whether and where
         verdict = "drifted" if drift.get("drifted") else "no drift"
         drift_line = str(drift.get("summary") or verdict)
     champion = facts.champion.version if facts.champion else None

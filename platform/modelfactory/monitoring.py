@@ -37,10 +37,13 @@ __all__ = [
     "DriftResult",
     "Outcomes",
     "ReferenceProfile",
+    "ReportVerdict",
+    "as_dict",
     "compare",
     "evidently_quality_report",
     "evidently_report",
     "profile",
+    "report_verdict",
 ]
 
 _EPSILON = 1e-6  # keeps empty bins from sending PSI to infinity
@@ -251,22 +254,104 @@ class Outcomes:
         return [c for c in (self.target, self.prediction, self.score) if c]
 
 
-def evidently_report(reference: pd.DataFrame, current: pd.DataFrame, path: Path) -> Path:
-    """An Evidently data-drift report for people to read, saved as a standalone HTML file.
+@dataclass(frozen=True)
+class ReportVerdict:
+    """What an Evidently drift report concluded, read back from its own output."""
 
-    The verdicts that act (the sensor's) come from `compare`; this is the detailed picture:
-    per-column distributions, Evidently's own tests. Evidently is imported here only: it
-    costs seconds.
+    drifted_columns: list[str]
+    share: float
+    drifted: bool
+
+
+def evidently_report(
+    reference: pd.DataFrame, current: pd.DataFrame, path: Path, result: DriftResult, spec: DriftSpec
+) -> ReportVerdict:
+    """An Evidently data-drift report for people to read, configured from the model's `drift`
+    section, saved as standalone HTML (and its JSON beside it, `path` with `.json`).
+
+    It must say what the sensor acted on, so it judges with the platform's statistic rather
+    than Evidently's own (whose psi, ks and chi-square bin the data differently): each
+    column's test is a stattest registered for this report that returns the score `compare`
+    gave `result` on the champion's reference profile (Evidently drops missing values before
+    a test, where the profile counts them as a category), drifted at `spec.threshold`; the
+    dataset verdict is a test that the share of drifted columns stays at most
+    `spec.max_share`, the sensor's rule. Evidently draws the distributions of `reference`
+    (the training inputs) and `current`. Evidently is imported here only: it costs seconds.
     """
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
+    from evidently.tests import lte
 
     _no_telemetry()
     path.parent.mkdir(parents=True, exist_ok=True)
-    Report([DataDriftPreset()]).run(current_data=current, reference_data=reference).save_html(
-        str(path)
+    columns = [c.column for c in result.columns]
+    methods = _platform_stattests(result)
+    definition = DataDefinition(
+        numerical_columns=[c.column for c in result.columns if c.kind == "numeric"],
+        categorical_columns=[c.column for c in result.columns if c.kind == "categorical"],
     )
-    return path
+    metrics = [
+        DriftedColumnsCount(
+            columns=columns,
+            drift_share=spec.max_share,
+            per_column_method=methods,
+            threshold=spec.threshold,
+            share_tests=[lte(spec.max_share)],  # drifted when the share exceeds max_share
+        ),
+        *(ValueDrift(column=c, method=methods[c], threshold=spec.threshold) for c in columns),
+    ]
+    snapshot = Report(metrics, include_tests=True).run(
+        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+    )
+    snapshot.save_html(str(path))
+    snapshot.save_json(str(path.with_suffix(".json")))
+    return report_verdict(snapshot.dict())
+
+
+def report_verdict(report: dict[str, Any]) -> ReportVerdict:
+    """The drifted columns and the dataset verdict of a report made by `evidently_report`,
+    from its dict (or JSON) output: its failed per-column drift tests and its share test."""
+    drifted, share, dataset_drifted = [], 0.0, False
+    for metric in report["metrics"]:
+        if metric["config"]["type"].endswith(":DriftedColumnsCount"):
+            share = float(metric["value"]["share"])
+    for test in report["tests"]:
+        failed = str(test["status"]).rsplit(".", 1)[-1] == "FAIL"
+        params = test["metric_config"]["params"]
+        if params["type"].endswith(":ValueDrift") and failed:
+            drifted.append(params["column"])
+        elif params["type"].endswith(":DriftedColumnsCount"):
+            dataset_drifted = failed
+    return ReportVerdict(drifted_columns=drifted, share=share, drifted=dataset_drifted)
+
+
+def _platform_stattests(result: DriftResult) -> dict[str, str]:
+    """Register, under names unique to `result`, one Evidently stattest per column that
+    answers the platform's score and verdict for it; column -> stattest name."""
+    import hashlib
+
+    from evidently.legacy.calculations.stattests import StatTest, register_stattest
+    from evidently.legacy.core import ColumnType
+
+    token = hashlib.sha256(json.dumps(as_dict(result), sort_keys=True).encode()).hexdigest()[:12]
+    names = {}
+    for index, drift in enumerate(result.columns):
+        name = f"modelfactory_{drift.method}_{token}_{index}"
+
+        def judged(_reference: Any, _current: Any, _type: Any, _threshold: Any, drift=drift):
+            return drift.score, drift.drifted
+
+        register_stattest(
+            StatTest(
+                name=name,
+                display_name=f"{drift.method} (Model Factory, champion's reference profile)",
+                allowed_feature_types=[ColumnType.Numerical, ColumnType.Categorical],
+            ),
+            judged,
+        )
+        names[drift.column] = name
+    return names
 
 
 def evidently_quality_report(

@@ -12,6 +12,7 @@ Dagster reads the asset functions' annotations at definition time, so this modul
 postpone them (no `from __future__ import annotations`); pandas types are quoted instead.
 """
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
@@ -19,7 +20,8 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
-    Failure,
+    BackfillPolicy,
+    BetaWarning,
     FreshnessPolicy,
     MetadataValue,
     Output,
@@ -30,10 +32,10 @@ from modelfactory import datasets, monitoring
 from modelfactory.assets import frame_metadata
 from modelfactory.batch import (
     SEGMENT,
-    day_and_segment,
     predictions_partitions,
     predictions_storage,
-    rows_of_day,
+    rows_between,
+    scored_partitions,
 )
 from modelfactory.evaluation import METRICS, predict_with_scores
 from modelfactory.live import champion_holdout
@@ -41,6 +43,7 @@ from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
 from modelfactory.resources import ArtifactStore, inference_store, label_folder, warehouse_kind
 from modelfactory.segments import cli_args, segment_model, unit_of
+from modelfactory.sensors import DRIFT_WINDOW_TAG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,36 +71,49 @@ def build_production_assets(
         required_resource_keys={"model_registry", "artifact_store"},
         description=(
             f"An Evidently report (HTML) of the latest {spec.drift.window} captured requests "
-            f"against the training inputs, with the drift share ({spec.drift.method}) as "
-            f"metadata so the UI plots it over time; once labels arrived, a second report of the "
-            f"champion's {spec.task} quality on them vs on the holdout. The {name}_drift sensor "
-            "requests it when it finds drift."
+            f"(or the window the {name}_drift sensor judged) against the champion's training "
+            f"inputs, judged as the sensor judges: {spec.drift.method} on the champion's "
+            f"reference profile, a column drifted at {spec.drift.threshold:g}, the model when "
+            f"more than {spec.drift.max_share:.0%} of the columns drifted. The drift share is "
+            "metadata, so the UI plots it over time; once labels arrived, a second report of "
+            f"the champion's {spec.task} quality on them vs on the holdout. Before any traffic "
+            "(or any champion) it materializes a note saying so, and no verdict."
         ),
         **common,
     )
     def drift_report(context: AssetExecutionContext, split: Any) -> Output:
         from datetime import UTC, datetime
 
-        from modelfactory.serving.capture import inference_log_table, read_recent
-
+        registry: ModelRegistry = context.resources.model_registry
         unit = unit_of(context)
         reference, _ = datasets.xy(split, spec, "train")
-        current = read_recent(inference_store(unit), unit, spec.drift.window)
-        if current.empty:
-            raise Failure(
-                f"{unit}: no captured requests in {inference_log_table(unit)} yet; the report "
-                f"compares live traffic with the training data (serve with `modelfactory serve`)"
+        champion = registry.champion(unit)
+        if champion is None:
+            return _nothing_to_judge(
+                f"{unit} has no champion yet, so no reference to compare live data with; "
+                f"train one (`modelfactory train {cli_args(unit)}`)"
             )
-        current = current[[c for c in reference.columns if c in current.columns]]
-        result = monitoring.compare(monitoring.profile(reference), current, spec.drift)
+        current, window = _report_window(context, unit, spec.drift.window)
+        if current.empty:
+            return _nothing_to_judge(window)
+        profile = registry.reference_profile(unit, champion.version)
+        if profile is None:  # logged before references were kept: the training inputs then
+            profile = monitoring.profile(reference)
+        shared = [c for c in profile.columns if c in current.columns and c in reference.columns]
+        current = current[shared]
+        result = monitoring.compare(profile, current, spec.drift)
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         of = f"{context.partition_key}-" if spec.segments else ""  # whose report, by name
         reports: ArtifactStore = context.resources.artifact_store
-        path = monitoring.evidently_report(
-            reference, current, reports.local_path(name, f"drift-{of}{stamp}.html")
-        )
+        path = reports.local_path(name, f"drift-{of}{stamp}.html")
+        shown = monitoring.evidently_report(reference, current, path, result, spec.drift)
+        if (shown.drifted_columns, shown.drifted) != (result.drifted_columns, result.drifted):
+            context.log.warning(  # cannot happen by construction; said if it ever does
+                f"{unit}: the Evidently report flags {shown.drifted_columns} "
+                f"(drifted: {shown.drifted}), the platform {result.drifted_columns}"
+            )
         location = reports.publish(path, name)
-        registry: ModelRegistry = context.resources.model_registry
+        reports.publish(path.with_suffix(".json"), name)
         quality = _labelled_quality(project, registry, split, unit)
         extra: dict[str, Any] = {"labelled_rows": 0}
         if quality is not None:  # the champion on its holdout vs on labelled live rows
@@ -109,9 +125,15 @@ def build_production_assets(
         return Output(
             {"path": location, **monitoring.as_dict(result)},
             metadata={
+                "verdict": "drifted" if result.drifted else "no drift",
                 "drift_share": result.share,
                 "drifted": result.drifted,
                 "drifted_columns": ", ".join(result.drifted_columns) or "none",
+                "method": spec.drift.method,
+                "threshold": spec.drift.threshold,
+                "max_share": spec.drift.max_share,
+                "window": window,
+                "champion_version": champion.version,
                 "current_rows": len(current),
                 "reference_rows": len(reference),
                 "report": _report_link(location),
@@ -120,57 +142,71 @@ def build_production_assets(
             },
         )
 
-    @asset(
-        key=key["predictions"],
-        ins={"features": AssetIn(key["features"], partition_mapping=_features_of_run(spec))},
-        io_manager_key="warehouse",
-        metadata=predictions_storage(spec),
-        kinds={"scikit-learn", warehouse_kind()},
-        required_resource_keys={"model_registry"},
-        description=(
-            (
-                f"Batch scores by day (from {spec.predictions.daily_from}): the features rows "
-                f"of each day (by {spec.split.by}), scored by the champion of the moment, with "
-                "the version that scored them"
-                if spec.predictions
-                else "Batch scores: every row of the latest features scored by the champion, "
-                "with the version that scored it"
-            )
-            + (f"; refreshed on `{spec.schedule.predict}` (UTC)." if spec.schedule.predict else ".")
-        ),
-        freshness_policy=fresh.get("predictions"),
-        **{**common, "partitions_def": predictions_partitions(spec)},
-    )
-    def predictions(context: AssetExecutionContext, features: Any) -> Output:
-        registry: ModelRegistry = context.resources.model_registry
-        day, segment = day_and_segment(context, spec)
-        if day is not None:
-            features = rows_of_day(features, spec.split.by, day)  # type: ignore[arg-type]
-        model = segment_model(name, segment)
-        champion = registry.champion(model)
-        if champion is None:
-            raise Failure(
-                f"{model}: no champion to score with yet; train one first "
-                f"(`modelfactory train {cli_args(model)}` or materialize {name}/champion)"
-            )
-        scored = features.drop(columns=[spec.target], errors="ignore").assign(
-            prediction=float("nan"), model_version=champion.version
+    with warnings.catch_warnings():  # backfill_policy is beta in Dagster 1.13; it fits
+        warnings.simplefilter("ignore", BetaWarning)
+
+        @asset(
+            key=key["predictions"],
+            ins={"features": AssetIn(key["features"], partition_mapping=_features_of_run(spec))},
+            io_manager_key="warehouse",
+            metadata=predictions_storage(spec),
+            kinds={"scikit-learn", warehouse_kind()},
+            required_resource_keys={"model_registry"},
+            description=(
+                (
+                    f"Batch scores by day (from {spec.predictions.daily_from}): the features rows "
+                    f"of each day (by {spec.split.by}), scored by the champion of the moment, with "
+                    "the version that scored them; a backfill scores its days in one run"
+                    if spec.predictions
+                    else "Batch scores: every row of the latest features scored by the champion, "
+                    "with the version that scored it"
+                )
+                + (
+                    f"; refreshed on `{spec.schedule.predict}` (UTC)."
+                    if spec.schedule.predict
+                    else "."
+                )
+                + " Before any champion it stores no rows and says so."
+            ),
+            freshness_policy=fresh.get("predictions"),
+            # One run per backfill (per segment) rather than one per day: Materialize all on a
+            # year of days is a handful of runs, each replacing its days' rows at once.
+            backfill_policy=BackfillPolicy.single_run() if spec.predictions else None,
+            **{**common, "partitions_def": predictions_partitions(spec)},
         )
-        if len(features):  # a day without rows stores none, and says so
-            X = datasets.inputs(features, spec)
-            y_pred, y_score = predict_with_scores(registry.load(model, champion.version), X)
-            scored = scored.assign(prediction=y_pred)
-            if y_score is not None:
-                scored = scored.assign(score=y_score)
-        return Output(
-            scored,
-            metadata={
-                **frame_metadata(scored),
-                "champion_version": champion.version,
-                "prediction_mean": float(scored["prediction"].mean()) if len(scored) else "none",
-                **({"day": day.isoformat()} if day else {}),
-            },
-        )
+        def predictions(context: AssetExecutionContext, features: Any) -> Output:
+            registry: ModelRegistry = context.resources.model_registry
+            days, segments = scored_partitions(context, spec)
+            if days is not None:
+                features = rows_between(features, spec.split.by, *days)  # type: ignore[arg-type]
+            parts, versions = [], {}
+            for segment in segments:
+                rows = features
+                if segment is not None:
+                    rows = features[features[spec.segments.by].astype(str) == segment]
+                model = segment_model(name, segment)
+                champion = registry.champion(model)
+                if champion is None:
+                    context.log.info(f"{model}: no champion to score with yet; no rows stored")
+                    versions[model] = "none"
+                    continue
+                versions[model] = champion.version
+                parts.append(_scored(registry, model, champion.version, rows, spec))
+            scored = _concat(parts, features, spec)
+            waiting = [model for model, version in versions.items() if version == "none"]
+            return Output(
+                scored,
+                metadata={
+                    # Repeated on each partition of a range: no preview there.
+                    **frame_metadata(scored, preview=days is None or days[0] == days[1]),
+                    "champion_version": _versions(versions),
+                    "prediction_mean": float(scored["prediction"].mean())
+                    if len(scored)
+                    else "none",
+                    **_days_metadata(days),
+                    **({"note": f"no champion yet: {', '.join(waiting)}"} if waiting else {}),
+                },
+            )
 
     @asset(
         key=key["live_metrics"],
@@ -226,6 +262,85 @@ def build_production_assets(
         return Output(table, metadata=metadata)
 
     return [predictions, drift_report, live_metrics]
+
+
+def _nothing_to_judge(reason: str) -> Output:
+    """A drift report with nothing to compare yet (no traffic, no champion): materialized, so
+    Materialize all stays green and the lineage whole, with the reason and no verdict (no
+    `drifted` or `drift_share` for the model card or the UI's plot to read as one)."""
+    return Output(
+        {"path": None, "reason": reason},
+        metadata={"verdict": "nothing to judge yet", "summary": reason},
+    )
+
+
+def _report_window(
+    context: AssetExecutionContext, unit: str, size: int
+) -> "tuple[pd.DataFrame, str]":
+    """The captured inputs to report on, and which they are: the window the drift sensor
+    judged (named by the run's tag), else the latest `size` answered requests. Empty, with
+    the reason, before any traffic."""
+    from datetime import datetime
+
+    from modelfactory.serving.capture import inference_log_table, read_recent, read_window
+
+    store = inference_store(unit)
+    after = context.run.tags.get(DRIFT_WINDOW_TAG)
+    if after is not None:  # "" for the first window of all
+        since = datetime.fromisoformat(after) if after else None
+        current, first, last = read_window(store, unit, after=since, limit=size)
+        window = f"{first.isoformat()} .. {last.isoformat()}" if first and last else ""
+    else:
+        current = read_recent(store, unit, size)
+        window = f"the latest {len(current)} answered requests"
+    if current.empty:
+        return current, (
+            f"{unit}: no captured requests in {inference_log_table(unit)} yet; the report "
+            "compares live traffic with the training data (serve with `modelfactory serve`)"
+        )
+    return current, window
+
+
+def _scored(
+    registry: ModelRegistry, model: str, version: str, rows: "pd.DataFrame", spec: Any
+) -> "pd.DataFrame":
+    """`rows` (features) scored by `model`'s version, with the version; the target dropped."""
+    scored = rows.drop(columns=[spec.target], errors="ignore").assign(
+        prediction=float("nan"), model_version=version
+    )
+    if len(rows):  # a day without rows stores none, and says so
+        X = datasets.inputs(rows, spec)
+        y_pred, y_score = predict_with_scores(registry.load(model, version), X)
+        scored = scored.assign(prediction=y_pred)
+        if y_score is not None:
+            scored = scored.assign(score=y_score)
+    return scored.reset_index(drop=True)
+
+
+def _concat(parts: "list[pd.DataFrame]", features: "pd.DataFrame", spec: Any) -> "pd.DataFrame":
+    """The scored parts as one frame; none scored (no champion yet) is an empty frame of
+    the same columns."""
+    import pandas as pd
+
+    if parts:
+        return pd.concat(parts, ignore_index=True)
+    empty = features.drop(columns=[spec.target], errors="ignore").iloc[0:0]
+    return empty.assign(prediction=pd.Series(dtype=float), model_version=pd.Series(dtype=str))
+
+
+def _versions(versions: dict[str, str]) -> str:
+    """Which version scored: `1`, or `demand_forecast.de=1, demand_forecast.uk=2` for a
+    run over several segments; `none` before any champion."""
+    if len(set(versions.values())) <= 1:
+        return next(iter(versions.values()), "none")
+    return ", ".join(f"{model}={version}" for model, version in versions.items())
+
+
+def _days_metadata(days: "tuple[Any, Any] | None") -> dict[str, str]:
+    if days is None:
+        return {}
+    first, last = days
+    return {"day": first.isoformat()} if first == last else {"days": f"{first} .. {last}"}
 
 
 def _features_of_run(spec: Any) -> Any:

@@ -36,6 +36,7 @@ from modelfactory.registry import ModelRegistry
 from modelfactory.serving.rollouts import Rollout, RolloutStore
 
 __all__ = [
+    "DRIFT_WINDOW_TAG",
     "build_sensors",
     "canary_sensor_name",
     "describe_run_failure",
@@ -44,6 +45,11 @@ __all__ = [
     "run_failure_sensor_name",
     "score_refreshed_sensor_name",
 ]
+
+
+# On the runs a drift verdict requests: the receive time the judged window starts after
+# ("" for the first window), so the drift report reads the very rows the sensor judged.
+DRIFT_WINDOW_TAG = "modelfactory/drift_window_after"
 
 
 def canary_sensor_name(model: str) -> str:
@@ -400,6 +406,7 @@ def _check_drift(
             "modelfactory/drift_share": f"{result.share:.3f}",
             "modelfactory/drifted_columns": ",".join(result.drifted_columns),
             "modelfactory/champion": champion.version,
+            DRIFT_WINDOW_TAG: cursor or "",
         },
     )
 
