@@ -259,10 +259,7 @@ def test_materialize_all_on_each_models_group_succeeds_in_the_ui(browser, dev: D
     """
     started = time.monotonic()
     groups = _asset_groups(dev)
-    if os.environ.get("TMP_GROUPS"):
-        groups = {g: w for g, w in groups.items() if g in os.environ["TMP_GROUPS"].split(",")}
-    else:
-        assert {"breast_cancer", MODEL} <= set(groups)
+    assert {"breast_cancer", MODEL} <= set(groups)
     with Offline(browser) as offline:
         page = offline.context.new_page()
         launched = {
