@@ -170,7 +170,7 @@ def settle(root: int, *, interval: float, window: int, tolerance: float, limit: 
         time.sleep(interval)
 
 
-def report(tree: list[Process], *, up_seconds: float, home: str, note: str) -> str:
+def report(tree: list[Process], *, up_seconds: float, rest: float, home: str, note: str) -> str:
     rows = sorted(tree, key=lambda p: -p.rss)
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     locations: dict[str, int] = {}
@@ -185,7 +185,8 @@ def report(tree: list[Process], *, up_seconds: float, home: str, note: str) -> s
         "",
         f"Measured by `bench/dev_memory.py` on {when} UTC (`make bench-dev-memory`), with",
         f"{len(locations)} model projects and a fresh home ({home}); up (trained and every UI",
-        f"answering) after {up_seconds:.0f} s, then sampled until the total settled.",
+        f"answering) after {up_seconds:.0f} s, left alone {rest:.0f} s, then sampled until",
+        "the total settled.",
         "",
         f"**{len(rows)} processes, RSS {sum(p.rss for p in rows) / MIB:,.0f} MiB in all, "
         f"PSS {sum(p.pss for p in rows) / MIB:,.0f} MiB** (RSS counts shared pages once per "
@@ -213,6 +214,9 @@ def main() -> None:
     parser.add_argument("--endpoint-port", type=int, default=8150)
     parser.add_argument("--home", default=None, help="MODELFACTORY_HOME [a fresh temporary one]")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for start-up")
+    parser.add_argument(
+        "--rest", type=float, default=120, help="seconds after start-up before sampling"
+    )  # sensors tick every 30 s: their first evaluations load what they use
     parser.add_argument("--settle", type=float, default=180, help="longest wait for rest, s")
     parser.add_argument("--output", default=str(REPO / "bench" / "results" / "dev_memory.md"))
     parser.add_argument("--note", default="", help="a line added under the table")
@@ -228,7 +232,8 @@ def main() -> None:
     dev = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         up = wait_until_up(ports, dev, args.timeout)
-        print(f"up after {up:.0f} s; waiting for the tree to settle", flush=True)
+        print(f"up after {up:.0f} s; resting {args.rest:.0f} s, then until it settles", flush=True)
+        time.sleep(args.rest)
         tree = settle(dev.pid, interval=5, window=4, tolerance=0.02, limit=args.settle)
     finally:
         dev.send_signal(signal.SIGTERM)
@@ -237,7 +242,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             dev.kill()
         log.close()
-    text = report(tree, up_seconds=up, home=home, note=args.note)
+    text = report(tree, up_seconds=up, rest=args.rest, home=home, note=args.note)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(text)
     print(text)

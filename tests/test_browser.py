@@ -141,11 +141,12 @@ def test_the_docs_render_offline_and_send_a_prediction(browser, endpoint: str) -
 
 @dataclass
 class Dev:
-    """A running `modelfactory dev`: its ports (by service), home and log."""
+    """A running `modelfactory dev`: its ports (by service), home, log and process id."""
 
     ports: dict[str, int]
     home: Path
     log: Path
+    pid: int
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -178,7 +179,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
             command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    running = Dev(ports, home, log)
+    running = Dev(ports, home, log, proc.pid)
     try:
         _wait_until_up(running, proc, timeout=600)
         print(
@@ -220,6 +221,40 @@ def _locations(dev: Dev) -> dict[str, bool]:
         entry["name"]: entry["locationOrLoadError"]["__typename"] == "RepositoryLocation"
         for entry in data["workspaceOrError"]["locationEntries"]
     }
+
+
+def test_dev_keeps_nothing_resident_it_does_not_use(dev: Dev) -> None:
+    """The supervisor holds no dagster, mlflow or scikit-learn; MLflow runs no job runner;
+    the training dev ran first has exited."""
+    tree = _process_tree(dev.pid)
+    supervisor = tree[dev.pid]
+    assert "modelfactory.dev_stack" in supervisor["command"]
+    assert supervisor["rss_mib"] < 60, supervisor
+    commands = [p["command"] for p in tree.values()]
+    assert not [c for c in commands if "huey" in c or "modelfactory train" in c], commands
+
+
+def _process_tree(root: int) -> dict[int, dict[str, Any]]:
+    """`root` and its descendants from /proc: {pid: {"command", "rss_mib"}}."""
+    parents, info = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            )
+            status = (entry / "status").read_text()
+            rss = next(
+                (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+                0,
+            )
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            info[int(entry.name)] = {"command": command, "rss_mib": rss / 1024}
+    tree = [root]
+    for pid in tree:
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    return {pid: info[pid] for pid in tree if pid in info}
 
 
 def test_the_first_trainings_links_follow_the_ports_dev_was_started_on(dev: Dev) -> None:
