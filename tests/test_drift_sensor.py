@@ -16,6 +16,7 @@ from modelfactory.notify import read_alerts
 from modelfactory.project import load_project
 from modelfactory.resources import local_home, project_resources
 from modelfactory.runs import seed_data, train
+from modelfactory.sensors import DRIFT_WINDOW_TAG
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 
 pytestmark = pytest.mark.slow
@@ -72,6 +73,33 @@ def tick(project, cursor: str | None = None):
     return sensor(context), context.cursor
 
 
+def report_on(project, tags: dict[str, str]):
+    """Run `<model>_drift_report` as the sensor requests it; its report's verdict read back
+    from the report's own JSON, the asset's metadata, and the model card after it."""
+    import json
+
+    from modelfactory.monitoring import report_verdict
+
+    job = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
+    result = job.execute_in_process(instance=DagsterInstance.get(), tags=tags)
+    (materialization,) = result.asset_materializations_for_node(f"{MODEL}__drift_report")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    html = Path(metadata["report"])
+    verdict = report_verdict(json.loads(html.with_suffix(".json").read_text()))
+    (card,) = result.asset_materializations_for_node(f"{MODEL}__model_card")
+    return metadata, verdict, html.read_text(), card.metadata["card"].value
+
+
+def observed_verdict() -> tuple[list[str], float]:
+    """What the sensor recorded of the window it judged last: drifted columns and share."""
+    (observed,) = (
+        DagsterInstance.get().fetch_observations(AssetKey([MODEL, "drift_report"]), limit=1).records
+    )
+    metadata = observed.asset_observation.metadata
+    columns = metadata["drifted_columns"].value
+    return ([] if columns == "none" else columns.split(", ")), metadata["drift_share"].value
+
+
 def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> None:
     result, cursor = tick(project)
     assert isinstance(result, SkipReason) and f"0/{WINDOW} new rows" in result.skip_message
@@ -80,12 +108,15 @@ def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> No
     calm, cursor = tick(project)
     assert isinstance(calm, SkipReason) and "no drift in 5 columns" in calm.skip_message
     assert cursor is not None  # the judged window is never read again
-    (observed,) = (
-        DagsterInstance.get().fetch_observations(AssetKey([MODEL, "drift_report"]), limit=1).records
-    )
-    assert observed.asset_observation.metadata["drift_share"].value == 0.0
+    assert observed_verdict() == ([], 0.0)
     again, same_cursor = tick(project, cursor)
     assert f"0/{WINDOW} new rows" in again.skip_message and same_cursor == cursor
+
+    # The report on that (first) window says what the sensor said: no column, no drift.
+    metadata, verdict, _, card = report_on(project, {DRIFT_WINDOW_TAG: ""})
+    assert (verdict.drifted_columns, verdict.drifted) == ([], False)
+    assert metadata["drifted_columns"] == "none" and metadata["verdict"] == "no drift"
+    assert f"- **Drift:** {metadata['summary']}" in card  # the card refreshed with it
 
     capture_traffic(project, drift=0.5, seed=12)
     ticks = [tick(project, cursor)[0] for _ in range(100)]  # the same window, 100 ticks
@@ -100,23 +131,29 @@ def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> No
     retrain = requests[0]
     assert retrain.tags["modelfactory/trigger"] == "drift"
     assert set(retrain.tags["modelfactory/drifted_columns"].split(",")) == {"price", "temperature"}
+    assert retrain.tags[DRIFT_WINDOW_TAG] == cursor  # the window after the calm one
     assert any(a.event == "drift_retrain" for a in read_alerts(local_home().alerts_log))
+    flagged, share = observed_verdict()
 
-    report = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
-    result = report.execute_in_process(instance=DagsterInstance.get())
-    (materialization,) = result.asset_materializations_for_node(f"{MODEL}__drift_report")
-    metadata = materialization.metadata
-    assert metadata["drift_share"].value == pytest.approx(0.4)  # price and temperature of 5
-    html = Path(metadata["report"].value)
-    text = html.read_text()
-    assert "Drifted Columns" in text and "temperature" in text  # Evidently's drift summary
+    capture_traffic(project, drift=0.0, seed=13)  # newer calm traffic: the report still
+    report = next(r for r in requests if r.job_name == f"{MODEL}_drift_report")  # judges
+    metadata, verdict, html, card = report_on(project, report.tags)  # the sensor's window
+    assert sorted(verdict.drifted_columns) == sorted(flagged) == ["price", "temperature"]
+    assert verdict.drifted and verdict.share == pytest.approx(share) == pytest.approx(0.4)
+    assert metadata["drift_share"] == pytest.approx(0.4) and metadata["drifted"] is True
+    assert (metadata["method"], metadata["threshold"], metadata["max_share"]) == ("psi", 0.2, 0.3)
+    assert "Share of Drifted Columns: Less or Equal 0.300" in html  # max_share, as configured
+    assert "psi (Model Factory, champion's reference profile)" in html
+    assert "- **Drift:** 2/5 columns drifted (40%, limit 30%)" in card
 
 
-def test_the_drift_report_without_traffic_says_what_is_missing(project) -> None:
+def test_the_drift_report_without_traffic_says_so_and_succeeds(project) -> None:
     report = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
     result = report.execute_in_process(instance=DagsterInstance.get(), raise_on_error=False)
-    assert not result.success
-    (failure,) = result.get_step_failure_events()
-    assert "no captured requests in demand_forecast_inference_log" in str(
-        failure.event_specific_data.error.message
-    )
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node(f"{MODEL}__drift_report")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["verdict"] == "nothing to judge yet"
+    assert "no captured requests in demand_forecast_inference_log" in metadata["summary"]
+    (card,) = result.asset_materializations_for_node(f"{MODEL}__model_card")
+    assert "- **Drift:** not known yet (demand_forecast: no captured" in card.metadata["card"].value

@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from conftest import EXAMPLES
-from modelfactory.monitoring import ReferenceProfile, compare, profile
+from modelfactory.monitoring import (
+    ReferenceProfile,
+    compare,
+    evidently_report,
+    profile,
+    report_verdict,
+)
 from modelfactory.project import load_project
 from modelfactory.spec import DriftSpec
 
@@ -103,3 +109,25 @@ def test_the_verdict_matches_evidentlys_on_the_benchmark_data(rows: int) -> None
     for method, settings in bench.OURS_SPECS.items():
         ours = compare(profile(reference), current, DriftSpec(method=method, **settings))
         assert sorted(ours.drifted_columns) == evidently, method
+
+
+@pytest.mark.parametrize(
+    ("window", "max_share"),
+    [("same", 0.3), ("drifted", 0.3), ("drifted", 0.4)],  # 0.4: 2/5 is not *more* than it
+)
+def test_the_evidently_report_names_the_verdict_compare_gives(
+    frames, tmp_path, window: str, max_share: float
+) -> None:
+    import json
+
+    spec = DriftSpec(method="psi", threshold=0.2, max_share=max_share)
+    result = compare(profile(frames["reference"]), frames[window], spec)
+    path = tmp_path / "drift.html"
+
+    shown = evidently_report(frames["reference"], frames[window], path, result, spec)
+
+    read_back = report_verdict(json.loads(path.with_suffix(".json").read_text()))
+    assert read_back == shown
+    assert shown.drifted_columns == result.drifted_columns
+    assert (shown.drifted, shown.share) == (result.drifted, pytest.approx(result.share))
+    assert result.drifted is (window == "drifted" and max_share < 0.4)

@@ -100,6 +100,11 @@ def build_production_assets(
         if profile is None:  # logged before references were kept: the training inputs then
             profile = monitoring.profile(reference)
         shared = [c for c in profile.columns if c in current.columns and c in reference.columns]
+        if not shared:
+            return _nothing_to_judge(
+                f"{unit}: the captured requests hold none of the columns of v"
+                f"{champion.version}'s reference ({', '.join(profile.columns[:10])})"
+            )
         current = current[shared]
         result = monitoring.compare(profile, current, spec.drift)
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
