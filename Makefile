@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 
 export MODELFACTORY_HOME ?= $(CURDIR)/.modelfactory
 
-.PHONY: install dev test lint format clean lock bench bench-serving bench-drift
+# The browser tests drive this chromium (Debian's package) with playwright (the dev extra).
+export MODELFACTORY_CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: install browser dev test lint format clean lock bench bench-serving bench-drift bench-dev-memory
 
 install: $(STAMP)
 
@@ -19,10 +22,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev,prod,examples]'
 	@touch $(STAMP)
 
-dev: install  ## seed + train the examples once, then Dagster UI :3000 and MLflow UI :5000
+dev: install  ## train the examples once, then Dagster UI :3000, MLflow UI :5000, endpoint :8000
 	$(BIN)/modelfactory dev
 
-test: install  ## lint, then the whole test suite
+# playwright's own browser download (`playwright install`) needs a CDN; Debian's chromium
+# comes from the package archive like any other package.
+browser: install  ## chromium + playwright for the browser tests (apt-get as root, else says how)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || $(BIN)/uv pip install --python $(BIN)/python --quiet 'playwright>=1.50'
+	@if [ -x "$(MODELFACTORY_CHROMIUM)" ]; then \
+		echo "browser tests use $(MODELFACTORY_CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "no chromium at $(MODELFACTORY_CHROMIUM): the browser tests will skip (and fail under CI=true)."; \
+		echo "  Debian/Ubuntu: sudo apt-get install chromium; elsewhere set MODELFACTORY_CHROMIUM to a Chromium or Chrome binary"; \
+	fi
+
+test: install browser  ## lint, then the whole test suite (the browser tests too)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -31,7 +47,7 @@ lint: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-serving bench-drift  ## every benchmark; results in bench/results/
+bench: bench-serving bench-drift bench-dev-memory  ## every benchmark; results in bench/results/
 
 # BENCH_ARGS passes options, e.g. make bench-serving BENCH_ARGS="--duration 2 --rows 1"
 bench-serving: install  ## our endpoint vs mlflow models serve vs a bare FastAPI (needs wrk)
@@ -39,6 +55,9 @@ bench-serving: install  ## our endpoint vs mlflow models serve vs a bare FastAPI
 
 bench-drift: install  ## our drift check vs Evidently's DataDriftPreset, 10k/100k/1M rows
 	$(BIN)/python bench/drift.py $(BENCH_ARGS)
+
+bench-dev-memory: install  ## RSS of `modelfactory dev`'s process tree at rest (ports 3150/5150/8150)
+	$(BIN)/python bench/dev_memory.py $(BENCH_ARGS)
 
 lock: install  ## pin the production image's libraries (deploy/requirements.lock) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra prod --python-version 3.11 --universal --upgrade --quiet -o deploy/requirements.lock

@@ -14,9 +14,6 @@ building on the one before), and each step's outcome is kept for the tests to re
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,29 +319,3 @@ def test_a_segment_is_approved_by_name(place: Place) -> None:
     assert "segmented.uk: champion none -> v1, approved by dave" in approved.output
     assert model_registry().champion("segmented.uk").version == "1"
     assert model_registry().champion("segmented.de") is None
-
-
-def test_make_dev_approves_its_first_champion_as_make_dev(
-    v1_approved: dict, place: Place, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`modelfactory dev` itself, trained for real; only its three servers are stand-ins
-    that exit at once (so dev stops, as when one of them dies)."""
-    copy_project(place.repo, "breast_cancer", "breast_cancer")  # policy manual already
-    real = subprocess.Popen
-
-    def servers_exit(cmd, *args, **kwargs):
-        if any(part in {"dev", "server", "serve"} for part in cmd[2:5]):
-            cmd = [sys.executable, "-c", "pass"]
-        return real(cmd, *args, **kwargs)
-
-    monkeypatch.setattr(subprocess, "Popen", servers_exit)
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        result = CliRunner().invoke(main, ["dev", "--port", "8140"])
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-    assert "exited; stopping the rest" in result.output, result.output
-    assert f"{MODEL}: has a champion, skipping" in result.output
-    assert model_registry().champion("breast_cancer").version == "1"
-    (move,) = [e for e in audit_log().timeline("breast_cancer") if e.kind == "promote"]
-    assert move.details["actor"] == "approved by make dev"

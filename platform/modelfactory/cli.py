@@ -17,13 +17,10 @@ modelfactory demo        a story told step by step: `--drift` shows monitoring r
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import wraps
@@ -820,99 +817,39 @@ def _demo_home(home: str | None) -> Path:
 @click.option("--mlflow-port", default=5000, show_default=True, help="MLflow UI port.")
 @click.option("--endpoint-port", default=8000, show_default=True, help="Prediction endpoint port.")
 @click.option("--no-train", is_flag=True, help="Skip training models that have no champion.")
-@click.pass_context
 @_friendly
-def dev(
-    ctx: click.Context, port: int, mlflow_port: int, endpoint_port: int, no_train: bool
-) -> None:
-    """Train what has no champion yet, then run the Dagster UI + daemon, MLflow UI and endpoint."""
+def dev(port: int, mlflow_port: int, endpoint_port: int, no_train: bool) -> None:
+    """Train what has no champion yet, then run the Dagster UI + daemon, MLflow UI and endpoint.
+
+    Every link the platform writes (run metadata, model cards, alerts) points at these ports;
+    MODELFACTORY_DAGSTER_URL, MODELFACTORY_MLFLOW_UI or MODELFACTORY_ENDPOINT_URL, if set,
+    win (a proxy, a forwarded port).
+    """
+    from modelfactory.resources import service_url_env
     from modelfactory.runs import prepare_dagster_home
 
-    if not no_train:
-        ctx.invoke(train, models=(), approve=True, by=DEV_APPROVER, if_no_champion=True)
     prepare_dagster_home()
     home = local_home().ensure()
-    env = {
-        **os.environ,
-        "MODELFACTORY_HOME": str(home.root),
-        "MODELFACTORY_ENDPOINT_URL": f"http://localhost:{endpoint_port}",
-        "MODELFACTORY_MLFLOW_UI": f"http://localhost:{mlflow_port}",
-    }
-    root = find_repo_root()
-    commands = {
-        "dagster": [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-w",
-            str(root / "workspace.yaml"),
-            "-p",
-            str(port),
-        ],
-        "mlflow": [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            home.tracking_uri,
-            "--default-artifact-root",
-            str(home.artifact_root),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
-        ],
-        "endpoint": [
-            sys.executable,
-            "-m",
-            "modelfactory",
-            "serve",
-            "--port",
-            str(endpoint_port),
-        ],
-    }
-    # From DAGSTER_HOME, so Dagster does not warn about the repo's dagster.yaml in its cwd.
-    cwd = {"dagster": os.environ["DAGSTER_HOME"], "mlflow": str(root), "endpoint": str(root)}
-    # Each in a session of its own, so stopping one can take its whole process tree with it.
-    procs = {
-        name: subprocess.Popen(cmd, env=env, cwd=cwd[name], start_new_session=True)
-        for name, cmd in commands.items()
-    }
+    ports = {"dagster": port, "mlflow": mlflow_port, "endpoint": endpoint_port}
+    os.environ.update({"MODELFACTORY_HOME": str(home.root), **service_url_env(ports)})
+    if not no_train:
+        # In a child process: this one would otherwise keep dagster, mlflow and scikit-learn
+        # imported for as long as the UIs run.
+        command = [sys.executable, "-m", "modelfactory", "train", "--approve", "--if-no-champion"]
+        command += ["--by", DEV_APPROVER]  # its first champions: approved by `make dev`
+        if subprocess.run(command, check=False).returncode != 0:
+            raise click.ClickException("training failed (above); fix it or pass --no-train")
     click.secho(
         f"Dagster UI: http://localhost:{port}   MLflow UI: http://localhost:{mlflow_port}   "
         f"endpoint: http://localhost:{endpoint_port}/docs   (Ctrl-C stops all three)",
         fg="green",
     )
-    # `kill` (SIGTERM) stops the three as Ctrl-C does, instead of orphaning them.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        while all(p.poll() is None for p in procs.values()):
-            time.sleep(0.5)
-        exited = [name for name, p in procs.items() if p.poll() is not None]
-        click.secho(f"{', '.join(exited)} exited; stopping the rest", fg="yellow", err=True)
-    except KeyboardInterrupt:
-        click.echo("stopping ...")
-    finally:
-        _stop(procs.values())
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop(procs: Any, grace: float = 15.0) -> None:
-    """Ask each process to stop (SIGTERM: SIGINT may be ignored in a background shell), then
-    kill what is left of its process tree after `grace` seconds."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    stack = [sys.executable, "-m", "modelfactory.dev_stack", "--port", str(port)]
+    stack += ["--mlflow-port", str(mlflow_port), "--endpoint-port", str(endpoint_port)]
+    stack += ["--workspace", str(find_repo_root() / "workspace.yaml")]
+    stack += ["--tracking-uri", home.tracking_uri, "--artifact-root", str(home.artifact_root)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The supervisor (dev_stack) imports only the standard library: replacing this process,
+    # which has dagster imported, keeps what stays resident small and the pid the same.
+    os.execv(sys.executable, stack)

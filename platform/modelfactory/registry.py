@@ -93,7 +93,7 @@ class ModelRegistry(ConfigurableResource):
 
     tracking_uri: str
     artifact_root: str | None = None
-    ui_url: str = "http://localhost:5000"
+    ui_url: str | None = None  # the MLflow UI's base URL; None: resources.service_url's
     # Prefixes every registered model and experiment name (`<branch>__`), so a branch
     # trains and promotes its own versions and never moves production's champion.
     namespace: str = ""
@@ -346,7 +346,7 @@ class ModelRegistry(ConfigurableResource):
     # -- links ------------------------------------------------------------------------
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self._ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
     def run_url_of(self, run_id: str) -> str:
         """The UI page of a run known only by its id (a version's run, for instance)."""
@@ -361,7 +361,12 @@ class ModelRegistry(ConfigurableResource):
         return f"{client.get_run(run_id).info.artifact_uri}/model_card.md"
 
     def version_url(self, model: str, version: str) -> str:
-        return f"{self.ui_url}/#/models/{self.registered_name(model)}/versions/{version}"
+        return f"{self._ui_url()}/#/models/{self.registered_name(model)}/versions/{version}"
+
+    def _ui_url(self) -> str:
+        from modelfactory.resources import service_url
+
+        return (self.ui_url or service_url("mlflow")).rstrip("/")
 
     # -- plumbing ---------------------------------------------------------------------
 

@@ -62,6 +62,8 @@ __all__ = [
     "platform_db_url",
     "project_resources",
     "rollout_store",
+    "service_url",
+    "service_url_env",
     "snapshot_root",
     "warehouse_kind",
 ]
@@ -296,7 +298,7 @@ def model_registry() -> ModelRegistry:
     from modelfactory.registry import ModelRegistry
 
     profile = current_profile()
-    ui_url = os.environ.get("MODELFACTORY_MLFLOW_UI", "http://localhost:5000")
+    ui_url = service_url("mlflow")
     if profile.name == "production":
         uri = profile.production.mlflow_tracking_uri
         return ModelRegistry(tracking_uri=uri, ui_url=ui_url, namespace=profile.namespace)
@@ -391,20 +393,42 @@ def notifier() -> Notifier:
     )
 
 
+# The UIs people open from a link, each with the variable that says where it is. Unset, a link
+# points at localhost on the port `modelfactory dev` uses by default.
+SERVICE_URLS = {
+    "dagster": ("MODELFACTORY_DAGSTER_URL", 3000),
+    "mlflow": ("MODELFACTORY_MLFLOW_UI", 5000),
+    "endpoint": ("MODELFACTORY_ENDPOINT_URL", 8000),
+}
+
+
+def service_url(service: str) -> str:
+    """The base URL of `service` ("dagster", "mlflow" or "endpoint") for the links the
+    platform writes (asset metadata, model cards, alerts): the one place that decides it."""
+    variable, port = SERVICE_URLS[service]
+    return (os.environ.get(variable) or f"http://localhost:{port}").rstrip("/")
+
+
+def service_url_env(ports: dict[str, int], host: str = "localhost") -> dict[str, str]:
+    """The variables that point every link at the services started on `ports` (by service
+    name); a variable already set wins, as it names the address people really use (a proxy,
+    a forwarded port)."""
+    return {
+        variable: os.environ.get(variable) or f"http://{host}:{ports[service]}"
+        for service, (variable, _) in SERVICE_URLS.items()
+    }
+
+
 def endpoint_url() -> str:
-    """Where the endpoint answers, for links in the UI (`modelfactory serve` defaults)."""
-    return os.environ.get("MODELFACTORY_ENDPOINT_URL", "http://localhost:8000").rstrip("/")
+    """Where the endpoint answers, for links in the UI."""
+    return service_url("endpoint")
 
 
 def dagster_run_url(run_id: str) -> str:
-    """A run's page in the Dagster UI, for alerts (`modelfactory dev` serves it on :3000)."""
-    return f"{_dagster_url()}/runs/{run_id}"
+    """A run's page in the Dagster UI, for alerts."""
+    return f"{service_url('dagster')}/runs/{run_id}"
 
 
 def dagster_asset_url(*path: str) -> str:
     """An asset's page in the Dagster UI: its history, metadata plots and lineage."""
-    return f"{_dagster_url()}/assets/{'/'.join(path)}"
-
-
-def _dagster_url() -> str:
-    return os.environ.get("MODELFACTORY_DAGSTER_URL", "http://localhost:3000").rstrip("/")
+    return f"{service_url('dagster')}/assets/{'/'.join(path)}"

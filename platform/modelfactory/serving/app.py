@@ -5,7 +5,8 @@
     GET  /ready                   every model has a version loaded (503 and why, if not)
     GET  /models                  what each model serves now (versions, canary share)
     GET  /metrics                 Prometheus: requests, errors, latency, batch sizes
-    GET  /docs                    OpenAPI, with each model's request schema
+    GET  /docs, /redoc            OpenAPI (Swagger UI, ReDoc), with each model's request schema;
+                                  their scripts are served by the endpoint (docs.py): offline too
 
 The request path is in predict_route.py. Registry, rollout table and warehouse are touched
 only by background threads. Each model (or each segment of a segmented model) has a slot
@@ -29,6 +30,7 @@ from pydantic_core import to_json
 
 from modelfactory.segments import cli_args
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
+from modelfactory.serving.docs import add_docs
 from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from modelfactory.serving.predict_route import PredictRoute, add_predict_route, error
 from modelfactory.serving.request_schema import (
@@ -132,7 +134,10 @@ def create_app(
         title="Model Factory endpoint",
         description="Schema-checked predictions from each model's champion, with canary rollout.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: add_docs serves ours
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.slots = slots
     app.state.refresher = refresher
     app.state.flushers = flushers
