@@ -60,7 +60,7 @@ bench-dev-memory: install  ## RSS of `modelfactory dev`'s process tree at rest (
 	$(BIN)/python bench/dev_memory.py $(BENCH_ARGS)
 
 lock: install  ## pin the production image's libraries (deploy/requirements.lock) from pyproject.toml
-	$(BIN)/uv pip compile pyproject.toml --extra prod --python-version 3.11 --universal --upgrade --quiet -o deploy/requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra prod --extra examples --python-version 3.11 --universal --upgrade --quiet -o deploy/requirements.lock
 
 clean:  ## forget local state (runs, registry, warehouse); keeps .venv
 	rm -rf $(MODELFACTORY_HOME)

@@ -388,7 +388,9 @@ def test_dockerfile_builds_a_multi_stage_non_root_image_from_the_repository() ->
     assert len(stages) >= 2
     assert parser.parent_images[-1] == "python:3.11-slim"
     assert user is not None and user.split(":")[0].isdigit() and int(user.split(":")[0]) > 0
-    assert any(".[prod]" in i["value"] for i in parser.structure if i["instruction"] == "RUN")
+    assert any(
+        ".[prod,examples]" in i["value"] for i in parser.structure if i["instruction"] == "RUN"
+    )
     patterns = dockerignore()
     for path in copied:
         assert (REPO / path).exists(), f"deploy/Dockerfile copies {path}: not in the repository"
