@@ -15,6 +15,7 @@ import math
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -27,8 +28,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from conftest import LiveServer
-from modelfactory import live
-from modelfactory.errors import SpecError
+from modelfactory import gate, live
+from modelfactory.errors import LabelsError, ProjectError, SpecError
 from modelfactory.evaluation import (
     METRICS,
     compute_metrics,
@@ -36,7 +37,7 @@ from modelfactory.evaluation import (
     predict_with_scores,
     slice_report,
 )
-from modelfactory.spec import load_spec
+from modelfactory.spec import ModelSpec, load_spec
 
 CLASSIFICATION = sorted(name for name, m in METRICS.items() if m.task == "classification")
 
@@ -153,6 +154,22 @@ def test_metrics_undefined_on_a_small_window_are_left_out() -> None:
     assert math.isnan(METRICS["f1"].score([1, 1], [1, 1]))
 
 
+def test_a_label_none_of_the_classes_leaves_out_the_metrics_that_need_them() -> None:
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    truth, guess = (
+        ["Adelie", "adelie", "Gentoo", "Chinstrap"],
+        ["Adelie", "Adelie", "Gentoo", "Gentoo"],
+    )
+    proba = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.2, 0.2, 0.6]])
+    scores = compute_metrics("classification", truth, guess, proba, classes)
+    assert not {"roc_auc", "log_loss", "f1", "precision", "recall"} & set(scores)
+    assert scores["accuracy"] == pytest.approx(2 / 4)  # "adelie" is simply a wrong answer
+    assert "f1_macro" in scores and "balanced_accuracy" in scores
+    # Binary: a third label has no place in the positive class's f1 (sklearn would raise).
+    binary = compute_metrics("classification", [0, 1, 2], [0, 1, 1], [0.1, 0.9, 0.8], [0, 1])
+    assert "f1" not in binary and "roc_auc" not in binary and binary["accuracy"] == 2 / 3
+
+
 def test_per_class_scores_follow_the_classes() -> None:
     X, y = _iris()
     predicted = predict_with_scores(_fit(X, y), X)
@@ -177,6 +194,48 @@ def test_slices_of_a_multiclass_model_score_their_own_rows() -> None:
     wide = (X["sepal_width"] > 3).to_numpy()
     expected = sk.log_loss(y[wide], predicted.proba[wide], labels=predicted.classes)
     assert report.set_index("slice").loc["wide=True", "log_loss"] == pytest.approx(expected)
+
+
+def _flowers(**extra: Any) -> ModelSpec:
+    return ModelSpec.model_validate(
+        {
+            "name": "flowers",
+            "owner": "team:botany",
+            "description": "The species of an iris.",
+            "task": "classification",
+            "target": "species",
+            "metric": {"name": "roc_auc", "direction": "maximize"},
+            **extra,
+        }
+    )
+
+
+def test_a_holdout_with_a_class_the_training_rows_lack_is_refused_naming_the_split() -> None:
+    X, y = _iris()
+    seen = (y != "virginica").to_numpy()  # virginica only in the latest rows
+    estimator = _fit(X[seen], y[seen])
+    spec = _flowers(split={"by": "measured_at", "test_size": 0.3})
+    with pytest.raises(ProjectError) as raised:
+        gate.score(spec, estimator, X, y)
+    message = str(raised.value)
+    assert "'virginica'" in message and "never saw in training" in message
+    assert "model.yaml's split.by: measured_at" in message
+    assert gate.score(spec, estimator, X[seen], y[seen]).scores["roc_auc"] > 0.9
+
+
+def test_replay_on_a_score_metric_of_a_multiclass_model_is_refused() -> None:
+    X, y = _iris()
+    replayed = _flowers(
+        split={"by": "measured_at"},
+        predictions={"daily_from": "2026-01-01"},
+        promotion={"replay": {"days": 7}},
+    )
+    with pytest.raises(ProjectError, match=r"promotion\.replay judges each day on metric roc_auc"):
+        gate.score(replayed, _fit(X, y), X, y)
+    binary = (y != "virginica").to_numpy()  # one probability per row is the whole story
+    assert (
+        "roc_auc" in gate.score(replayed, _fit(X[binary], y[binary]), X[binary], y[binary]).scores
+    )
 
 
 # -- model.yaml -------------------------------------------------------------------------
@@ -244,6 +303,31 @@ def test_live_metrics_compare_labels_as_the_models_label_type() -> None:
     assert table.loc[0, "roc_auc"] == 1.0
     classes = live.version_classes(labelled)
     assert classes["class"].tolist() == ["False", "True"] and classes["support"].tolist() == [2, 2]
+
+
+def test_a_live_label_none_of_the_models_classes_is_a_labels_error_naming_it() -> None:
+    probabilities = [{"Adelie": 0.7, "Chinstrap": 0.2, "Gentoo": 0.1}] * 3
+    labelled = pd.DataFrame(
+        {
+            "model_version": "2",
+            "prediction": ["Adelie"] * 3,
+            "score": None,
+            "probabilities": probabilities,
+            "label": ["Adelie", "adelie", "Emperor"],
+            "label_file": ["/labels/penguins/a.csv"] + ["/labels/penguins/b.csv"] * 2,
+        }
+    )
+    for compute in (live.version_metrics, live.version_classes):
+        args = (labelled, "classification") if compute is live.version_metrics else (labelled,)
+        with pytest.raises(LabelsError) as raised:
+            compute(*args)
+        message = str(raised.value)
+        assert "'adelie', 'Emperor'" in message and "/labels/penguins/b.csv" in message
+        assert "a.csv" not in message and "model version 2" in message
+    # Without probabilities the classes are unknown, but text for a True/False model is wrong.
+    booleans = labelled.assign(prediction=[True] * 3, probabilities=None, label=["1", "yes", 0])
+    with pytest.raises(LabelsError, match=r"labels 'yes' in /labels/penguins/b\.csv are"):
+        live.version_metrics(booleans, "classification")
 
 
 # -- the endpoint -----------------------------------------------------------------------

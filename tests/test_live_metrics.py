@@ -233,7 +233,7 @@ def test_a_classifier_gets_live_metrics_and_a_quality_report_from_float_labels(
     answered.loc[:4, "malignant"] = 1.0 - answered.loc[:4, "malignant"]  # a few are wrong
     write_labels(classifier, answered, "labels")
 
-    result, _ = tick(classifier, "breast_cancer_live_metric", instance)
+    result, cursor = tick(classifier, "breast_cancer_live_metric", instance)
     assert isinstance(result, SkipReason) and "live roc_auc" in result.skip_message
     live = build_definitions(classifier).resolve_job_def("breast_cancer_live_metrics")
     (metrics,) = live.execute_in_process(instance=instance).asset_materializations_for_node(
@@ -247,3 +247,15 @@ def test_a_classifier_gets_live_metrics_and_a_quality_report_from_float_labels(
     assert reported.metadata["labelled_rows"].value == 120
     quality = Path(reported.metadata["quality_report"].value).read_text()
     assert "Classification" in quality and "malignant" in quality
+
+    # A label that is none of the model's classes is said once, not crashed on every tick.
+    write_labels(classifier, answered.head(1).assign(malignant=2.0), "unknown")
+    unknown, stuck = tick(classifier, "breast_cancer_live_metric", instance, cursor)
+    assert isinstance(unknown, SkipReason)
+    assert "labels 2 in " in unknown.skip_message and "unknown.csv" in unknown.skip_message
+    assert "none of the classes model version 1 answers (0, 1)" in unknown.skip_message
+    assert tick(classifier, "breast_cancer_live_metric", instance, stuck)[0].skip_message == (
+        "no new labels since the last check"
+    )
+    alerts = [a for a in read_alerts(local_home().alerts_log) if a.event == "labels_unreadable"]
+    assert len(alerts) == 1 and "unknown.csv" in alerts[0].text

@@ -14,7 +14,9 @@ sorts the labels: integers, booleans or strings alike):
 - both: `*_macro` and `*_weighted` (weighted by each class's support), `balanced_accuracy`,
   and `log_loss` from the full probability matrix with `labels=classes_`.
 A metric undefined on the rows at hand (one class in a small live window) is NaN and left
-out of `compute_metrics`. `per_class` gives precision, recall, f1 and support per class.
+out of `compute_metrics`; so are the metrics computed against the classes (the score metrics
+and plain f1/precision/recall) when y_true holds a label that is none of them.
+`per_class` gives precision, recall, f1 and support per class.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "per_class",
     "predict_with_scores",
     "slice_report",
+    "unknown_labels",
 ]
 
 Direction = Literal["maximize", "minimize"]
@@ -53,6 +56,12 @@ class Metric:
     task: Task
     direction: Direction
     needs_scores: bool = False  # computed from predict_proba's probabilities
+
+    @property
+    def needs_classes(self) -> bool:
+        """Computed against the model's classes: the score metrics (a probability column per
+        class) and plain f1/precision/recall (the positive class, or all classes)."""
+        return self.needs_scores or self.name in {"f1", "precision", "recall"}
 
     def score(
         self,
@@ -70,6 +79,8 @@ class Metric:
         """
         if self.task == "regression":
             return float(_regression_metric(self.name)(y_true, y_pred))
+        if classes is not None and self.needs_classes and unknown_labels(y_true, classes):
+            return math.nan  # which class is positive, which probability column is whose?
         labels = _classes(classes, y_true, y_pred)
         if self.needs_scores:
             return _score_metric(self.name, y_true, y_score, labels)
@@ -78,6 +89,13 @@ class Metric:
 
 def _values(column: Any) -> list[Any]:
     return column.tolist() if hasattr(column, "tolist") else list(column)
+
+
+def unknown_labels(y_true: Any, classes: Sequence[Any]) -> list[Any]:
+    """The labels of y_true that are none of the model's classes (a class it never saw in
+    training, or a label spelled otherwise: `adelie` for `Adelie`), in order of appearance."""
+    known = set(_values(classes))
+    return list(dict.fromkeys(label for label in _values(y_true) if label not in known))
 
 
 def _classes(classes: Sequence[Any] | None, y_true: Any, y_pred: Any) -> list[Any]:

@@ -21,6 +21,7 @@ from modelfactory.evaluation import (
     per_class,
     predict_with_scores,
     slice_report,
+    unknown_labels,
 )
 
 if TYPE_CHECKING:
@@ -58,8 +59,13 @@ def score(
     the per-class table of a classifier and the slice report of promotion.slices.
 
     The spec's own metric must be among the scores: the gate compares on it, so a model that
-    cannot compute it (roc_auc without predict_proba) is refused here, saying so.
+    cannot compute it (roc_auc without predict_proba) is refused here, saying so. So is a
+    holdout holding a class the model never saw in training (a class that only began in the
+    latest rows of a time split): its f1 or roc_auc would mean nothing.
     """
+    if spec.task == "classification":
+        _refuse_unseen_classes(spec, estimator, y)
+        _refuse_replay_without_scores(spec, estimator)
     predicted = predict_with_scores(estimator, X)
     y_pred = predicted.labels
     scores = compute_metrics(spec.task, y, y_pred, predicted.proba, predicted.classes)
@@ -89,6 +95,50 @@ def score(
         minimum = spec.promotion.slices.min_rows
         report = slice_report(frame, by, metric, scores[metric.name], minimum, predicted)
     return Scored(predicted, scores, report, classes)
+
+
+def _refuse_unseen_classes(spec: ModelSpec, estimator: Any, y: pd.Series) -> None:
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        return
+    classes = classes.tolist() if hasattr(classes, "tolist") else list(classes)
+    unseen = unknown_labels(y, classes)
+    if not unseen:
+        return
+    split = spec.split
+    how = (
+        f"split.by: {split.by} holds out the latest {split.test_size:.0%} of rows"
+        if split.by
+        else f"the random split (split.test_size: {split.test_size}, seed {split.seed})"
+    )
+    raise ProjectError(
+        f"{spec.name}: the holdout holds {spec.target} classes the model never saw in "
+        f"training: {', '.join(map(repr, unseen[:10]))} (it knows "
+        f"{', '.join(map(repr, classes[:10]))}); model.yaml's {how}, and no training "
+        "row has them. Give the training rows examples of every class (an earlier split, "
+        "more data), or drop or merge those classes in build_features"
+    )
+
+
+def _refuse_replay_without_scores(spec: ModelSpec, estimator: Any) -> None:
+    """Replay scores each day from the stored batch scores, which keep one probability per
+    row (a binary model's positive class): a multiclass model's roc_auc or log_loss is NaN on
+    every day, and a NaN day counts for the candidate, so the replay would always pass.
+    model.yaml alone cannot tell (the classes are known once trained): refused here."""
+    metric = METRICS[spec.metric.name]
+    classes = getattr(estimator, "classes_", None)
+    if spec.promotion.replay is None or not metric.needs_scores or classes is None:
+        return
+    if len(classes) <= 2:
+        return
+    raise ProjectError(
+        f"{spec.name}: model.yaml promotion.replay judges each day on metric {metric.name}, "
+        f"which needs every class's probability, but the stored batch scores "
+        f"({spec.name}/predictions) keep one score per row, the positive class's of a binary "
+        f"model; this model has {len(classes)} classes, so no replayed day could be judged. "
+        "Pick a label metric for metric.name (f1_macro, balanced_accuracy, accuracy), or "
+        "remove promotion.replay"
+    )
 
 
 def judge(

@@ -11,6 +11,9 @@ For a classifier the labels are compared as the model's own label type (a file m
 `1` where the model answers `True`, or `Adelie` read back as text), the classes and their
 probabilities come from what the endpoint answered, and the metrics are the class-aware set
 of evaluation.py, with precision, recall and f1 per class beside them (`version_classes`).
+A label that is none of the model's classes (`adelie` for `Adelie`, a class it was never
+trained on, `yes` for a model answering True/False) is a LabelsError naming it and its file:
+the sensor says so once, as for a file it cannot read, rather than guess a metric.
 
 Plain functions over DataFrames; the sensor and the `<model>/live_metrics` asset call them.
 """
@@ -22,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelfactory.evaluation import METRICS, Task, compute_metrics, improvement, per_class
+from modelfactory.errors import LabelsError
+from modelfactory.evaluation import (
+    METRICS,
+    Task,
+    compute_metrics,
+    improvement,
+    per_class,
+    unknown_labels,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,7 +77,8 @@ def find_labels(directory: Path) -> LabelFiles:
 def version_metrics(labelled: pd.DataFrame, task: Task) -> pd.DataFrame:
     """Every standard metric of the task, per model version, from labelled predictions.
 
-    `labelled` has model_version, prediction, score and label (see capture.read_labelled).
+    `labelled` has model_version, prediction, score and label (see capture.read_labelled);
+    a classifier's label that none of its classes is raises LabelsError.
     """
     import pandas as pd
 
@@ -186,10 +198,44 @@ def _classified(rows: pd.DataFrame) -> tuple[list[Any], list[Any], list[Any] | N
     if given and all(isinstance(p, dict) and p for p in given):
         names = list(given[0])
         classes = [_as_label(name, like) for name in names]
+        _refuse_unknown(rows, truth, like, classes)
         matrix = np.array([[p.get(name, 0.0) for name in names] for p in given], dtype=float)
         return truth, predicted, classes, matrix
+    _refuse_unknown(rows, truth, like, None)
     scores = rows["score"] if rows["score"].notna().all() else None
     return truth, predicted, None, scores
+
+
+def _refuse_unknown(
+    rows: pd.DataFrame, truth: list[Any], like: Any, classes: list[Any] | None
+) -> None:
+    """LabelsError if a label is none of the model's classes (known from the probabilities
+    it answered), or could not be read as its label type (text for a model answering
+    numbers or booleans): scored anyway, it would be a wrong metric or sklearn's error."""
+    unknown = [label for label in truth if like is not None and not isinstance(label, type(like))]
+    if classes is not None:
+        unknown += unknown_labels(truth, classes)
+    unknown = list(dict.fromkeys(unknown))
+    if not unknown:
+        return
+    version = str(rows["model_version"].iloc[0]) if "model_version" in rows else "?"
+    known = f" ({', '.join(map(repr, classes))})" if classes is not None else ""
+    raise LabelsError(
+        f"labels {', '.join(map(repr, unknown[:10]))} in {_files_with(rows, truth, unknown)} "
+        f"are none of the classes model version {version} answers{known}; correct them "
+        "(class names are case-sensitive) or retrain on data that has those classes"
+    )
+
+
+def _files_with(rows: pd.DataFrame, truth: list[Any], unknown: list[Any]) -> str:
+    """The label files holding the unknown labels (read_labelled says where each came from)."""
+    if "label_file" not in rows:
+        return "the label files"
+    bad = set(unknown)
+    files = rows["label_file"].tolist()
+    paths = [Path(str(f)) for f, label in zip(files, truth, strict=True) if label in bad]
+    names = sorted({p.name for p in paths})
+    return f"{paths[0].parent}/{{{', '.join(names)}}}" if len(names) > 1 else str(paths[0])
 
 
 def _as_label(value: Any, like: Any) -> Any:

@@ -600,20 +600,20 @@ def _check_live_metric(
         labelled = read_labelled(
             inference_store(unit), unit, labels.files, target=spec.target, limit=live_spec.window
         )
+        verdict = judge(  # a label none of the model's classes is a LabelsError too
+            labelled,
+            version=champion.version,
+            task=spec.task,
+            metric=metric,
+            holdout=champion_holdout(champion.tags, metric),
+            spec=live_spec,
+        )
     except WarehouseBusy:
         return said(f"{name}'s warehouse is busy; reading on the next tick")
     except LabelsError as exc:  # said once per set of files, then waits for a fix
         cursors.set(segment, f"{labels.fingerprint}|{retrained}")
         notifier.send(Alert(model=unit, event="labels_unreadable", text=str(exc)))
         return said(str(exc))
-    verdict = judge(
-        labelled,
-        version=champion.version,
-        task=spec.task,
-        metric=metric,
-        holdout=champion_holdout(champion.tags, metric),
-        spec=live_spec,
-    )
     if verdict.live is not None:
         context.instance.report_runless_asset_event(
             AssetObservation(  # the UI plots the live metric over time

@@ -413,7 +413,7 @@ def read_labelled(
     `prediction` is the answer as the model gave it (a class label keeps its type: str, int
     or bool), `probabilities` a classifier's probability of each class (a dict, in the
     order of its classes) or None; `label` is as the file holds it (live.py compares it as
-    the model's label type).
+    the model's label type), `label_file` the file it came from.
     """
     import pandas as pd
 
@@ -427,6 +427,7 @@ def read_labelled(
         "label",
         "output",
         "probabilities",
+        "label_file",
     ]
     empty = pd.DataFrame(columns=[c for c in columns if c != "output"])
     store, table = as_store(warehouse), inference_log_table(model)
@@ -470,13 +471,13 @@ def _join_labels(
     cursor = con.execute(
         f"""
             WITH labels AS (
-                SELECT request_id, row_index, label FROM ({relation})
+                SELECT request_id, row_index, label, filename FROM ({relation})
                 QUALIFY row_number() OVER (
                     PARTITION BY request_id, row_index ORDER BY filename DESC) = 1
             ), joined AS (
                 SELECT log.model_version, log.role, log.received_at, log.features,
                        log.prediction, log.score, labels.label, log.output,
-                       log.probabilities,
+                       log.probabilities, labels.filename AS label_file,
                        row_number() OVER (
                            PARTITION BY log.model_version ORDER BY log.received_at DESC
                        ) AS recency
