@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelfactory import datasets, snapshots
+from modelfactory import datasets, gate, snapshots
 from modelfactory.audit import recorded
 from modelfactory.errors import ProjectError
-from modelfactory.evaluation import compute_metrics, predict_with_scores
 from modelfactory.project import ModelProject
 
 __all__ = ["Reproduction", "reproduce"]
@@ -77,10 +76,7 @@ def reproduce(
     params = project.params(_params(found, registry, audit))
     estimator = project.function("train", "train")(X, y, params)
     X_test, y_test = datasets.xy(split, spec, "test")
-    predicted = predict_with_scores(estimator, X_test)
-    scores = compute_metrics(
-        spec.task, y_test, predicted.labels, predicted.proba, predicted.classes
-    )
+    scores = gate.score(spec, estimator, X_test, y_test, slices=False).scores  # as evaluation
     return Reproduction(
         unit=unit,
         version=version,
