@@ -60,6 +60,17 @@ BROKEN: dict[str, dict[str, list[Callable[[str], str]]]] = {
     "sliced_by_date": {
         "model.yaml": [edit_yaml(lambda spec: spec["promotion"]["slices"].update(by=["date"]))]
     },
+    # FeatureSchema lets temperature be null, but the Ridge pipeline has no imputer (and the
+    # data has no missing temperatures, so only the request's null row shows it)
+    "null_temperature": {
+        "schemas.py": [
+            replace(
+                "temperature: Series[float] = pa.Field(ge=-40, le=50)\n    is_weekend",
+                "temperature: Series[float] = pa.Field(ge=-40, le=50, nullable=True)\n"
+                "    is_weekend",
+            )
+        ]
+    },
     # a threshold no model meets: every contract holds, and a warning says the gate would fail
     "out_of_reach": {
         "model.yaml": [
@@ -143,6 +154,13 @@ EXPECTED: dict[tuple[str, str], tuple[str, list[str]]] = {
         "failed",
         [
             "model_projects/whole_units/train.py: the logged model's predictions break schemas.py:ResponseRow: row 0: prediction: Input should be a valid integer"
+        ],
+    ),
+    ("null_temperature", "logged_model_serves_requests"): (
+        "failed",
+        [
+            "model_projects/null_temperature/schemas.py: FeatureSchema says column 'temperature' is nullable, but model_projects/null_temperature/train.py's model cannot predict with it missing (ValueError: Input X contains NaN.",
+            "impute it or make it non-nullable",
         ],
     ),
     ("banded", "logged_model_serves_requests"): (

@@ -289,6 +289,15 @@ def test_a_healthy_canary_goes_from_shadow_through_its_steps(copy_example) -> No
 
 def test_bad_requests_get_the_right_4xx(copy_example) -> None:
     root = demand_project(copy_example)
+    # temperature may be null, but the Ridge pipeline has no imputer (`modelfactory check`
+    # refuses this; a model served before that check existed may still be like it)
+    schemas = root / "schemas.py"
+    schemas.write_text(
+        schemas.read_text().replace(
+            "temperature: Series[float] = pa.Field(ge=-40, le=50)\n    is_weekend",
+            "temperature: Series[float] = pa.Field(ge=-40, le=50, nullable=True)\n    is_weekend",
+        )
+    )
     train_with(root, alpha=1.0)
     ok = {"rows": [ROW]}
 
@@ -325,6 +334,12 @@ def test_bad_requests_get_the_right_4xx(copy_example) -> None:
             ({"rows": []}, 422, "rows: List should have at least 1 item"),
             ({"rows": [ROW] * 21}, 422, "rows: List should have at most 20 items"),
             ({"data": [ROW]}, 422, "rows: Field required"),
+            (
+                {"rows": [ROW, {**ROW, "temperature": None}]},
+                422,
+                "rows[1].temperature: null, but demand_forecast v1 cannot predict with "
+                "temperature missing",
+            ),
         ]
         for body, status, detail in cases:
             response = client.post(f"/models/{MODEL}/predict", json=body)
@@ -371,6 +386,11 @@ def test_bad_requests_get_the_right_4xx(copy_example) -> None:
         'modelfactory_rejected_requests_total{model="demand_forecast",reason="too_large"} 2.0'
         in metrics
     )
+    assert (
+        'modelfactory_rejected_requests_total{model="demand_forecast",reason="missing_values"} 1.0'
+        in metrics
+    )
+    assert 'outcome="error"' not in metrics  # the request's doing, not the model's failure
     assert (
         'modelfactory_requests_total{model="demand_forecast",outcome="ok",role="stable",version="1"} 1.0'
         in metrics

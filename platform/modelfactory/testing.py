@@ -14,9 +14,10 @@ For each `model_projects/<name>/model.yaml` that pytest walks past, it collects 
                                    verdict with no champion and against a champion
     model.yaml::logged_model_serves_requests          logged through the registry (MLflow), loaded
                                    by mlflow.pyfunc and by the endpoint, answers holdout rows
-                                   (those with missing values first) sent through the
-                                   endpoint's request model; the answer passes PredictResponse,
-                                   fits the task, and passes schemas.py:ResponseRow if defined
+                                   (those with missing values first, and one row with every
+                                   nullable column null) sent through the endpoint's request
+                                   model; the answer passes PredictResponse, fits the task,
+                                   and passes schemas.py:ResponseRow if defined
     model.yaml::same_seed_same_metric                 two trainings, same rows and params -> the
                                                       same holdout metric
 
@@ -328,7 +329,8 @@ class _ProjectRun:
         from modelfactory.resources import local_home, model_registry
 
         project, trained = self.project, self.step("trained")
-        rows, frame, row_source = _request_example(project, trained.X_test)
+        example = _request_example(project, trained.X_test)
+        rows, frame, row_source = example.rows, example.frame, example.source
         home = local_home().ensure()
         _copy_empty_store(self._config, home.mlflow_dir / "mlflow.db")
         registry = model_registry()
@@ -350,9 +352,15 @@ class _ProjectRun:
         with _blame(
             project, "train.py", f"the logged model's predict on {len(rows)} rows ({row_source})"
         ):
-            values = _as_list(model.predict(frame))
+            try:
+                values = _as_list(model.predict(frame))
+            except Exception as exc:
+                problem = _null_problem(project, model.predict, example)
+                if problem is None:
+                    raise
+                raise ProjectError(problem) from exc
         _check_answer(project, values, trained.y, len(rows), "through mlflow.pyfunc")
-        values, scores = _serve(project, registry, logged.version, rows, frame, row_source)
+        values, scores = _serve(project, registry, logged.version, example)
         _check_answer(project, values, trained.y, len(rows), "at the endpoint")
         _check_response(project, values, scores, logged.version)
 
@@ -483,10 +491,22 @@ def _property_check(project: ModelProject) -> None:
 # -- the request and the response -----------------------------------------------------
 
 
-def _request_example(
-    project: ModelProject, X_test: pd.DataFrame
-) -> tuple[list[dict[str, Any]], pd.DataFrame, str]:
-    """Holdout rows as an application would send them, through the endpoint's request model."""
+@dataclasses.dataclass(frozen=True)
+class _Example:
+    """A request for the serving contract: validated rows, the frame the endpoint makes of
+    them, where the request schema comes from, and the columns it lets be null (all of them
+    null in the last row)."""
+
+    rows: list[dict[str, Any]]
+    frame: pd.DataFrame
+    source: str
+    nullable: list[str]
+
+
+def _request_example(project: ModelProject, X_test: pd.DataFrame) -> _Example:
+    """Holdout rows as an application would send them, through the endpoint's request model,
+    and one more with every nullable column null: the schema lets a client send it whether or
+    not the holdout has missing values, so the model must answer it."""
     import pandas as pd
     from pydantic import ValidationError
 
@@ -518,16 +538,75 @@ def _request_example(
             f"schema ({source}): {_pydantic_errors(exc)}"
         ) from None
     rows = [row if isinstance(row, dict) else row.model_dump() for row in parsed.rows]
-    return rows, pd.DataFrame.from_records(rows, columns=columns), source
+    nullable = [column for column in columns if _accepts_null(request_model, rows[0], column)]
+    if nullable:
+        rows += _parsed(request_model, [{**rows[0], **dict.fromkeys(nullable)}])
+    return _Example(rows, _request_frame(rows, columns), source, nullable)
+
+
+def _parsed(request_model: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` through the request model as the endpoint parses them (from JSON)."""
+    from pydantic_core import to_json
+
+    parsed = request_model.model_validate_json(to_json({"rows": rows})).rows
+    return [row if isinstance(row, dict) else row.model_dump() for row in parsed]
+
+
+def _accepts_null(request_model: Any, row: dict[str, Any], column: str) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        _parsed(request_model, [{**row, column: None}])
+    except ValidationError:
+        return False
+    return True
+
+
+def _request_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """The frame the endpoint predicts on: its nulls as NaN (serving.routing)."""
+    import pandas as pd
+
+    from modelfactory.serving.routing import missing_as_nan
+
+    return missing_as_nan(pd.DataFrame.from_records(rows, columns=columns))
+
+
+def _null_problem(project: ModelProject, predict: Any, example: _Example) -> str | None:
+    """Why the model failed, if a column the request schema lets be null is the cause: a
+    complete row predicts, and the same row with that column null does not."""
+    columns = list(example.frame.columns)
+    complete = [row for row in example.rows if all(v is not None for v in row.values())]
+    if not example.nullable or not complete:
+        return None
+    base = complete[0]
+    try:
+        predict(_request_frame([base], columns))
+    except Exception:
+        return None  # the model fails on complete rows too: not the nulls' doing
+    missing = []
+    for column in example.nullable:
+        try:
+            predict(_request_frame([{**base, column: None}], columns))
+        except Exception as exc:
+            missing.append((column, exc))
+    if not missing:
+        return None
+    names = ", ".join(repr(column) for column, _ in missing)
+    says = (
+        "RequestRow accepts null for"
+        if example.source == "schemas.py:RequestRow"
+        else "FeatureSchema says"
+    )
+    are = "is" if len(missing) == 1 else "are"
+    return (
+        f"{project.shown('schemas.py')}: {says} column {names} {are} nullable, but "
+        f"{project.shown('train.py')}'s model cannot predict with it missing "
+        f"({_describe(missing[0][1])}): impute it or make it non-nullable"
+    )
 
 
 def _serve(
-    project: ModelProject,
-    registry: Any,
-    version: str,
-    rows: list[dict[str, Any]],
-    frame: pd.DataFrame,
-    source: str,
+    project: ModelProject, registry: Any, version: str, example: _Example
 ) -> tuple[list[Any], list[float] | None]:
     """The endpoint's own answer: its refresher loads the version into a slot, as when the
     version becomes champion, and the loaded version predicts the validated rows."""
@@ -535,6 +614,7 @@ def _serve(
 
     from modelfactory.serving.routing import ModelSlot, Refresher, RouteTarget
 
+    rows, frame = example.rows, example.frame
     slot = ModelSlot(name=project.name, request_model=None, columns=list(frame.columns))
     refresher = Refresher(
         {project.name: slot},
@@ -553,7 +633,10 @@ def _serve(
     try:
         answer = asyncio.run(loaded.predict(rows))
     except Exception as exc:
-        failure = _endpoint_failure(project, loaded.estimator, frame, source, exc)
+        failure = _null_problem(project, loaded.estimator.predict, example)
+        failure = failure or _endpoint_failure(
+            project, loaded.estimator, frame, example.source, exc
+        )
         raise ProjectError(failure) from exc
     return list(answer.predictions), answer.scores
 

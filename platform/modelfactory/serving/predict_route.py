@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from modelfactory.serving.routing import LoadedVersion, ModelSlot, Route
 __all__ = ["PredictRoute", "add_predict_route", "error"]
 
 Capture = Callable[[ModelSlot, dict[str, Any]], None]
+_NAN = re.compile(r"\bNaN\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,27 @@ def add_predict_route(
             )
             return error(503, message, request_id=request.id)
 
+        def refused(version: LoadedVersion, exc: Exception) -> Response | None:
+            """A 422 for nulls the model cannot take (the request's doing), else None."""
+            missing = _missing_values(rows, exc)
+            if missing is None:
+                return None
+            row, columns = missing
+            metrics.rejected.labels(name, "missing_values").inc()
+            where = f"rows[{places[row] if places else row}].{columns[0]}"
+            return error(
+                422,
+                f"{where}: null, but {slot.name} v{version.version} cannot predict with "
+                f"{', '.join(columns)} missing (its model has no imputer for them); send values",
+                request_id=request.id,
+            )
+
         canary_failure: dict[str, Any] | None = None
         try:
             answered = await version.predict(rows)
         except Exception as exc:
             if role != "canary":
-                return unavailable(failed(version, role, exc))
+                return refused(version, exc) or unavailable(failed(version, role, exc))
             # The stable version answers instead. If it fails too, the rows are at fault (or
             # the model is), not the canary: only then does the failure not count against it.
             canary_failure = failed(version, role, exc)
@@ -114,7 +131,7 @@ def add_predict_route(
             try:
                 answered = await version.predict(rows)
             except Exception as again:
-                return unavailable(failed(version, role, again))
+                return refused(version, again) or unavailable(failed(version, role, again))
         if canary_failure is not None:
             capture(slot, canary_failure)
             version_label = canary_failure["model_version"]
@@ -202,7 +219,10 @@ def add_predict_route(
             400: {"description": "The body is not JSON"},
             404: {"description": "Unknown model"},
             413: {"description": "The body is too large"},
-            422: {"description": "A row breaks the model's request schema, or names no segment"},
+            422: {
+                "description": "A row breaks the model's request schema, names no segment, or "
+                "holds a null the model cannot predict with"
+            },
             503: {"description": "The model has no version loaded, or its prediction failed"},
         },
         openapi_extra={
@@ -253,6 +273,19 @@ async def _shadow(
         return
     ms = (time.perf_counter() - started) * 1000
     capture(slot, _record(request, version, "shadow", rows, places, ms, answered=answered))
+
+
+def _missing_values(rows: list[dict[str, Any]], exc: Exception) -> tuple[int, list[str]] | None:
+    """(the first row with a null, the columns holding null) when the model's error is
+    scikit-learn refusing missing values ("Input X contains NaN") and the request sent nulls
+    (the request schema lets only nullable columns be null); None for any other failure."""
+    if not isinstance(exc, ValueError) or not _NAN.search(str(exc)):
+        return None
+    columns = list(dict.fromkeys(c for row in rows for c, v in row.items() if v is None))
+    if not columns:
+        return None
+    first = next(i for i, row in enumerate(rows) if None in row.values())
+    return first, columns
 
 
 def _predictions(answered: PredictResult, version: str) -> list[dict[str, Any]]:
