@@ -126,3 +126,17 @@ def test_several_mistakes_are_all_reported(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert any("metric.direction" in line for line in lines)
     assert any("split.test_size" in line for line in lines)
+
+
+def test_replay_on_roc_auc_is_valid_model_yaml_for_a_classifier(tmp_path: Path) -> None:
+    """The stored batch scores hold a binary model's positive-class probability, so replay
+    on roc_auc works for it; only a multiclass model cannot, and model.yaml does not say
+    how many classes there are: gate.score refuses that case once the model is trained
+    (tests/test_classification.py)."""
+    spec = {
+        **VALID,
+        "split": {"by": "signup_date"},
+        "predictions": {"daily_from": "2026-01-01"},
+        "promotion": {"replay": {"days": 7}},
+    }
+    assert load_spec(write(tmp_path, spec)).promotion.replay.days == 7
