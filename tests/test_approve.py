@@ -8,11 +8,15 @@ building on the one before), and each step's outcome is kept for the tests to re
     v2 fails the gate: refused;  v3 passes: older or unknown versions are refused
     the Launchpad's run config approves v3 through Dagster, with the same refusals
     v4 is trained but never evaluated: refused;  a segment is approved by name
-    `make dev` records its own approval
+    `make dev`'s `train --approve --by "make dev"`: a manual-policy model's first champion is
+    approved by make dev, an auto-policy model's is the gate's (dagster:<run id>)
+    a promotion whose model_card (or announcement) fails after the alias moved still reads as
+    a promotion that stands;  a champion alias set outside the platform: status shows it
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,7 @@ import yaml
 from click.testing import CliRunner, Result
 from dagster import AssetKey, DagsterInstance
 
-from conftest import EXAMPLES, REPO, train_with
+from conftest import EXAMPLES, REPO, edit_spec, train_with
 from modelfactory.cli import main
 from modelfactory.notify import Alert, read_alerts
 from modelfactory.project import load_project
@@ -319,3 +323,158 @@ def test_a_segment_is_approved_by_name(place: Place) -> None:
     assert "segmented.uk: champion none -> v1, approved by dave" in approved.output
     assert model_registry().champion("segmented.uk").version == "1"
     assert model_registry().champion("segmented.de") is None
+
+
+@dataclass(frozen=True)
+class Dev:
+    auto: Path  # demand_forecast as it is: policy auto
+    manual: Path  # the same, policy manual
+    trained: Result  # `train auto manual --approve --by "make dev"`, as `modelfactory dev` runs
+
+
+def first_alpha(spec: dict) -> None:
+    spec["params"]["alpha"] = 100.0  # so that alpha 1.0 passes the gate against it later
+
+
+@pytest.fixture(scope="module")
+def dev_trained(place: Place) -> Dev:
+    """Two more models trained by the command `modelfactory dev` runs for a first champion."""
+    auto = copy_project(place.repo, MODEL, "auto_forecast", edit=first_alpha, segments=False)
+
+    def manual_first(spec: dict) -> None:
+        manual(spec)
+        first_alpha(spec)
+
+    hand = copy_project(place.repo, MODEL, "manual_forecast", edit=manual_first, segments=False)
+    command = ["train", "auto_forecast", "manual_forecast", "--approve", "--if-no-champion"]
+    trained = CliRunner().invoke(main, [*command, "--by", "make dev"])
+    return Dev(auto, hand, trained)
+
+
+def promotions(unit: str) -> list:
+    return [e for e in audit_log().timeline(unit) if e.kind == "promote"]
+
+
+def test_make_devs_first_champion_is_approved_by_make_dev_only_under_policy_manual(
+    dev_trained: Dev,
+) -> None:
+    assert dev_trained.trained.exit_code == 0, dev_trained.trained.output
+    (manual_move,) = promotions("manual_forecast")
+    assert manual_move.details["actor"] == "approved by make dev"
+    # Policy auto: the gate alone decided; the trail says so, not "approved by make dev".
+    (auto_move,) = promotions("auto_forecast")
+    assert auto_move.details["actor"] == f"dagster:{auto_move.details['dagster_run_id']}"
+    (record,) = (
+        DagsterInstance.get().fetch_materializations(AssetKey(["auto_forecast", "champion"]), 1)
+    ).records
+    assert "approved_by" not in record.asset_materialization.metadata
+    assert record.asset_materialization.metadata["decision"].value.startswith("auto: gate passed")
+
+
+def artifacts_of(unit: str, version: str) -> Path:
+    """The local folder of the MLflow run that logged `version`."""
+    from mlflow import MlflowClient
+
+    registry = model_registry()
+    run = MlflowClient(registry.tracking_uri).get_run(registry.version(unit, version).run_id)
+    return Path(run.info.artifact_uri)
+
+
+@pytest.fixture(scope="module")
+def approved_then_card_failed(dev_trained: Dev) -> dict:
+    """manual_forecast v2 waits; its run's artifact folder is a file (nothing can be written
+    in it) when it is approved: the alias moves, then model_card cannot store the card."""
+    train_with(dev_trained.manual, alpha=1.0)
+    folder = artifacts_of("manual_forecast", "2")
+    aside = folder.with_name("artifacts.aside")
+    folder.rename(aside)
+    folder.write_text("not a folder")
+    try:
+        approved = approve("manual_forecast", "--by", "erin")
+    finally:
+        folder.unlink()
+        aside.rename(folder)
+    return {"approved": approved, "moves": promotions("manual_forecast")}
+
+
+def test_an_approval_whose_model_card_fails_says_the_promotion_stands(
+    approved_then_card_failed: dict,
+) -> None:
+    approved = approved_then_card_failed["approved"]
+    assert approved.exit_code == 1, approved.output
+    assert "did not promote" not in approved.output and "Traceback" not in approved.output
+    assert "manual_forecast: promoted v2 (champion v1 -> v2, approved by erin)" in approved.output
+    assert "then model_card failed: " in approved.output
+    assert "The promotion stands" in approved.output
+    assert "`modelfactory rollback manual_forecast` undoes it" in approved.output
+    assert model_registry().champion("manual_forecast").version == "2"
+    assert approved_then_card_failed["moves"][-1].details["actor"] == "approved by erin"
+    rollout = rollout_store().active("manual_forecast")  # reserved, then started by endpoint
+    assert (rollout.stable_version, rollout.canary_version) == ("1", "2")
+    assert rollout.state != "pending"
+
+
+def test_a_rollback_names_its_actor_as_an_approval_does(
+    approved_then_card_failed: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One answer to "who acted" (audit.actor): with neither MODELFACTORY_ACTOR nor $USER,
+    git's user.email, for a rollback as for an approval."""
+    from modelfactory.audit import actor
+
+    monkeypatch.delenv("USER")
+    for key, value in {"COUNT": "1", "KEY_0": "user.email", "VALUE_0": "frank@example.com"}.items():
+        monkeypatch.setenv(f"GIT_CONFIG_{key}", value)  # git's own config, as if set by hand
+    assert actor() == "frank@example.com"
+    rolled = CliRunner().invoke(main, ["rollback", "manual_forecast"])
+    assert rolled.exit_code == 0, rolled.output
+    (move,) = [e for e in audit_log().timeline("manual_forecast") if e.kind == "rollback"]
+    assert move.details["actor"] == "frank@example.com"
+    assert model_registry().champion("manual_forecast").version == "1"
+
+
+def test_a_training_whose_announcement_fails_after_the_move_says_the_promotion_stands(
+    dev_trained: Dev, place: Place
+) -> None:
+    """auto_forecast v2 passes the gate while the alerts log cannot be written: the champion
+    step moves the alias and records the move, then fails announcing it."""
+    edit_spec(dev_trained.auto, lambda spec: spec["params"].update(alpha=1.0))
+    alerts = local_home().alerts_log
+    aside = alerts.with_name("alerts.aside")
+    alerts.rename(aside)
+    alerts.mkdir()
+    try:
+        trained = CliRunner().invoke(main, ["train", "auto_forecast"])
+    finally:
+        alerts.rmdir()
+        aside.rename(alerts)
+    assert trained.exit_code == 1, trained.output
+    assert "auto_forecast: promoted v2; then champion failed: " in trained.output
+    assert "The promotion stands" in trained.output
+    assert "training failed for auto_forecast (promoted v2: the promotion stands)" in (
+        trained.output
+    )
+    assert model_registry().champion("auto_forecast").version == "2"
+    assert promotions("auto_forecast")[-1].version == "2"
+
+
+def test_status_shows_a_champion_whose_alias_was_set_outside_the_platform(
+    by_launchpad: dict,
+) -> None:
+    """Someone moves the alias in MLflow's UI: no move of ours records it."""
+    from mlflow import MlflowClient
+
+    registry = model_registry()
+    mlflow, name = MlflowClient(registry.tracking_uri), registry.registered_name(MODEL)
+    mlflow.set_registered_model_alias(name, "champion", "2")
+    try:
+        shown = CliRunner().invoke(main, ["status"])
+        as_json = CliRunner().invoke(main, ["status", "--json"])
+    finally:
+        mlflow.set_registered_model_alias(name, "champion", "3")
+    assert shown.exit_code == 0, shown.output
+    assert "Traceback" not in shown.output
+    assert f"{MODEL}: champion v2 mae=" in shown.output
+    assert "its move is not on record: the alias was set outside Model Factory" in shown.output
+    assert as_json.exit_code == 0, as_json.output
+    (row,) = [r for r in json.loads(as_json.output)["models"] if r["model"] == MODEL]
+    assert row["champion"] == "2" and row["promoted_by"] is None

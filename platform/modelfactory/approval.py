@@ -10,8 +10,6 @@ audit trail, model card and announcement. Nothing here moves an alias.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,7 +25,6 @@ __all__ = [
     "ANNOUNCED_TAG",
     "Evaluated",
     "approve_command",
-    "approver",
     "awaiting_alert",
     "latest_evaluation",
     "refusal",
@@ -104,21 +101,6 @@ def refusal(registry: ModelRegistry, unit: str, version: str, evaluated: str | N
             f"is now v{now}: its verdict is stale. `modelfactory train {how}` evaluates anew"
         )
     return None
-
-
-def approver(by: str | None = None) -> str:
-    """Who approves, for the record: `by` if given, else MODELFACTORY_ACTOR or $USER, else
-    git's user.email; "unknown" when nothing says."""
-    for who in (by, os.environ.get("MODELFACTORY_ACTOR"), os.environ.get("USER")):
-        if who and who.strip():
-            return who.strip()
-    try:
-        email = subprocess.run(
-            ["git", "config", "user.email"], capture_output=True, text=True, timeout=5, check=False
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        email = ""
-    return email or "unknown"
 
 
 def approve_command(unit: str, version: str) -> str:

@@ -103,14 +103,19 @@ class PromotionConfig(Config):
     """Run config of `<model>/champion`: a person's approval of the evaluated candidate.
 
     Left empty, the gate decides (policy auto) or the candidate waits (policy manual). With
-    `approved_by`, the latest evaluation's candidate is promoted unless approval.refusal says
-    why not (then the run fails, saying so). `modelfactory approve` runs exactly this; a
-    person can type the same three fields in the Launchpad.
+    `version` and `approved_by` (or, under policy manual, `approved_by` alone: the latest
+    evaluated), that candidate is promoted unless approval.refusal says why not (then the run
+    fails, saying so). `modelfactory approve` runs exactly this; a person can type the same
+    three fields in the Launchpad. Under policy auto `approved_by` alone changes nothing: the
+    gate decided, and the trail says so (`train --approve` of every model, as `make dev`'s).
     """
 
     version: str = Field(
         default="",
-        description="The evaluated candidate to promote; empty: the latest evaluated one.",
+        description=(
+            "The evaluated candidate to promote; empty: the latest evaluated one (policy "
+            "manual; under policy auto an approval names its version)."
+        ),
     )
     approved_by: str = Field(
         default="",
@@ -572,8 +577,11 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         champion_now = registry.champion(model)
         current = champion_now.version if champion_now else None
         who = config.approved_by.strip()
+        # An approval names a version, or is a person's under policy manual; under policy
+        # auto an `approved_by` alone (`train --approve` of every model) leaves it to the gate.
+        approving = config.version.strip() or (who and spec.promotion.policy == "manual")
 
-        if who or config.version.strip():
+        if approving:
             version = config.version.strip().removeprefix("v") or candidate.version
             problem = (
                 refusal(registry, model, version, candidate.version)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from modelfactory.notify import Alert
     from modelfactory.registry import AliasMove
 
-__all__ = ["APPROVED_BY", "AuditEvent", "AuditLog", "by_whom", "recorded"]
+__all__ = ["APPROVED_BY", "AuditEvent", "AuditLog", "actor", "by_whom", "recorded"]
 
 APPROVED_BY = "approved by "  # + who: the actor of an approved promotion
 
@@ -253,9 +255,30 @@ def _evaluated(row: Any) -> AuditEvent:
     return AuditEvent(_utc(row["at"]), "evaluated", row["unit"], row["version"], text, details)
 
 
-def by_whom(actor: str) -> str:
+def actor(by: str | None = None) -> str:
+    """Who acts, for the record (an approval, a rollback): `by` if given, else
+    MODELFACTORY_ACTOR or $USER, else git's user.email; "unknown" when nothing says.
+
+    The one answer for every command a person runs, so an approval and a rollback by the
+    same person name them the same way in the trail."""
+    for who in (by, os.environ.get("MODELFACTORY_ACTOR"), os.environ.get("USER")):
+        if who and who.strip():
+            return who.strip()
+    try:
+        email = subprocess.run(
+            ["git", "config", "user.email"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        email = ""
+    return email or "unknown"
+
+
+def by_whom(actor: str | None) -> str:
     """A move's actor as words after the move: `by dagster:<run>`, `by alice` (a rollback),
-    or `approved by alice` (an approved promotion records its actor so)."""
+    or `approved by alice` (an approved promotion records its actor so); `by unknown` for a
+    champion whose move is not on record (its alias was set outside Model Factory)."""
+    if not actor:
+        return "by unknown"
     return actor if actor.startswith(APPROVED_BY) else f"by {actor}"
 
 

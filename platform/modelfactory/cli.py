@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
-DEV_APPROVER = "make dev"  # who approves the first champions `modelfactory dev` trains
+DEV_APPROVER = "make dev"  # who approves the first champions of manual-policy models dev trains
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -188,8 +188,8 @@ def seed(models: tuple[str, ...]) -> None:
     is_flag=True,
     help=(
         "Retrain, and approve the new candidate unseen if it passes the gate (for scripts; "
-        "policy manual needs an approval). To approve a candidate someone reviewed, use "
-        "`modelfactory approve`."
+        "policy manual needs an approval; under policy auto the gate alone decides and this "
+        "changes nothing). To approve a candidate someone reviewed, use `modelfactory approve`."
     ),
 )
 @click.option(
@@ -245,7 +245,8 @@ def train(
                 project, approve=approve, approved_by=by, instance=instance, segment=segment
             )
             if not _report_training(outcome):
-                failed.append(outcome.label)
+                stands = f" (promoted v{outcome.champion}: the promotion stands)"
+                failed.append(outcome.label + (stands if outcome.promoted else ""))
     if failed:
         raise click.ClickException(f"training failed for {', '.join(failed)}")
 
@@ -336,12 +337,31 @@ def _report_training(outcome: TrainOutcome) -> bool:
             fg="green" if outcome.promoted else None,
         )
         return True
+    if outcome.promoted:  # the champion moved before a later step failed: say both
+        click.secho(
+            f"{outcome.label}: promoted v{outcome.champion}; then {_failures(outcome)}. "
+            f"The promotion stands (run {outcome.run_id})",
+            fg="red",
+            err=True,
+        )
+        return False
     click.secho(f"{outcome.label}: run {outcome.run_id} failed", fg="red", err=True)
     for check, why in outcome.failed_checks.items():
         click.echo(f"  check {check} failed: {why}", err=True)
     for error in outcome.errors:
         click.echo(f"  {error.splitlines()[0]}", err=True)
     return False
+
+
+def _failures(outcome: TrainOutcome) -> str:
+    """`model_card failed: <first line of its error>`, for each failed step."""
+    return (
+        "; ".join(
+            f"{step} failed: {error.splitlines()[0]}"
+            for step, error in outcome.failed_steps.items()
+        )
+        or f"run {outcome.run_id} failed"
+    )
 
 
 @main.command()
@@ -371,11 +391,14 @@ def status(as_json: bool) -> None:
         if row["champion"] is None:
             click.echo(f"{row['label']}: no champion yet (last candidate: {row['last_verdict']})")
             continue
+        since = (
+            f" since {row['promoted_at']} {by_whom(row['promoted_by'])}\n  why: {row['why']}"
+            if row["promoted_at"]
+            else " (its move is not on record: the alias was set outside Model Factory)"
+        )
         click.echo(
             f"{row['label']}: champion v{row['champion']} "
-            f"{row['metric']}={row['champion_metric']:.4g}"
-            f" since {row['promoted_at']} {by_whom(row['promoted_by'])}\n"
-            f"  why: {row['why']}\n"
+            f"{row['metric']}={_metric(row['champion_metric'])}{since}\n"
             f"  last candidate v{row['last_candidate']}: {row['last_verdict']}"
         )
         if row["rollout"]:
@@ -385,6 +408,11 @@ def status(as_json: bool) -> None:
         click.echo(leaderboard(rows))
     for name, error in broken.items():
         click.secho(f"{name}: broken: {error}", fg="red")
+
+
+def _metric(value: float | None) -> str:
+    """A holdout metric for status; `?` for a version logged without it."""
+    return "?" if value is None else f"{value:.4g}"
 
 
 @main.command()
@@ -546,7 +574,7 @@ def _serving_at(audit: Any, unit: str, at: Any) -> str:
 @_friendly
 def rollback(model: str, reason: str, segment: str | None) -> None:
     """Put back the champion that MODEL's (or one segment's) current champion replaced."""
-    from modelfactory.registry import actor
+    from modelfactory.audit import actor
     from modelfactory.resources import model_registry, rollout_store
     from modelfactory.runs import record_alias_move, refresh_card
 
@@ -588,7 +616,8 @@ def approve(
     The promotion is a run of <model>/champion, endpoint and model_card, as an automatic one:
     the canary rollout, the audit trail ("approved by WHO"), the model card, the announcement.
     """
-    from modelfactory.approval import approver, latest_evaluation, refusal
+    from modelfactory.approval import latest_evaluation, refusal
+    from modelfactory.audit import actor
     from modelfactory.resources import dagster_run_url, model_registry
     from modelfactory.runs import approve as approve_in_run
     from modelfactory.runs import local_instance
@@ -607,15 +636,22 @@ def approve(
     if problem is not None:
         raise click.ClickException(problem)
     before = registry.champion(unit)
-    who = approver(by)
+    was = f"v{before.version}" if before else "none"
+    who = actor(by)
     outcome = approve_in_run(
         project, chosen, approved_by=who, reason=reason, instance=instance, segment=segment
     )
-    if not outcome.success:
+    if not outcome.success and not outcome.promoted:
         for error in outcome.errors:
             click.echo(f"  {error.splitlines()[0]}", err=True)
         raise click.ClickException(f"{unit}: run {outcome.run_id} did not promote v{chosen}")
-    was = f"v{before.version}" if before else "none"
+    if not outcome.success:  # the alias moved, then a step failed: the promotion stands
+        raise click.ClickException(
+            f"{unit}: promoted v{chosen} (champion {was} -> v{chosen}, approved by {who}); "
+            f"then {_failures(outcome)}. The promotion stands: the endpoint rolls v{chosen} out"
+            f"{' by canary' if before else ''}; `modelfactory rollback {cli_args(unit)}` "
+            f"undoes it. Run: {dagster_run_url(outcome.run_id)}"
+        )
     click.secho(f"{unit}: champion {was} -> v{outcome.champion}, approved by {who}", fg="green")
     click.echo(f"  {outcome.decision}\n  run: {dagster_run_url(outcome.run_id)}")
     if before is not None:
@@ -836,7 +872,7 @@ def dev(port: int, mlflow_port: int, endpoint_port: int, no_train: bool) -> None
         # In a child process: this one would otherwise keep dagster, mlflow and scikit-learn
         # imported for as long as the UIs run.
         command = [sys.executable, "-m", "modelfactory", "train", "--approve", "--if-no-champion"]
-        command += ["--by", DEV_APPROVER]  # its first champions: approved by `make dev`
+        command += ["--by", DEV_APPROVER]  # policy manual: approved by `make dev`; auto: the gate
         if subprocess.run(command, check=False).returncode != 0:
             raise click.ClickException("training failed (above); fix it or pass --no-train")
     click.secho(

@@ -12,7 +12,6 @@ mlflow is imported inside methods: it costs seconds, and definitions must load f
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -426,8 +425,3 @@ def _param(value: Any) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def actor() -> str:
-    """Who is acting, for the record: the OS user unless MODELFACTORY_ACTOR says otherwise."""
-    return os.environ.get("MODELFACTORY_ACTOR") or os.environ.get("USER") or "unknown"

@@ -46,9 +46,9 @@ class TrainOutcome:
     seconds: float
     run_id: str
     champion: str | None
-    promoted: bool
+    promoted: bool  # the champion step moved the alias (even if a later step failed)
     decision: str
-    errors: list[str]
+    failed_steps: dict[str, str]  # "model_card" -> its error message
     failed_checks: dict[str, str]  # "<step>:<check>" -> what failed
     checks_run: int
 
@@ -56,6 +56,11 @@ class TrainOutcome:
     def label(self) -> str:
         """`demand_forecast`, or `demand_forecast[uk]` for one segment."""
         return f"{self.model}[{self.segment}]" if self.segment else self.model
+
+    @property
+    def errors(self) -> list[str]:
+        """The error message of each failed step."""
+        return list(self.failed_steps.values())
 
 
 def prepare_dagster_home() -> Path:
@@ -145,17 +150,19 @@ def train(
     a segmented model).
 
     approve=True approves, in the same run, the candidate it trains (needed under policy
-    manual), as `approved_by` (default: approval.approver()); the gate still blocks a
-    candidate that fails it. To approve a candidate already evaluated, see `approve`.
+    manual), as `approved_by` (default: audit.actor()); the gate still blocks a candidate
+    that fails it. Under policy auto the gate alone decides and `approve` changes nothing.
+    To approve a candidate already evaluated, see `approve`.
     """
-    from modelfactory.approval import approver
     from modelfactory.assets import build_definitions, train_job_name
+    from modelfactory.audit import actor
 
     if (segment is None) != (project.spec.segments is None):
         raise ValueError(f"{project.name}: a segmented model trains one segment per run")
     started = time.perf_counter()
     job = build_definitions(project).resolve_job_def(train_job_name(project.name))
-    approval = {"approved_by": approver(approved_by)} if approve else {}
+    approval = {"approved_by": actor(approved_by)} if approve else {}
+    before = _champion_version(project, segment)
     result = job.execute_in_process(
         instance=instance or local_instance(),
         run_config={
@@ -165,7 +172,7 @@ def train(
         partition_key=segment,
         raise_on_error=False,
     )
-    return _outcome(project, segment, result, started)
+    return _outcome(project, segment, result, started, before)
 
 
 def approve(
@@ -192,6 +199,7 @@ def approve(
     name = project.name
     job = build_definitions(project).resolve_job_def(train_job_name(name))
     config = {"version": version, "approved_by": approved_by, "reason": reason}
+    before = _champion_version(project, segment)
     result = job.execute_in_process(
         instance=instance or local_instance(),
         partition_key=segment,
@@ -207,23 +215,37 @@ def approve(
         },
         raise_on_error=False,
     )
-    return _outcome(project, segment, result, started)
+    return _outcome(project, segment, result, started, before)
+
+
+def _champion_version(project: ModelProject, segment: str | None) -> str | None:
+    from modelfactory.resources import model_registry
+    from modelfactory.segments import segment_model
+
+    champion = model_registry().champion(segment_model(project.name, segment))
+    return champion.version if champion else None
 
 
 def _outcome(
-    project: ModelProject, segment: str | None, result: Any, started: float
+    project: ModelProject, segment: str | None, result: Any, started: float, before: str | None
 ) -> TrainOutcome:
     """What a run through `<model>/champion` did: its checks, errors and the champion's
-    decision."""
+    decision. A promotion stands once the alias moved, whatever fails after it: the champion
+    step's output is read whenever that step succeeded (then `endpoint` or `model_card` may
+    have failed), and the registry is asked when the step failed after its move (`before`
+    is the champion the run started with)."""
     checks = result.get_asset_check_evaluations()
     failed_checks = {
         f"{c.asset_key.path[-1]}:{c.check_name}": c.description or "failed"
         for c in checks
         if not c.passed
     }
-    champion = {}
-    if result.success:
-        champion = result.output_for_node(f"{project.name}__champion")
+    node = f"{project.name}__champion"
+    champion = result.output_for_node(node) if result.is_node_success(node) else {}
+    if not champion and not result.success:
+        after = _champion_version(project, segment)
+        if after is not None and after != before:
+            champion = {"version": after, "promoted": True, "decision": f"v{after} promoted"}
     return TrainOutcome(
         model=project.name,
         segment=segment,
@@ -233,7 +255,10 @@ def _outcome(
         champion=champion.get("version"),
         promoted=bool(champion.get("promoted")),
         decision=champion.get("decision", ""),
-        errors=_step_errors(result),
+        failed_steps={
+            step.removeprefix(f"{project.name}__"): error
+            for step, error in _failed_steps(result).items()
+        },
         failed_checks=failed_checks,
         checks_run=len(checks),
     )
@@ -311,11 +336,16 @@ def score(
 
 def _step_errors(result: Any) -> list[str]:
     """The error message of each failed step of an in-process run."""
-    return [
-        event.event_specific_data.error.message.strip()
+    return list(_failed_steps(result).values())
+
+
+def _failed_steps(result: Any) -> dict[str, str]:
+    """Each failed step of an in-process run (its step key) and its error message."""
+    return {
+        event.step_key: event.event_specific_data.error.message.strip()
         for event in result.get_step_failure_events()
         if event.event_specific_data and event.event_specific_data.error
-    ]
+    }
 
 
 def record_alias_move(move: AliasMove, instance: DagsterInstance | None = None) -> None:
