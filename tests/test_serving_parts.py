@@ -375,3 +375,28 @@ def test_a_forgotten_pending_rollout_is_started_or_cancelled(monkeypatch) -> Non
     never = store.reserve("n", stable="1", canary="2", spec=CanarySpec(), reason="")
     cancelled = canary._start_if_forgotten(never, store, promoted=False).rollout
     assert cancelled.state == "cancelled" and "never promoted" in cancelled.reason
+
+
+def test_the_canary_judges_on_without_labels_it_cannot_read(tmp_path: Path) -> None:
+    """A label file without the target column is the live-metric sensor's to announce; the
+    canary's live check gives no verdict instead of raising on every tick."""
+    from modelfactory.errors import LabelsError
+    from modelfactory.serving.canary import LiveRule, _live_verdict
+    from modelfactory.serving.capture import read_labelled
+    from modelfactory.serving.rollouts import Rollout
+    from modelfactory.spec import LiveMetricSpec
+
+    home = local_home()
+    spool = CaptureSpool(home.capture("m"))
+    spool.append(_record("r0"))
+    CaptureFlusher("m", spool, home.warehouse("m")).flush()
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "day1.csv").write_text("request_id,row_index,not_the_target\nr0,0,1\n")
+    with pytest.raises(LabelsError):  # what the sensor reads, and announces once
+        read_labelled(home.warehouse("m"), "m", [labels / "day1.csv"], target="y")
+
+    now = datetime.now(UTC)
+    rollout = Rollout(1, "m", "1", "2", (50, 100), False, "canary", 0, 50, now, now, now, "")
+    rule = LiveRule(labels, "y", "regression", "mae", LiveMetricSpec(min_labels=10))
+    assert _live_verdict(rollout, home.warehouse("m"), rule) is None

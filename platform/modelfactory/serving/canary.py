@@ -163,29 +163,38 @@ def step(
 
 def _live_verdict(rollout: Rollout, warehouse: Warehouse, live: LiveRule) -> Verdict | None:
     """A rollback when labels show the canary doing worse than the stable version since the
-    rollout began; None while labels are missing or too few (they arrive late)."""
+    rollout began; None while labels are missing or too few (they arrive late).
+
+    Labels that cannot be read, or that name no class of the model, are None too: the
+    live-metric sensor announces them (once, naming the file), and the canary goes on judging
+    by errors and latency instead of failing every tick on the same file.
+    """
+    from modelfactory.errors import LabelsError
     from modelfactory.live import compare_versions, find_labels
     from modelfactory.serving.capture import read_labelled
 
     files = find_labels(live.labels).files
     if not files:
         return None
-    labelled = read_labelled(
-        warehouse,
-        rollout.model,
-        files,
-        target=live.target,
-        limit=live.spec.window,
-        since=rollout.started_at,
-    )
-    reason = compare_versions(
-        labelled,
-        new=rollout.canary_version,
-        old=rollout.stable_version,
-        task=live.task,
-        metric=live.metric,
-        spec=live.spec,
-    )
+    try:
+        labelled = read_labelled(
+            warehouse,
+            rollout.model,
+            files,
+            target=live.target,
+            limit=live.spec.window,
+            since=rollout.started_at,
+        )
+        reason = compare_versions(
+            labelled,
+            new=rollout.canary_version,
+            old=rollout.stable_version,
+            task=live.task,
+            metric=live.metric,
+            spec=live.spec,
+        )
+    except LabelsError:
+        return None
     return Verdict("rollback", reason) if reason else None
 
 
