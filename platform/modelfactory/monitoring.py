@@ -377,7 +377,7 @@ def evidently_quality_report(
         task, quality = {"classification": [_classification(outcomes)]}, ClassificationPreset()
     columns = outcomes.columns
     definition = DataDefinition(
-        numerical_columns=[c for c in columns if reference[c].dtype.kind in "iufb"], **task
+        numerical_columns=[c for c in columns if reference[c].dtype.kind in "iuf"], **task
     )
     snapshot = Report([quality]).run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
@@ -389,7 +389,10 @@ def evidently_quality_report(
 
 def _classification(outcomes: Outcomes) -> Any:
     """Evidently's task for the classifier: multiclass beyond two classes, else binary with
-    the model's positive class (Evidently assumes 1, which a text or boolean label is not)."""
+    the model's positive class (Evidently assumes 1, which a text or boolean label is not).
+    Evidently 0.7 cannot score probabilities against boolean labels (its ROC curve calls
+    True/False a mix of binary and continuous targets): such a model is judged on labels."""
+    import numpy as np
     from evidently import BinaryClassification, MulticlassClassification
 
     if len(outcomes.classes) > 2:
@@ -398,10 +401,11 @@ def _classification(outcomes: Outcomes) -> Any:
             prediction_labels=outcomes.prediction,
             prediction_probas=list(outcomes.probabilities) or None,
         )
+    boolean = any(isinstance(c, bool | np.bool_) for c in outcomes.classes)
     return BinaryClassification(
         target=outcomes.target,
         prediction_labels=outcomes.prediction,
-        prediction_probas=outcomes.score,
+        prediction_probas=None if boolean else outcomes.score,
         pos_label=outcomes.classes[-1] if outcomes.classes else 1,
     )
 

@@ -424,13 +424,14 @@ def _report_link(location: str) -> MetadataValue:
 def _labelled_quality(
     project: ModelProject,
     registry: ModelRegistry,
-    holdout: "pd.DataFrame",
+    trained_on: "pd.DataFrame",
     unit: str,
     champion: VersionInfo,
 ) -> "tuple[pd.DataFrame, pd.DataFrame, monitoring.Outcomes] | None":
-    """The champion's holdout and its labelled live rows, each with target and prediction
-    (and a classifier's probabilities), for the report's quality section; None until labels
-    for the champion arrived. `unit` is the model, or the segment (`<model>.<segment>`)."""
+    """The champion's holdout (of `trained_on`, its split) and its labelled live rows, each
+    with target and prediction (and a classifier's probabilities), for the report's quality
+    section; None until labels for the champion arrived. `unit` is the model, or the
+    segment (`<model>.<segment>`)."""
     import numpy as np
     import pandas as pd
 
@@ -451,7 +452,7 @@ def _labelled_quality(
     mine = labelled[labelled["model_version"].astype(str) == champion.version]
     if mine.empty:
         return None
-    X, y = datasets.xy(holdout, spec, "test")
+    X, y = datasets.xy(trained_on, spec, "test")
     predicted = predict_with_scores(registry.load(unit, champion.version), X)
     target, prediction = spec.target, f"predicted_{spec.target}"
     reference = pd.DataFrame({target: y.to_numpy(), prediction: predicted.labels})
@@ -471,27 +472,18 @@ def _labelled_quality(
         if live_classes is not None
         else {}
     )
-    if len(classes) > 2:
+    if len(classes) > 2:  # Evidently reads these probabilities from columns named as the
         if live_proba and all(isinstance(c, str) and c in live_proba for c in classes):
-            for index, name in enumerate(classes):  # Evidently names each column its class
+            for index, name in enumerate(classes):  # classes, which number classes cannot be
                 reference[name], current[name] = predicted.proba[:, index], live_proba[name]
             outcomes = replace(outcomes, probabilities=classes)
         return reference, current, outcomes
     positive = live_proba.get(classes[-1]) if classes and live_proba else live_scores
-    if predicted.score is not None and positive is not None and not _is_bool(classes):
+    if predicted.score is not None and positive is not None:
         score = f"score_{spec.target}"
         reference[score], current[score] = predicted.score, np.asarray(positive, dtype=float)
         outcomes = replace(outcomes, score=score)
     return reference, current, outcomes
-
-
-def _is_bool(classes: tuple[Any, ...]) -> bool:
-    """Evidently 0.7 cannot score probabilities against boolean labels (its ROC curve
-    calls True/False a mix of binary and continuous targets): such a model is reported on
-    its labels alone."""
-    import numpy as np
-
-    return any(isinstance(c, bool | np.bool_) for c in classes)
 
 
 def _prediction_summary(predictions: Any) -> dict[str, Any]:
