@@ -16,7 +16,7 @@ from modelfactory.notify import read_alerts
 from modelfactory.project import load_project
 from modelfactory.resources import local_home, project_resources
 from modelfactory.runs import seed_data, train
-from modelfactory.sensors import DRIFT_WINDOW_TAG
+from modelfactory.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 
 pytestmark = pytest.mark.slow
@@ -100,6 +100,29 @@ def observed_verdict() -> tuple[list[str], float]:
     return ([] if columns == "none" else columns.split(", ")), metadata["drift_share"].value
 
 
+def promote_a_champion_trained_on_the_drifted_inputs(project) -> None:
+    """v2, promoted while a report of v1's verdict waits to run: the champion's model with
+    a reference profile of the drifted inputs, against which nothing drifted."""
+    from modelfactory.monitoring import profile
+    from modelfactory.resources import model_registry
+
+    registry = model_registry()
+    simulate = project.module("simulate").simulate
+    build = project.function("features", "build_features")
+    drifted = build(simulate(seed=12, drift=0.5)).drop(columns=["date", "units_sold"])
+    logged = registry.log_candidate(
+        model=MODEL,
+        estimator=registry.load(MODEL, "1"),
+        X_sample=drifted.head(20),
+        params={},
+        metrics={},
+        tags={},
+        reference_profile=profile(drifted).to_json(),
+    )
+    registry.promote(MODEL, logged.version, expected_current="1", actor="test", reason="retrain")
+    assert registry.champion(MODEL).version == "2"
+
+
 def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> None:
     result, cursor = tick(project)
     assert isinstance(result, SkipReason) and f"0/{WINDOW} new rows" in result.skip_message
@@ -136,8 +159,11 @@ def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> No
     flagged, share = observed_verdict()
 
     capture_traffic(project, drift=0.0, seed=13)  # newer calm traffic: the report still
+    promote_a_champion_trained_on_the_drifted_inputs(project)  # and a parallel retrain's
     report = next(r for r in requests if r.job_name == f"{MODEL}_drift_report")  # judges
     metadata, verdict, html, card = report_on(project, report.tags)  # the sensor's window
+    assert report.tags[CHAMPION_TAG] == metadata["champion_version"] == "1"  # and champion
+    assert metadata["reference_rows_from"].startswith("v1's training snapshot ")
     assert sorted(verdict.drifted_columns) == sorted(flagged) == ["price", "temperature"]
     assert verdict.drifted and verdict.share == pytest.approx(share) == pytest.approx(0.4)
     assert metadata["drift_share"] == pytest.approx(0.4) and metadata["drifted"] is True

@@ -131,3 +131,46 @@ def test_the_evidently_report_names_the_verdict_compare_gives(
     assert shown.drifted_columns == result.drifted_columns
     assert (shown.drifted, shown.share) == (result.drifted, pytest.approx(result.share))
     assert result.drifted is (window == "drifted" and max_share < 0.4)
+
+
+@pytest.mark.parametrize(
+    ("classes", "as_text"),
+    [(("benign", "malignant"), str), ((False, True), lambda c: str(c).lower())],
+)
+def test_a_binary_quality_report_takes_the_models_positive_class(
+    tmp_path, classes, as_text
+) -> None:
+    """Text or boolean labels, read back as text (a CSV, a warehouse's VARCHAR): compared as
+    the model's labels (so "false" is False), the positive class the model's last."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from modelfactory.evaluation import predict_with_scores
+    from modelfactory.live import classified
+    from modelfactory.monitoring import Outcomes, evidently_quality_report
+
+    X, target = load_breast_cancer(return_X_y=True, as_frame=True)
+    y = pd.Series([classes[int(t == 0)] for t in target], name="diagnosis")  # 0: malignant
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    predicted = predict_with_scores(model, X)
+    assert tuple(predicted.classes) == classes
+    rows = pd.DataFrame(
+        {
+            "prediction": predicted.labels.tolist(),
+            "label": [as_text(c) for c in y],
+            "score": predicted.score,
+        }
+    )
+    truth, answered, _, score = classified(rows)
+    assert truth == y.tolist()  # "false" is False, not the truthy text
+    outcomes = Outcomes("classification", "diagnosis", "predicted", "score", classes=classes)
+    frame = pd.DataFrame({"diagnosis": truth, "predicted": answered, "score": score})
+    reference = pd.DataFrame(
+        {"diagnosis": y, "predicted": predicted.labels, "score": predicted.score}
+    )
+
+    html = evidently_quality_report(reference, frame, tmp_path / "quality.html", outcomes)
+
+    assert html.is_file() and str(classes[-1]) in html.read_text()

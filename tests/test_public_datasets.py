@@ -227,3 +227,56 @@ def test_drift_is_checked_on_the_traffic_the_endpoint_captured(
     (retrain,) = [r for r in requests if r.job_name == train_job_name(name)]
     assert retrain.tags["modelfactory/trigger"] == "drift"
     assert set(retrain.tags["modelfactory/drifted_columns"].split(",")) >= set(SHIFTS[name])
+
+
+def test_the_drift_report_reports_quality_once_labels_arrived(
+    trained: Trained, endpoint: LiveServer
+) -> None:
+    """Labels land as text (as a CSV, or a warehouse's VARCHAR, gives them back); the drift
+    report the sensor requests judges the champion it named, plots the rows that champion
+    trained on, and adds Evidently's quality report of it on the labelled rows, penguins'
+    three text classes included."""
+    import dagster as dg
+
+    from modelfactory.resources import label_folder
+    from modelfactory.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
+
+    spec, name = trained.project.spec, trained.name
+    rows = trained.inputs().sample(60, random_state=3)
+    response = post(endpoint, name, as_json_rows(rows))
+    assert response.status_code == 200, response.text
+    request_id = response.json()["request_id"]
+    raw = trained.project.function("features", "load_raw")(local_home().data(name))
+    truth = trained.project.function("features", "build_features")(raw).loc[rows.index]
+    folder = label_folder(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {"request_id": request_id, "row_index": range(len(rows)), spec.target: truth[spec.target]}
+    ).astype({spec.target: str}).to_csv(folder / "quality.csv", index=False)
+
+    def labelled() -> bool:
+        from modelfactory.serving.capture import read_labelled
+
+        found = read_labelled(
+            local_home().warehouse(name), name, [folder / "quality.csv"], target=spec.target
+        )
+        return len(found) == len(rows)
+
+    wait_for(labelled, "the labelled requests in the inference log")
+    job = build_definitions(trained.project).resolve_job_def(f"{name}_drift_report")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.get(), tags={CHAMPION_TAG: "1", DRIFT_WINDOW_TAG: ""}
+    )
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node(f"{name}__drift_report")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert "quality_report_error" not in metadata, metadata.get("quality_report_error")
+    assert metadata["champion_version"] == "1" and metadata["labelled_rows"] >= len(rows)
+    assert metadata["reference_rows_from"].startswith("v1's training snapshot ")
+    html = Path(metadata["quality_report"]).read_text()
+    if spec.task == "classification":
+        species = trained.project.module("schemas").SPECIES
+        assert metadata["quality_classes"] == ", ".join(species)
+        assert all(s in html for s in species)
+    (card,) = result.asset_materializations_for_node(f"{name}__model_card")
+    assert "- **Drift:**" in card.metadata["card"].value

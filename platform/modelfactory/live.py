@@ -44,6 +44,7 @@ __all__ = [
     "LabelFiles",
     "LiveVerdict",
     "champion_holdout",
+    "classified",
     "compare_versions",
     "find_labels",
     "judge",
@@ -96,7 +97,7 @@ def version_classes(labelled: pd.DataFrame) -> pd.DataFrame:
 
     tables = []
     for version, group in labelled.groupby("model_version", sort=True):
-        truth, predicted, classes, _ = _classified(group)
+        truth, predicted, classes, _ = classified(group)
         table = per_class(truth, predicted, classes)
         tables.append(table.assign(model_version=str(version))[["model_version", *table]])
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -181,14 +182,16 @@ def _metrics(rows: pd.DataFrame, task: Task) -> dict[str, float]:
     score (a version that answered some rows without one is not judged on them)."""
     if task == "regression":
         return compute_metrics(task, rows["label"].astype(float), rows["prediction"])
-    truth, predicted, classes, scores = _classified(rows)
+    truth, predicted, classes, scores = classified(rows)
     return compute_metrics(task, truth, predicted, scores, classes)
 
 
-def _classified(rows: pd.DataFrame) -> tuple[list[Any], list[Any], list[Any] | None, Any]:
+def classified(rows: pd.DataFrame) -> tuple[list[Any], list[Any], list[Any] | None, Any]:
     """A classifier's labelled rows as (truth, predictions, classes, scores), the truth in
     the type of the model's labels: the probability matrix and its classes where every row
-    has probabilities, else the positive-class scores where every row has one."""
+    has probabilities, else the positive-class scores where every row has one. The live
+    metrics and the drift report's quality section read labels through it, so a label
+    file's "false" or "1.0" means what the model meant."""
     import numpy as np
 
     predicted = rows["prediction"].tolist()

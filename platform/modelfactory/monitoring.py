@@ -241,17 +241,23 @@ class Outcomes:
     """Which columns of a report's frames are what the model said and what happened.
 
     With them, the Evidently report adds the task's quality preset (regression errors, or
-    the classification metrics) to the input drift.
+    the classification metrics) to the input drift. A classifier's `classes` are its
+    estimator's `classes_` (the positive class last, as scikit-learn orders a binary
+    model's); `probabilities` names one column per class, each named as its class (as
+    Evidently reads a multiclass model's probabilities).
     """
 
     task: str  # regression | classification
     target: str
     prediction: str
     score: str | None = None  # positive-class probability, binary classifiers
+    classes: tuple[Any, ...] = ()
+    probabilities: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
-        return [c for c in (self.target, self.prediction, self.score) if c]
+        named = [c for c in (self.target, self.prediction, self.score) if c]
+        return [*named, *self.probabilities]
 
 
 @dataclass(frozen=True)
@@ -359,7 +365,7 @@ def evidently_quality_report(
 ) -> Path:
     """Evidently's regression or classification quality preset: the model on its holdout
     (reference) vs on labelled live rows (current), as a standalone HTML file."""
-    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+    from evidently import DataDefinition, Dataset, Regression, Report
     from evidently.presets import ClassificationPreset, RegressionPreset
 
     _no_telemetry()
@@ -368,15 +374,10 @@ def evidently_quality_report(
         task = {"regression": [Regression(target=outcomes.target, prediction=outcomes.prediction)]}
         quality = RegressionPreset()
     else:
-        binary = BinaryClassification(
-            target=outcomes.target,
-            prediction_labels=outcomes.prediction,
-            prediction_probas=outcomes.score,
-        )
-        task, quality = {"classification": [binary]}, ClassificationPreset()
+        task, quality = {"classification": [_classification(outcomes)]}, ClassificationPreset()
     columns = outcomes.columns
     definition = DataDefinition(
-        numerical_columns=[c for c in columns if reference[c].dtype.kind in "iufb"], **task
+        numerical_columns=[c for c in columns if reference[c].dtype.kind in "iuf"], **task
     )
     snapshot = Report([quality]).run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
@@ -384,6 +385,29 @@ def evidently_quality_report(
     )
     snapshot.save_html(str(path))
     return path
+
+
+def _classification(outcomes: Outcomes) -> Any:
+    """Evidently's task for the classifier: multiclass beyond two classes, else binary with
+    the model's positive class (Evidently assumes 1, which a text or boolean label is not).
+    Evidently 0.7 cannot score probabilities against boolean labels (its ROC curve calls
+    True/False a mix of binary and continuous targets): such a model is judged on labels."""
+    import numpy as np
+    from evidently import BinaryClassification, MulticlassClassification
+
+    if len(outcomes.classes) > 2:
+        return MulticlassClassification(
+            target=outcomes.target,
+            prediction_labels=outcomes.prediction,
+            prediction_probas=list(outcomes.probabilities) or None,
+        )
+    boolean = any(isinstance(c, bool | np.bool_) for c in outcomes.classes)
+    return BinaryClassification(
+        target=outcomes.target,
+        prediction_labels=outcomes.prediction,
+        prediction_probas=None if boolean else outcomes.score,
+        pos_label=outcomes.classes[-1] if outcomes.classes else 1,
+    )
 
 
 def _no_telemetry() -> None:

@@ -13,6 +13,7 @@ postpone them (no `from __future__ import annotations`); pandas types are quoted
 """
 
 import warnings
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
@@ -43,7 +44,7 @@ from modelfactory.project import ModelProject
 from modelfactory.registry import ModelRegistry, VersionInfo
 from modelfactory.resources import ArtifactStore, inference_store, label_folder, warehouse_kind
 from modelfactory.segments import cli_args, segment_model, unit_of
-from modelfactory.sensors import DRIFT_WINDOW_TAG
+from modelfactory.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,8 +87,7 @@ def build_production_assets(
 
         registry: ModelRegistry = context.resources.model_registry
         unit = unit_of(context)
-        reference, _ = datasets.xy(split, spec, "train")
-        champion = registry.champion(unit)
+        champion = _judged_champion(context, registry, unit)
         if champion is None:
             return _nothing_to_judge(
                 f"{unit} has no champion yet, so no reference to compare live data with; "
@@ -96,6 +96,8 @@ def build_production_assets(
         current, window = _report_window(context, unit, spec.drift.window)
         if current.empty:
             return _nothing_to_judge(window)
+        trained_on, rows_from = _training_split(champion, split, unit)
+        reference, _ = datasets.xy(trained_on, spec, "train")
         profile = registry.reference_profile(unit, champion.version)
         if profile is None:  # logged before references were kept: the training inputs then
             profile = monitoring.profile(reference)
@@ -119,14 +121,26 @@ def build_production_assets(
             )
         location = reports.publish(path, name)
         reports.publish(path.with_suffix(".json"), name)
-        quality = _labelled_quality(project, registry, split, unit)
+        quality = _labelled_quality(project, registry, trained_on, unit, champion)
         extra: dict[str, Any] = {"labelled_rows": 0}
         if quality is not None:  # the champion on its holdout vs on labelled live rows
             holdout, labelled, outcomes = quality
             extra["labelled_rows"] = len(labelled)
             report = reports.local_path(name, f"quality-{of}{stamp}.html")
-            monitoring.evidently_quality_report(holdout, labelled, report, outcomes)
-            extra["quality_report"] = _report_link(reports.publish(report, name))
+            try:
+                monitoring.evidently_quality_report(holdout, labelled, report, outcomes)
+            except Exception as exc:  # Evidently's own limits: the drift verdict still stands
+                note = (
+                    f"{unit}: Evidently could not build the {spec.task} quality report of "
+                    f"v{champion.version} on {len(labelled)} labelled rows "
+                    f"({type(exc).__name__}: {exc}); the drift report stands without it"
+                )
+                context.log.warning(note)
+                extra["quality_report_error"] = note
+            else:
+                extra["quality_report"] = _report_link(reports.publish(report, name))
+                if outcomes.classes:
+                    extra["quality_classes"] = ", ".join(map(str, outcomes.classes))
         return Output(
             {"path": location, **monitoring.as_dict(result)},
             metadata={
@@ -141,6 +155,7 @@ def build_production_assets(
                 "champion_version": champion.version,
                 "current_rows": len(current),
                 "reference_rows": len(reference),
+                "reference_rows_from": rows_from,
                 "report": _report_link(location),
                 **extra,
                 "summary": result.describe(),
@@ -280,6 +295,42 @@ def _nothing_to_judge(reason: str) -> Output:
     )
 
 
+def _judged_champion(
+    context: AssetExecutionContext, registry: ModelRegistry, unit: str
+) -> VersionInfo | None:
+    """The champion the drift sensor judged (named by the run's tag), so a retrain promoted
+    meanwhile does not change what the report compares with; else the champion now."""
+    judged = context.run.tags.get(CHAMPION_TAG)
+    if judged:
+        found = registry.version(unit, judged)
+        if found is not None:
+            return found
+        context.log.warning(
+            f"{unit}: v{judged}, which the sensor judged, is gone; reporting on the champion now"
+        )
+    return registry.champion(unit)
+
+
+def _training_split(
+    champion: VersionInfo, latest: "pd.DataFrame", unit: str
+) -> "tuple[pd.DataFrame, str]":
+    """The split `champion` was trained and evaluated on (its snapshot), so the report's
+    plots and holdout are the data its reference profile summarises; the latest split, and
+    a note saying so, for a version that predates snapshots or whose snapshot is gone."""
+    from modelfactory import snapshots
+
+    tags = champion.tags
+    if "mf.snapshot" not in tags or "mf.data_hash" not in tags:
+        return latest, f"the latest split (v{champion.version} kept no training snapshot)"
+    try:
+        kept = snapshots.load(
+            tags["mf.snapshot"], tags["mf.data_hash"], f"{unit} v{champion.version}"
+        )
+    except snapshots.SnapshotError as exc:
+        return latest, f"the latest split ({exc})"
+    return kept, f"v{champion.version}'s training snapshot {tags['mf.snapshot']}"
+
+
 def _report_window(
     context: AssetExecutionContext, unit: str, size: int
 ) -> "tuple[pd.DataFrame, str]":
@@ -371,18 +422,25 @@ def _report_link(location: str) -> MetadataValue:
 
 
 def _labelled_quality(
-    project: ModelProject, registry: ModelRegistry, split: "pd.DataFrame", unit: str
+    project: ModelProject,
+    registry: ModelRegistry,
+    trained_on: "pd.DataFrame",
+    unit: str,
+    champion: VersionInfo,
 ) -> "tuple[pd.DataFrame, pd.DataFrame, monitoring.Outcomes] | None":
-    """The champion's holdout and its labelled live rows, each with target and prediction,
-    for the report's quality section; None until labels for the champion arrived. `unit` is
-    the model, or the segment (`<model>.<segment>`) the split belongs to."""
-    from modelfactory.live import find_labels
-    from modelfactory.serving.capture import captured_inputs, read_labelled
+    """The champion's holdout (of `trained_on`, its split) and its labelled live rows, each
+    with target and prediction (and a classifier's probabilities), for the report's quality
+    section; None until labels for the champion arrived. `unit` is the model, or the
+    segment (`<model>.<segment>`)."""
+    import numpy as np
+    import pandas as pd
+
+    from modelfactory.live import classified, find_labels
+    from modelfactory.serving.capture import read_labelled
 
     spec = project.spec
-    champion: VersionInfo | None = registry.champion(unit)
     labels = find_labels(label_folder(spec.name))
-    if champion is None or not labels.files:
+    if not labels.files:
         return None
     labelled = read_labelled(
         inference_store(unit),
@@ -394,28 +452,37 @@ def _labelled_quality(
     mine = labelled[labelled["model_version"].astype(str) == champion.version]
     if mine.empty:
         return None
-    X, y = datasets.xy(split, spec, "test")
+    X, y = datasets.xy(trained_on, spec, "test")
     predicted = predict_with_scores(registry.load(unit, champion.version), X)
-    y_pred, y_score = predicted.labels, predicted.score
-    outcomes = monitoring.Outcomes(
-        task=spec.task,
-        target=spec.target,
-        prediction=f"predicted_{spec.target}",
-        score=f"score_{spec.target}" if y_score is not None else None,
+    target, prediction = spec.target, f"predicted_{spec.target}"
+    reference = pd.DataFrame({target: y.to_numpy(), prediction: predicted.labels})
+    if spec.task == "regression":
+        current = pd.DataFrame(
+            {target: mine["label"].astype(float), prediction: mine["prediction"]}
+        )
+        return reference, current, monitoring.Outcomes(spec.task, target, prediction)
+    # The label files (and a warehouse's text columns) may hold "false" or "1.0": compared
+    # as the model's own label type, as the live metrics compare them.
+    truth, answered, live_classes, live_scores = classified(mine)
+    current = pd.DataFrame({target: truth, prediction: answered})
+    classes = tuple(predicted.classes or ())
+    outcomes = monitoring.Outcomes(spec.task, target, prediction, classes=classes)
+    live_proba = (  # class -> the live rows' probability of it, where every row answered them
+        dict(zip(live_classes, np.asarray(live_scores, dtype=float).T, strict=True))
+        if live_classes is not None
+        else {}
     )
-    reference = X.assign(**{outcomes.target: y.to_numpy(), outcomes.prediction: y_pred})
-    current = captured_inputs(mine["features"])[list(X.columns)].assign(
-        **{
-            outcomes.target: mine["label"].to_numpy(),
-            outcomes.prediction: mine["prediction"].to_numpy(),
-        }
-    )
-    if spec.task == "classification":  # the log and label files may hold classes as floats
-        for column, like in ((outcomes.prediction, y_pred), (outcomes.target, y)):
-            current[column] = current[column].astype(like.dtype)
-    if outcomes.score:
-        reference[outcomes.score] = y_score
-        current[outcomes.score] = mine["score"].to_numpy()
+    if len(classes) > 2:  # Evidently reads these probabilities from columns named as the
+        if live_proba and all(isinstance(c, str) and c in live_proba for c in classes):
+            for index, name in enumerate(classes):  # classes, which number classes cannot be
+                reference[name], current[name] = predicted.proba[:, index], live_proba[name]
+            outcomes = replace(outcomes, probabilities=classes)
+        return reference, current, outcomes
+    positive = live_proba.get(classes[-1]) if classes and live_proba else live_scores
+    if predicted.score is not None and positive is not None:
+        score = f"score_{spec.target}"
+        reference[score], current[score] = predicted.score, np.asarray(positive, dtype=float)
+        outcomes = replace(outcomes, score=score)
     return reference, current, outcomes
 
 

@@ -36,6 +36,7 @@ from modelfactory.registry import ModelRegistry
 from modelfactory.serving.rollouts import Rollout, RolloutStore
 
 __all__ = [
+    "CHAMPION_TAG",
     "DRIFT_WINDOW_TAG",
     "build_sensors",
     "canary_sensor_name",
@@ -50,6 +51,9 @@ __all__ = [
 # On the runs a drift verdict requests: the receive time the judged window starts after
 # ("" for the first window), so the drift report reads the very rows the sensor judged.
 DRIFT_WINDOW_TAG = "modelfactory/drift_window_after"
+# On the runs a sensor's verdict requests: the champion version it judged, so the drift
+# report compares with that version's reference even if a retrain promoted another since.
+CHAMPION_TAG = "modelfactory/champion"
 
 
 def canary_sensor_name(model: str) -> str:
@@ -405,7 +409,7 @@ def _check_drift(
             "modelfactory/trigger": "drift",
             "modelfactory/drift_share": f"{result.share:.3f}",
             "modelfactory/drifted_columns": ",".join(result.drifted_columns),
-            "modelfactory/champion": champion.version,
+            CHAMPION_TAG: champion.version,
             DRIFT_WINDOW_TAG: cursor or "",
         },
     )
@@ -653,7 +657,7 @@ def _check_live_metric(
             "modelfactory/trigger": "live_metric",
             f"modelfactory/live_{metric}": f"{verdict.live:.6g}",
             f"modelfactory/holdout_{metric}": f"{verdict.holdout:.6g}",
-            "modelfactory/champion": champion.version,
+            CHAMPION_TAG: champion.version,
         },
     )
 
