@@ -7,6 +7,7 @@ sqlite and DataFrames to a real DuckDB file, all inside the test's temporary hom
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,21 +58,44 @@ def copy_example(workdir: Path) -> Callable[..., Path]:
         *,
         segments: bool = True,
     ) -> Path:
-        name = name or example
-        target = workdir / "model_projects" / name
-        shutil.copytree(
-            EXAMPLES / example, target, ignore=shutil.ignore_patterns("tests", "__pycache__")
-        )
-        spec = yaml.safe_load((target / "model.yaml").read_text())
-        spec["name"] = name
-        if not segments:
-            spec.pop("segments", None)
-        if edit:
-            edit(spec)
-        (target / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        return target
+        return copy_project(workdir, example, name or example, edit, segments=segments)
 
     return copy
+
+
+def copy_project(
+    repo: Path,
+    example: str,
+    name: str,
+    edit: Callable[[dict], None] | None = None,
+    *,
+    segments: bool = True,
+) -> Path:
+    """What copy_example does, for module-scoped state too: `example` copied into `repo`'s
+    model_projects/ as `name`, its model.yaml edited."""
+    target = repo / "model_projects" / name
+    shutil.copytree(
+        EXAMPLES / example, target, ignore=shutil.ignore_patterns("tests", "__pycache__")
+    )
+    spec = yaml.safe_load((target / "model.yaml").read_text())
+    spec["name"] = name
+    if not segments:
+        spec.pop("segments", None)
+    if edit:
+        edit(spec)
+    (target / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
+    """Poll `condition` until it returns something truthy (returned), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def edit_spec(project: Path, edit: Callable[[dict], None]) -> None:

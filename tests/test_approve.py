@@ -26,7 +26,7 @@ import yaml
 from click.testing import CliRunner, Result
 from dagster import AssetKey, DagsterInstance
 
-from conftest import EXAMPLES, REPO, edit_spec, train_with
+from conftest import REPO, copy_project, edit_spec, train_with
 from modelfactory.cli import main
 from modelfactory.notify import Alert, read_alerts
 from modelfactory.project import load_project
@@ -48,22 +48,6 @@ class Place:
     home: Path
     repo: Path
     root: Path  # the manual-policy copy of demand_forecast
-
-
-def copy_project(repo: Path, example: str, name: str, edit=None, segments: bool = True) -> Path:
-    """conftest's copy_example, for module-scoped state: a copy of an example, edited."""
-    target = repo / "model_projects" / name
-    shutil.copytree(
-        EXAMPLES / example, target, ignore=shutil.ignore_patterns("tests", "__pycache__")
-    )
-    spec = yaml.safe_load((target / "model.yaml").read_text())
-    spec["name"] = name
-    if not segments:
-        spec.pop("segments", None)
-    if edit:
-        edit(spec)
-    (target / "model.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return target
 
 
 def manual(spec: dict) -> None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from conftest import EXAMPLES, LiveServer
+from conftest import EXAMPLES, LiveServer, wait_for
 from modelfactory import datasets
 from modelfactory.assets import build_definitions, train_job_name
 from modelfactory.project import ModelProject, load_project
@@ -92,16 +91,6 @@ def endpoint(trained: Trained) -> Iterator[LiveServer]:
     )
     with LiveServer(app) as server:
         yield server
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def post(server: LiveServer, model: str, rows: list[dict]) -> httpx.Response:

@@ -7,7 +7,6 @@ Dagster instance and MLflow registry; nothing is mocked.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance, build_schedule_context, build_sensor_context
 
-from conftest import edit_spec
+from conftest import edit_spec, wait_for
 from modelfactory.assets import build_definitions
 from modelfactory.cli import main
 from modelfactory.errors import SpecError
@@ -235,15 +234,6 @@ def test_the_endpoint_answers_each_segment_with_its_own_champion(copy_example) -
     registry = model_registry()
     assert registry.champion(f"{MODEL}.de").version == "1"
     assert registry.champion(f"{MODEL}.uk").version == "1"
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:

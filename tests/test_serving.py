@@ -13,8 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import httpx
 import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
-from conftest import LiveServer, edit_spec, free_port, train_with
+from conftest import LiveServer, edit_spec, free_port, train_with, wait_for
 from modelfactory.assets import build_definitions
 from modelfactory.notify import read_alerts
 from modelfactory.project import load_project
@@ -101,16 +99,6 @@ def serve(*roots: Path, **settings) -> LiveServer:
 
 def predict(client: httpx.Client, rows: list[dict] | None = None) -> httpx.Response:
     return client.post(f"/models/{MODEL}/predict", json={"rows": rows or [ROW]})
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def serving(client: httpx.Client) -> dict:
