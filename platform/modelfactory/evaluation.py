@@ -22,6 +22,7 @@ and plain f1/precision/recall) when y_true holds a label that is none of them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -125,7 +126,9 @@ def _label_metric(name: str, y_true: Any, y_pred: Any, classes: list[Any]) -> fl
     if name == "accuracy":
         return float(m.accuracy_score(y_true, y_pred))
     if name == "balanced_accuracy":
-        return float(m.balanced_accuracy_score(y_true, y_pred))
+        with warnings.catch_warnings():  # one class in a slice or window: its recall, as meant
+            warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+            return float(m.balanced_accuracy_score(y_true, y_pred))
     base, _, average = name.partition("_")
     if not average:  # plain f1/precision/recall: the positive class's, or macro (multiclass)
         if len(classes) < 2:  # one label seen and no classes given: which one is positive?
