@@ -81,7 +81,7 @@ def role(command: str) -> str:
     """What a process is, in a few words, from its command line."""
     known = [
         ("modelfactory dev", "modelfactory dev (supervisor)"),
-        ("modelfactory.dev_stack", "modelfactory dev (supervisor)"),
+        ("modelfactory.cli.dev_stack", "modelfactory dev (supervisor)"),
         ("modelfactory train", "modelfactory train (exits after training)"),
         ("modelfactory serve", "endpoint (uvicorn)"),
         ("dagster dev", "dagster dev (supervisor)"),

@@ -1,4 +1,4 @@
-"""Drift benchmark: our drift check (`modelfactory.monitoring`) vs Evidently's DataDriftPreset.
+"""Drift benchmark: our drift check (`modelfactory.ml.monitoring`) vs Evidently's DataDriftPreset.
 
 Both tools see the same reference and current frames: 20 numeric columns (normal, lognormal,
 uniform and integer-valued), N rows each, fixed seed, with drift injected into c00-c03 only
@@ -179,7 +179,7 @@ def timed_runs(run: Callable[[], Any], repeats: int, budget: float) -> tuple[lis
 
 
 def ours_profile(rows: int, workdir: Path) -> tuple[Callable[[], Any], Callable[[Any], dict]]:
-    from modelfactory.monitoring import profile
+    from modelfactory.ml.monitoring import profile
 
     reference = frame(rows, current=False)
     profile(reference.head(WARMUP_ROWS))
@@ -195,8 +195,8 @@ def ours_profile(rows: int, workdir: Path) -> tuple[Callable[[], Any], Callable[
 def ours_compare(
     method: str, rows: int, workdir: Path
 ) -> tuple[Callable[[], Any], Callable[[Any], dict]]:
-    from modelfactory.monitoring import ReferenceProfile, compare
-    from modelfactory.spec import DriftSpec
+    from modelfactory.ml.monitoring import ReferenceProfile, compare
+    from modelfactory.project.spec import DriftSpec
 
     reference = ReferenceProfile.from_json((workdir / f"profile-{rows}.json").read_text())
     spec = DriftSpec(method=method, **OURS_SPECS[method])

@@ -109,8 +109,8 @@ def train_with(root: Path, alpha: float):
     """Set params.alpha in a copied project and train it once (the whole model)."""
     from dagster import DagsterInstance
 
-    from modelfactory.project import load_project
-    from modelfactory.runs import seed_data, train
+    from modelfactory.orchestration.runs import seed_data, train
+    from modelfactory.project.loader import load_project
 
     edit_spec(root, lambda spec: spec["params"].update(alpha=alpha))
     project = load_project(root)

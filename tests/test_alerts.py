@@ -1,5 +1,5 @@
 """Alerts on real parts: a local HTTP server stands in for Slack's Web API, the notifier is the
-one `modelfactory.resources.notifier()` builds from the environment, and the run-failure
+one `modelfactory.stores.home.notifier()` builds from the environment, and the run-failure
 sensor is evaluated on a real failed run, through Dagster's run status sensor context."""
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from dagster import (
 )
 
 from conftest import free_port
-from modelfactory.assets import build_definitions, train_job_name
-from modelfactory.notify import Alert, Delivery, read_alerts, read_deliveries
-from modelfactory.project import load_project
-from modelfactory.resources import local_home, notifier
-from modelfactory.runs import seed_data
+from modelfactory.orchestration.assets import train_job_name
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.runs import seed_data
+from modelfactory.project.loader import load_project
+from modelfactory.stores.home import local_home, notifier
+from modelfactory.stores.notify import Alert, Delivery, read_alerts, read_deliveries
 
 MODEL = "demand_forecast"
 TOKEN = "xoxb-test-token"

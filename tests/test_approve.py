@@ -28,9 +28,8 @@ from dagster import AssetKey, DagsterInstance
 
 from conftest import REPO, copy_project, edit_spec, train_with
 from modelfactory.cli import main
-from modelfactory.notify import Alert, read_alerts
-from modelfactory.project import load_project
-from modelfactory.resources import (
+from modelfactory.project.loader import load_project
+from modelfactory.stores.home import (
     audit_log,
     dagster_asset_url,
     dagster_run_url,
@@ -38,6 +37,7 @@ from modelfactory.resources import (
     model_registry,
     rollout_store,
 )
+from modelfactory.stores.notify import Alert, read_alerts
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"
@@ -92,7 +92,8 @@ def waiting() -> list[Alert]:
 
 def launchpad(place: Place, config: str):
     """A run of champion, endpoint and model_card with run config as typed in the Launchpad."""
-    from modelfactory.assets import build_definitions, train_job_name
+    from modelfactory.orchestration.assets import train_job_name
+    from modelfactory.orchestration.definitions import build_definitions
 
     job = build_definitions(load_project(place.root)).resolve_job_def(train_job_name(MODEL))
     return job.execute_in_process(
@@ -266,7 +267,8 @@ def test_the_launchpad_takes_the_same_config_and_refusals(by_launchpad: dict) ->
 
 
 def test_a_version_never_evaluated_is_refused(by_launchpad: dict, place: Place) -> None:
-    from modelfactory.assets import build_definitions, train_job_name
+    from modelfactory.orchestration.assets import train_job_name
+    from modelfactory.orchestration.definitions import build_definitions
 
     job = build_definitions(load_project(place.root)).resolve_job_def(train_job_name(MODEL))
     steps = ("raw", "features", "split", "candidate")
@@ -284,7 +286,7 @@ def test_a_version_never_evaluated_is_refused(by_launchpad: dict, place: Place) 
 
 
 def test_a_segment_is_approved_by_name(place: Place) -> None:
-    from modelfactory.runs import seed_data, train
+    from modelfactory.orchestration.runs import seed_data, train
 
     segmented = copy_project(place.repo, MODEL, "segmented", edit=manual)
     try:
@@ -403,7 +405,7 @@ def test_a_rollback_names_its_actor_as_an_approval_does(
 ) -> None:
     """One answer to "who acted" (audit.actor): with neither MODELFACTORY_ACTOR nor $USER,
     git's user.email, for a rollback as for an approval."""
-    from modelfactory.audit import actor
+    from modelfactory.stores.audit import actor
 
     monkeypatch.delenv("USER")
     for key, value in {"COUNT": "1", "KEY_0": "user.email", "VALUE_0": "frank@example.com"}.items():

@@ -17,13 +17,13 @@ from dagster import (
     build_schedule_context,
 )
 
-from modelfactory.assets import build_definitions
 from modelfactory.cli import main
 from modelfactory.errors import SpecError
-from modelfactory.project import load_project
-from modelfactory.resources import local_home
-from modelfactory.runs import seed_data, train
-from modelfactory.spec import load_spec
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.project.loader import load_project
+from modelfactory.project.spec import load_spec
+from modelfactory.stores.home import local_home
 
 MODEL = "demand_forecast"
 PREDICTIONS = AssetKey([MODEL, "predictions"])

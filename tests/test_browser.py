@@ -31,17 +31,17 @@ import httpx
 import pytest
 
 from conftest import REPO, LiveServer, free_port, train_with
-from modelfactory.notify import read_alerts
-from modelfactory.project import load_project
-from modelfactory.resources import (
+from modelfactory.project.loader import load_project
+from modelfactory.serving import create_app
+from modelfactory.serving.app import ServingSettings
+from modelfactory.stores.home import (
     SERVICE_URLS,
     audit_log,
     local_home,
     model_registry,
     rollout_store,
 )
-from modelfactory.serving import create_app
-from modelfactory.serving.app import ServingSettings
+from modelfactory.stores.notify import read_alerts
 
 pytestmark = pytest.mark.slow
 
@@ -234,7 +234,7 @@ def test_dev_keeps_nothing_resident_it_does_not_use(dev: Dev) -> None:
     the training dev ran first has exited."""
     tree = _process_tree(dev.pid)
     supervisor = tree[dev.pid]
-    assert "modelfactory.dev_stack" in supervisor["command"]
+    assert "modelfactory.cli.dev_stack" in supervisor["command"]
     assert supervisor["rss_mib"] < 60, supervisor
     commands = [p["command"] for p in tree.values()]
     assert not [c for c in commands if "huey" in c or "modelfactory train" in c], commands

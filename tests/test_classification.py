@@ -28,16 +28,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from conftest import LiveServer
-from modelfactory import gate, live
 from modelfactory.errors import LabelsError, ProjectError, SpecError
-from modelfactory.evaluation import (
+from modelfactory.ml import gate, live
+from modelfactory.ml.evaluation import (
     METRICS,
     compute_metrics,
     per_class,
     predict_with_scores,
     slice_report,
 )
-from modelfactory.spec import ModelSpec, load_spec
+from modelfactory.project.spec import ModelSpec, load_spec
 
 CLASSIFICATION = sorted(name for name, m in METRICS.items() if m.task == "classification")
 
@@ -398,7 +398,7 @@ def flowers(workdir: Path) -> Path:
 
 def _register(X: pd.DataFrame, y: pd.Series) -> str:
     """The fitted pipeline as the champion of `flowers` in the test's MLflow registry."""
-    from modelfactory.resources import model_registry
+    from modelfactory.stores.home import model_registry
 
     registry = model_registry()
     logged = registry.log_candidate(
@@ -419,11 +419,11 @@ def _register(X: pd.DataFrame, y: pd.Series) -> str:
 def test_a_multiclass_endpoint_answers_labels_with_probabilities_and_takes_nulls(
     flowers: Path,
 ) -> None:
-    from modelfactory.project import load_project
-    from modelfactory.resources import label_folder, local_home, model_registry, rollout_store
+    from modelfactory.project.loader import load_project
     from modelfactory.serving import create_app
     from modelfactory.serving.app import ServingSettings
     from modelfactory.serving.capture import read_inference_log, read_labelled
+    from modelfactory.stores.home import label_folder, local_home, model_registry, rollout_store
 
     X, y = _flowers_frame()
     version = _register(X, y)
@@ -495,7 +495,7 @@ def test_both_log_stores_keep_a_classifiers_answers_as_given(tmp_path: Path) -> 
     import duckdb
 
     from modelfactory.serving.capture import CaptureFlusher, CaptureSpool, read_inference_log
-    from modelfactory.serving.log_stores import exploded_records
+    from modelfactory.stores.inference_log import exploded_records
 
     record = {
         "request_id": "r1",

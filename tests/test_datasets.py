@@ -7,9 +7,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from modelfactory.datasets import SPLIT_COLUMN, content_hash, split_frame, validate_frame, xy
 from modelfactory.errors import ProjectError
-from modelfactory.spec import ModelSpec
+from modelfactory.ml.datasets import SPLIT_COLUMN, content_hash, split_frame, validate_frame, xy
+from modelfactory.project.spec import ModelSpec
 
 BASE = {
     "name": "m",

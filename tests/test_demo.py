@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfactory.notify import read_alerts
+from modelfactory.stores.notify import read_alerts
 
 MODELFACTORY = Path(sys.executable).with_name("modelfactory")
 

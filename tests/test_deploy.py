@@ -32,9 +32,9 @@ from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import WordSplitter
 from sqlalchemy.engine import make_url
 
-from modelfactory.assets import build_definitions
-from modelfactory.project import ModelProject, load_project
-from modelfactory.run_tags import FARGATE_SIZES, MODEL_TAG, fargate_size, run_tags
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.run_tags import FARGATE_SIZES, MODEL_TAG, fargate_size, run_tags
+from modelfactory.project.loader import ModelProject, load_project
 
 # Private Dagster paths above, tests only: Dagster has no public call that validates an instance
 # yaml or a workspace without connecting to their storage and servers, nor one that evaluates

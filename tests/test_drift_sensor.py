@@ -11,13 +11,14 @@ import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 from pydantic_core import to_json
 
-from modelfactory.assets import build_definitions
-from modelfactory.notify import read_alerts
-from modelfactory.project import load_project
-from modelfactory.resources import local_home, project_resources
-from modelfactory.runs import seed_data, train
-from modelfactory.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.resources import project_resources
+from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.orchestration.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
+from modelfactory.project.loader import load_project
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
+from modelfactory.stores.home import local_home
+from modelfactory.stores.notify import read_alerts
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"
@@ -78,7 +79,7 @@ def report_on(project, tags: dict[str, str]):
     from the report's own JSON, the asset's metadata, and the model card after it."""
     import json
 
-    from modelfactory.monitoring import report_verdict
+    from modelfactory.ml.monitoring import report_verdict
 
     job = build_definitions(project).resolve_job_def(f"{MODEL}_drift_report")
     result = job.execute_in_process(instance=DagsterInstance.get(), tags=tags)
@@ -103,8 +104,8 @@ def observed_verdict() -> tuple[list[str], float]:
 def promote_a_champion_trained_on_the_drifted_inputs(project) -> None:
     """v2, promoted while a report of v1's verdict waits to run: the champion's model with
     a reference profile of the drifted inputs, against which nothing drifted."""
-    from modelfactory.monitoring import profile
-    from modelfactory.resources import model_registry
+    from modelfactory.ml.monitoring import profile
+    from modelfactory.stores.home import model_registry
 
     registry = model_registry()
     simulate = project.module("simulate").simulate

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelfactory.evaluation import METRICS, compute_metrics, decide, improvement, slice_report
+from modelfactory.ml.evaluation import METRICS, compute_metrics, decide, improvement, slice_report
 
 MAE, AUC = METRICS["mae"], METRICS["roc_auc"]
 

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 import pytest
 from dagster import AssetKey, BackfillPolicy, DagsterInstance
 
-from modelfactory.assets import build_definitions
-from modelfactory.notify import read_alerts
-from modelfactory.project import load_project
-from modelfactory.resources import local_home
-from modelfactory.runs import seed_data, train
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.project.loader import load_project
+from modelfactory.stores.home import local_home
+from modelfactory.stores.notify import read_alerts
 
 pytestmark = pytest.mark.slow
 # Dagster's run tags for a run over a partition range (as a single-run backfill sets them).

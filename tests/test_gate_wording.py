@@ -7,9 +7,9 @@ import pytest
 from dagster import AssetKey
 
 from conftest import EXAMPLES
-from modelfactory.assets import build_definitions
-from modelfactory.evaluation import METRICS, decide, improvement_needed
-from modelfactory.project import load_project
+from modelfactory.ml.evaluation import METRICS, decide, improvement_needed
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.project.loader import load_project
 
 MAE = METRICS["mae"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from modelfactory.assets import build_definitions
-from modelfactory.project import load_project
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.project.loader import load_project
 
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOTS = Path(__file__).parent / "snapshots"

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from conftest import train_with
 from modelfactory.cli import main
-from modelfactory.resources import platform_db_url
+from modelfactory.stores.home import platform_db_url
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"

@@ -12,8 +12,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason
 
 from conftest import LiveServer
-from modelfactory.assets import build_definitions
-from modelfactory.demo import (
+from modelfactory.cli.demo import (
     run_requested,
     send_traffic,
     simulated_features,
@@ -21,13 +20,14 @@ from modelfactory.demo import (
     wait_until_captured,
     write_labels,
 )
-from modelfactory.notify import read_alerts
-from modelfactory.project import load_project
-from modelfactory.resources import local_home, model_registry, rollout_store
-from modelfactory.runs import seed_data, train
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.project.loader import load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
 from modelfactory.serving.capture import read_labelled
+from modelfactory.stores.home import local_home, model_registry, rollout_store
+from modelfactory.stores.notify import read_alerts
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"

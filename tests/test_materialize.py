@@ -18,13 +18,13 @@ from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 
 from conftest import edit_spec
-from modelfactory.assets import STEPS  # the train graph, pinned by the graph snapshot
 from modelfactory.cli import main
 from modelfactory.errors import RegistryError
-from modelfactory.evaluation import METRICS
-from modelfactory.project import load_project
-from modelfactory.resources import local_home, model_registry, rollout_store
-from modelfactory.runs import seed_data, train
+from modelfactory.ml.evaluation import METRICS
+from modelfactory.orchestration.assets import STEPS  # the train graph, pinned by the graph snapshot
+from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.project.loader import load_project
+from modelfactory.stores.home import local_home, model_registry, rollout_store
 
 pytestmark = pytest.mark.slow
 CARD_SECTIONS = [  # the questions a card answers, in order
@@ -106,7 +106,7 @@ def check_card(example: str, unit: str, champion, run_id: str) -> None:
     the asset and stored (Markdown and HTML) with the champion's MLflow run."""
     from mlflow import MlflowClient
 
-    from modelfactory.spec import load_spec
+    from modelfactory.project.spec import load_spec
 
     event = DagsterInstance.get().get_latest_materialization_event(
         AssetKey([example, "model_card"])

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from modelfactory.model_card import CardFacts, render_html, render_markdown
-from modelfactory.project import load_project
-from modelfactory.registry import VersionInfo
+from modelfactory.project.loader import load_project
+from modelfactory.reports.model_card import CardFacts, render_html, render_markdown
+from modelfactory.stores.registry import VersionInfo
 
 
 def champion(**tags: str) -> VersionInfo:

@@ -6,15 +6,15 @@ import pandas as pd
 import pytest
 
 from conftest import EXAMPLES
-from modelfactory.monitoring import (
+from modelfactory.ml.monitoring import (
     ReferenceProfile,
     compare,
     evidently_report,
     profile,
     report_verdict,
 )
-from modelfactory.project import load_project
-from modelfactory.spec import DriftSpec
+from modelfactory.project.loader import load_project
+from modelfactory.project.spec import DriftSpec
 
 ROWS = 3000
 
@@ -147,9 +147,9 @@ def test_a_binary_quality_report_takes_the_models_positive_class(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from modelfactory.evaluation import predict_with_scores
-    from modelfactory.live import classified
-    from modelfactory.monitoring import Outcomes, evidently_quality_report
+    from modelfactory.ml.evaluation import predict_with_scores
+    from modelfactory.ml.live import classified
+    from modelfactory.ml.monitoring import Outcomes, evidently_quality_report
 
     X, target = load_breast_cancer(return_X_y=True, as_frame=True)
     y = pd.Series([classes[int(t == 0)] for t in target], name="diagnosis")  # 0: malignant

@@ -31,7 +31,7 @@ import pytest
 
 from conftest import EXAMPLES, REPO, LiveServer, free_port
 from modelfactory.errors import ProfileError
-from modelfactory.profile import branch_identifier, current_profile
+from modelfactory.stores.profile import branch_identifier, current_profile
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 BUCKET = "mf-prod-test"
@@ -266,9 +266,10 @@ def _train(model: str) -> str:
     segmented model) on the configured instance."""
     from dagster import DagsterInstance
 
-    from modelfactory.assets import build_definitions, train_job_name
-    from modelfactory.project import load_project
-    from modelfactory.runs import seed_data
+    from modelfactory.orchestration.assets import train_job_name
+    from modelfactory.orchestration.definitions import build_definitions
+    from modelfactory.orchestration.runs import seed_data
+    from modelfactory.project.loader import load_project
 
     project = load_project(EXAMPLES / model)
     seed_data(project)
@@ -288,10 +289,10 @@ def test_examples_train_on_the_production_stack(
     import psycopg2
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
-    from modelfactory.assets import build_definitions
-    from modelfactory.project import load_project
-    from modelfactory.reproduce import reproduce
-    from modelfactory.resources import audit_log, model_registry, snowflake_resource
+    from modelfactory.orchestration.definitions import build_definitions
+    from modelfactory.project.loader import load_project
+    from modelfactory.reports.reproduce import reproduce
+    from modelfactory.stores.home import audit_log, model_registry, snowflake_resource
 
     run_ids = trained
 
@@ -362,7 +363,7 @@ def test_examples_train_on_the_production_stack(
 def test_a_branch_trains_and_promotes_without_touching_production(
     production: Path, trained: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ):
-    from modelfactory.resources import model_registry, snowflake_resource
+    from modelfactory.stores.home import model_registry, snowflake_resource
 
     unit = "demand_forecast.uk"
     production_history = model_registry().history(unit)
@@ -398,18 +399,18 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
     import boto3
     import httpx
 
-    from modelfactory.live import find_labels
-    from modelfactory.project import load_project
-    from modelfactory.resources import (
+    from modelfactory.ml.live import find_labels
+    from modelfactory.project.loader import load_project
+    from modelfactory.serving import create_app
+    from modelfactory.serving.app import ServingSettings
+    from modelfactory.serving.capture import read_inference_log, read_labelled
+    from modelfactory.stores.home import (
         inference_store,
         label_folder,
         local_home,
         model_registry,
         rollout_store,
     )
-    from modelfactory.serving import create_app
-    from modelfactory.serving.app import ServingSettings
-    from modelfactory.serving.capture import read_inference_log, read_labelled
 
     model, unit = "demand_forecast", "demand_forecast.uk"  # uk's champion answers uk's rows
     app = create_app(
@@ -466,7 +467,6 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
 def test_the_inference_log_round_trips_through_snowflake(
     fake_snowflake: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from modelfactory.resources import inference_store
     from modelfactory.serving.capture import (
         CaptureFlusher,
         CaptureSpool,
@@ -475,7 +475,8 @@ def test_the_inference_log_round_trips_through_snowflake(
         read_window,
         version_stats,
     )
-    from modelfactory.serving.log_stores import SnowflakeStore
+    from modelfactory.stores.home import inference_store
+    from modelfactory.stores.inference_log import SnowflakeStore
 
     for key, value in {**SNOWFLAKE_ENV, **_PRODUCTION_REST}.items():
         monkeypatch.setenv(key, value)
@@ -544,7 +545,7 @@ def _record(request_id: str, at: datetime, i: int) -> dict:
 
 
 def test_the_production_profile_names_every_missing_variable(monkeypatch: pytest.MonkeyPatch):
-    from modelfactory.resources import project_resources
+    from modelfactory.orchestration.resources import project_resources
 
     for key in (*SNOWFLAKE_ENV, *_PRODUCTION_REST):
         monkeypatch.delenv(key, raising=False)

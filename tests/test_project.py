@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelfactory.errors import ProjectError, SpecError
-from modelfactory.project import discover_projects, load_project
+from modelfactory.project.loader import discover_projects, load_project
 
 REPO = Path(__file__).resolve().parents[1]
 PLAIN_FILES = ("features.py", "train.py", "schemas.py", "simulate.py")

@@ -21,14 +21,16 @@ import pytest
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from conftest import EXAMPLES, LiveServer, wait_for
-from modelfactory import datasets
-from modelfactory.assets import build_definitions, train_job_name
-from modelfactory.project import ModelProject, load_project
-from modelfactory.registry import HOLDOUT_TAG
-from modelfactory.resources import local_home, model_registry, project_resources, rollout_store
-from modelfactory.runs import TrainOutcome, train
+from modelfactory.ml import datasets
+from modelfactory.orchestration.assets import train_job_name
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.resources import project_resources
+from modelfactory.orchestration.runs import TrainOutcome, train
+from modelfactory.project.loader import ModelProject, load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
+from modelfactory.stores.home import local_home, model_registry, rollout_store
+from modelfactory.stores.registry import HOLDOUT_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -227,8 +229,8 @@ def test_the_drift_report_reports_quality_once_labels_arrived(
     three text classes included."""
     import dagster as dg
 
-    from modelfactory.resources import label_folder
-    from modelfactory.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
+    from modelfactory.orchestration.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
+    from modelfactory.stores.home import label_folder
 
     spec, name = trained.project.spec, trained.name
     rows = trained.inputs().sample(60, random_state=3)

@@ -7,8 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from modelfactory.evaluation import METRICS
-from modelfactory.replay import replay, served_with_outcomes
+from modelfactory.ml.evaluation import METRICS
+from modelfactory.ml.replay import replay, served_with_outcomes
 
 MAE = METRICS["mae"]
 DAYS = pd.date_range("2026-04-01", periods=4, freq="D")
@@ -71,8 +71,8 @@ def test_the_gate_replays_the_candidate_on_the_last_days_scored(copy_example) ->
     from dagster import AssetKey, DagsterInstance
 
     from conftest import edit_spec
-    from modelfactory.project import load_project
-    from modelfactory.runs import score, seed_data, train
+    from modelfactory.orchestration.runs import score, seed_data, train
+    from modelfactory.project.loader import load_project
 
     def edit(spec: dict) -> None:
         spec["promotion"]["replay"] = {"days": 5, "min_share": 0.6}

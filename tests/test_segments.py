@@ -18,13 +18,13 @@ from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance, build_schedule_context, build_sensor_context
 
 from conftest import edit_spec, wait_for
-from modelfactory.assets import build_definitions
 from modelfactory.cli import main
 from modelfactory.errors import SpecError
-from modelfactory.project import load_project
-from modelfactory.resources import local_home, model_registry
-from modelfactory.runs import seed_data, train
-from modelfactory.spec import load_spec
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.project.loader import load_project
+from modelfactory.project.spec import load_spec
+from modelfactory.stores.home import local_home, model_registry
 
 MODEL = "demand_forecast"
 SEGMENTS = ["uk", "de", "us"]
@@ -162,8 +162,9 @@ def test_the_endpoint_answers_each_segment_with_its_own_champion(copy_example) -
     import httpx
 
     from conftest import LiveServer
-    from modelfactory.resources import inference_store, project_resources, rollout_store
+    from modelfactory.orchestration.resources import project_resources
     from modelfactory.serving.capture import read_inference_log, version_stats
+    from modelfactory.stores.home import inference_store, rollout_store
 
     root = segmented(copy_example, values=["uk", "de"])  # us is not one of this model's
     edit_spec(root, lambda spec: spec["serving"]["canary"].update(steps=[50, 100], min_requests=5))
@@ -240,9 +241,10 @@ def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
     import httpx
 
     from conftest import LiveServer
-    from modelfactory.demo import simulated_features
-    from modelfactory.resources import inference_store, project_resources
+    from modelfactory.cli.demo import simulated_features
+    from modelfactory.orchestration.resources import project_resources
     from modelfactory.serving.capture import read_inference_log
+    from modelfactory.stores.home import inference_store
 
     window = 200
     root = segmented(copy_example, values=["uk", "de"])
@@ -309,9 +311,9 @@ def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
 
 def endpoint_app(project) -> object:
     """The real endpoint app for one project, refreshing and flushing quickly."""
-    from modelfactory.resources import rollout_store
     from modelfactory.serving import create_app
     from modelfactory.serving.app import ServingSettings
+    from modelfactory.stores.home import rollout_store
 
     return create_app(
         [project],

@@ -21,18 +21,14 @@ import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from conftest import LiveServer, edit_spec, free_port, train_with, wait_for
-from modelfactory.assets import build_definitions
-from modelfactory.notify import read_alerts
-from modelfactory.project import load_project
-from modelfactory.resources import (
-    local_home,
-    model_registry,
-    project_resources,
-    rollout_store,
-)
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.resources import project_resources
+from modelfactory.project.loader import load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
 from modelfactory.serving.capture import read_inference_log, version_stats
+from modelfactory.stores.home import local_home, model_registry, rollout_store
+from modelfactory.stores.notify import read_alerts
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"
@@ -472,7 +468,7 @@ def test_a_canary_whose_artifact_is_corrupt_never_serves_and_is_rolled_back(
 
 
 def test_a_canary_worse_on_late_labels_is_rolled_back(copy_example) -> None:
-    from modelfactory.demo import send_traffic, simulated_features, write_labels
+    from modelfactory.cli.demo import send_traffic, simulated_features, write_labels
 
     root = demand_project(copy_example, steps=[50, 100], min_requests=100_000)
     edit_spec(root, lambda spec: spec.update(live_metric={"min_labels": 20, "window": 500}))

@@ -17,10 +17,10 @@ import pytest
 from pydantic import ValidationError
 
 from modelfactory.errors import ProjectError
-from modelfactory.project import load_project
-from modelfactory.resources import local_home, rollout_store
+from modelfactory.lifecycle.canary import judge
+from modelfactory.project.loader import load_project
+from modelfactory.project.spec import CanarySpec
 from modelfactory.serving.batching import PredictResult
-from modelfactory.serving.canary import judge
 from modelfactory.serving.capture import (
     CaptureFlusher,
     CaptureSpool,
@@ -29,8 +29,8 @@ from modelfactory.serving.capture import (
     version_stats,
 )
 from modelfactory.serving.request_schema import build_request_model, input_columns
-from modelfactory.serving.rollouts import RolloutConflict
-from modelfactory.spec import CanarySpec
+from modelfactory.stores.home import local_home, rollout_store
+from modelfactory.stores.rollouts import RolloutConflict
 
 ROW = {"marketplace": "uk", "price": 9.5, "promo": 1, "temperature": 20.0, "is_weekend": 0}
 
@@ -363,7 +363,7 @@ def test_a_closed_batcher_answers_what_it_holds_and_restarts_for_a_late_request(
 
 def test_a_forgotten_pending_rollout_is_started_or_cancelled(monkeypatch) -> None:
     """The endpoint asset did not run after a promotion (its run failed): the sensor steps in."""
-    from modelfactory.serving import canary
+    from modelfactory.lifecycle import canary
 
     store = rollout_store()
     pending = store.reserve("m", stable="1", canary="2", spec=CanarySpec(), reason="")
@@ -381,10 +381,10 @@ def test_the_canary_judges_on_without_labels_it_cannot_read(tmp_path: Path) -> N
     """A label file without the target column is the live-metric sensor's to announce; the
     canary's live check gives no verdict instead of raising on every tick."""
     from modelfactory.errors import LabelsError
-    from modelfactory.serving.canary import LiveRule, _live_verdict
+    from modelfactory.lifecycle.canary import LiveRule, _live_verdict
+    from modelfactory.project.spec import LiveMetricSpec
     from modelfactory.serving.capture import read_labelled
-    from modelfactory.serving.rollouts import Rollout
-    from modelfactory.spec import LiveMetricSpec
+    from modelfactory.stores.rollouts import Rollout
 
     home = local_home()
     spool = CaptureSpool(home.capture("m"))

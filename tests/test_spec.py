@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from modelfactory.errors import SpecError
-from modelfactory.spec import ModelSpec, load_spec
+from modelfactory.project.spec import ModelSpec, load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "model_projects"
 

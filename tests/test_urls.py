@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelfactory.resources import (
+from modelfactory.stores.home import (
     SERVICE_URLS,
     dagster_asset_url,
     dagster_run_url,

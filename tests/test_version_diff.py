@@ -9,9 +9,9 @@ from dagster import DagsterInstance
 
 from conftest import edit_spec
 from modelfactory.cli import main
-from modelfactory.project import load_project
-from modelfactory.resources import local_home, model_registry
-from modelfactory.runs import seed_data, train
+from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.project.loader import load_project
+from modelfactory.stores.home import local_home, model_registry
 
 pytestmark = pytest.mark.slow
 MODEL, UNIT = "demand_forecast", "demand_forecast.uk"

@@ -20,7 +20,7 @@ __all__ = ["project_definitions"]
 
 def project_definitions(definitions_file: str | Path) -> Definitions:
     """Definitions (one code location) for the model project whose folder holds this file."""
-    from modelfactory.assets import build_definitions
-    from modelfactory.project import load_project
+    from modelfactory.orchestration.definitions import build_definitions
+    from modelfactory.project.loader import load_project
 
     return build_definitions(load_project(Path(definitions_file).resolve().parent))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelfactory.project import load_project
+from modelfactory.project.loader import load_project
 
 project = load_project(Path(__file__).resolve().parents[1])
 features = project.module("features")

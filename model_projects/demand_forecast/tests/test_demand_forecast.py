@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelfactory.project import load_project
+from modelfactory.project.loader import load_project
 
 project = load_project(Path(__file__).resolve().parents[1])
 simulate = project.module("simulate")

@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
-from modelfactory.segments import cli_args
+from modelfactory.project.segments import cli_args
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 from modelfactory.serving.docs import add_docs
 from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
@@ -41,10 +41,10 @@ from modelfactory.serving.request_schema import (
 from modelfactory.serving.routing import ModelSlot, Refresher, Route, RouteTarget
 
 if TYPE_CHECKING:
-    from modelfactory.project import ModelProject
-    from modelfactory.registry import ModelRegistry
-    from modelfactory.resources import LocalHome
-    from modelfactory.serving.rollouts import RolloutStore
+    from modelfactory.project.loader import ModelProject
+    from modelfactory.stores.home import LocalHome
+    from modelfactory.stores.registry import ModelRegistry
+    from modelfactory.stores.rollouts import RolloutStore
 
 __all__ = ["ServingSettings", "create_app"]
 
@@ -80,7 +80,7 @@ def create_app(
     )
     routes = [_predict_route(p, settings.max_rows) for p in projects]
     slots = {slot.name: slot for route in routes for slot in route.slots.values()}
-    from modelfactory.resources import capture_archive, inference_store
+    from modelfactory.stores.home import capture_archive, inference_store
 
     spools = {name: CaptureSpool(home.capture(name)) for name in slots}
     flushers = [
@@ -197,7 +197,7 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
     Segments are those the spec lists, or those discovered so far: a segment discovered after
     the server started is served after a restart.
     """
-    from modelfactory.segments import segment_model, segments_of
+    from modelfactory.project.segments import segment_model, segments_of
 
     request_model = build_request_model(project, max_rows)
     columns = input_columns(request_model)
@@ -207,7 +207,7 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
         return PredictRoute(project.name, request_model, {None: slot})
     instance = None
     if spec.segments.discovered:
-        from modelfactory.runs import local_instance
+        from modelfactory.orchestration.runs import local_instance
 
         instance = local_instance()
     slots: dict[str | None, ModelSlot] = {

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelfactory.errors import LabelsError
-from modelfactory.serving.log_stores import (
+from modelfactory.stores.inference_log import (
     ADDED_COLUMNS,
     LOG_SCHEMA,
     OFFSETS_TABLE,

@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 from modelfactory.errors import ProjectError
 
 if TYPE_CHECKING:
-    from modelfactory.project import ModelProject
+    from modelfactory.project.loader import ModelProject
 
 __all__ = ["PredictResponse", "Prediction", "build_request_model", "input_columns"]
 

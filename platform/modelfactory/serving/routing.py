@@ -236,7 +236,7 @@ def _predictor(estimator: Any, columns: list[str]) -> Callable[..., PredictResul
     classifier and every class's probability, as plain Python values."""
     import pandas as pd
 
-    from modelfactory.evaluation import predict_with_scores
+    from modelfactory.ml.evaluation import predict_with_scores
 
     def predict(rows: Sequence[dict[str, Any]]) -> PredictResult:
         frame = missing_as_nan(pd.DataFrame.from_records(rows, columns=columns))

@@ -1,0 +1,2 @@
+"""Plain ML logic, no Dagster, no I/O: datasets, metrics, the gate, drift statistics,
+replay, live metrics."""

@@ -1,0 +1,1 @@
+"""What people read about a model: its card, status, version diff, reproduction."""
