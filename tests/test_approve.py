@@ -29,15 +29,9 @@ from dagster import AssetKey, DagsterInstance
 from conftest import REPO, copy_project, edit_spec, train_with
 from modelfactory.cli import main
 from modelfactory.project.loader import load_project
-from modelfactory.stores.home import (
-    audit_log,
-    dagster_asset_url,
-    dagster_run_url,
-    local_home,
-    model_registry,
-    rollout_store,
-)
+from modelfactory.stores.home import audit_log, local_home, model_registry, rollout_store
 from modelfactory.stores.notify import Alert, read_alerts
+from modelfactory.stores.urls import dagster_asset_url, dagster_run_url
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"

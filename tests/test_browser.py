@@ -34,14 +34,9 @@ from conftest import REPO, LiveServer, free_port, train_with
 from modelfactory.project.loader import load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
-from modelfactory.stores.home import (
-    SERVICE_URLS,
-    audit_log,
-    local_home,
-    model_registry,
-    rollout_store,
-)
+from modelfactory.stores.home import audit_log, local_home, model_registry, rollout_store
 from modelfactory.stores.notify import read_alerts
+from modelfactory.stores.urls import SERVICE_URLS
 
 pytestmark = pytest.mark.slow
 

@@ -422,8 +422,8 @@ def test_a_multiclass_endpoint_answers_labels_with_probabilities_and_takes_nulls
     from modelfactory.project.loader import load_project
     from modelfactory.serving import create_app
     from modelfactory.serving.app import ServingSettings
-    from modelfactory.serving.capture import read_inference_log, read_labelled
     from modelfactory.stores.home import label_folder, local_home, model_registry, rollout_store
+    from modelfactory.stores.inference_reader import read_inference_log, read_labelled
 
     X, y = _flowers_frame()
     version = _register(X, y)
@@ -494,8 +494,9 @@ def test_both_log_stores_keep_a_classifiers_answers_as_given(tmp_path: Path) -> 
     and probabilities, and a log made before those columns gets them on the next flush."""
     import duckdb
 
-    from modelfactory.serving.capture import CaptureFlusher, CaptureSpool, read_inference_log
+    from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
     from modelfactory.stores.inference_log import exploded_records
+    from modelfactory.stores.inference_reader import read_inference_log
 
     record = {
         "request_id": "r1",

@@ -25,8 +25,8 @@ from modelfactory.orchestration.runs import seed_data, train
 from modelfactory.project.loader import load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
-from modelfactory.serving.capture import read_labelled
 from modelfactory.stores.home import local_home, model_registry, rollout_store
+from modelfactory.stores.inference_reader import read_labelled
 from modelfactory.stores.notify import read_alerts
 
 pytestmark = pytest.mark.slow

@@ -403,7 +403,6 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
     from modelfactory.project.loader import load_project
     from modelfactory.serving import create_app
     from modelfactory.serving.app import ServingSettings
-    from modelfactory.serving.capture import read_inference_log, read_labelled
     from modelfactory.stores.home import (
         inference_store,
         label_folder,
@@ -411,6 +410,7 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
         model_registry,
         rollout_store,
     )
+    from modelfactory.stores.inference_reader import read_inference_log, read_labelled
 
     model, unit = "demand_forecast", "demand_forecast.uk"  # uk's champion answers uk's rows
     app = create_app(
@@ -467,16 +467,15 @@ def test_the_endpoint_logs_to_snowflake_archives_to_s3_and_reads_labels_from_s3(
 def test_the_inference_log_round_trips_through_snowflake(
     fake_snowflake: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from modelfactory.serving.capture import (
-        CaptureFlusher,
-        CaptureSpool,
+    from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
+    from modelfactory.stores.home import inference_store
+    from modelfactory.stores.inference_log import SnowflakeStore
+    from modelfactory.stores.inference_reader import (
         read_inference_log,
         read_labelled,
         read_window,
         version_stats,
     )
-    from modelfactory.stores.home import inference_store
-    from modelfactory.stores.inference_log import SnowflakeStore
 
     for key, value in {**SNOWFLAKE_ENV, **_PRODUCTION_REST}.items():
         monkeypatch.setenv(key, value)

@@ -246,7 +246,7 @@ def test_the_drift_report_reports_quality_once_labels_arrived(
     ).astype({spec.target: str}).to_csv(folder / "quality.csv", index=False)
 
     def labelled() -> bool:
-        from modelfactory.serving.capture import read_labelled
+        from modelfactory.stores.inference_reader import read_labelled
 
         found = read_labelled(
             local_home().warehouse(name), name, [folder / "quality.csv"], target=spec.target

@@ -163,8 +163,8 @@ def test_the_endpoint_answers_each_segment_with_its_own_champion(copy_example) -
 
     from conftest import LiveServer
     from modelfactory.orchestration.resources import project_resources
-    from modelfactory.serving.capture import read_inference_log, version_stats
     from modelfactory.stores.home import inference_store, rollout_store
+    from modelfactory.stores.inference_reader import read_inference_log, version_stats
 
     root = segmented(copy_example, values=["uk", "de"])  # us is not one of this model's
     edit_spec(root, lambda spec: spec["serving"]["canary"].update(steps=[50, 100], min_requests=5))
@@ -243,8 +243,8 @@ def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
     from conftest import LiveServer
     from modelfactory.cli.demo import simulated_features
     from modelfactory.orchestration.resources import project_resources
-    from modelfactory.serving.capture import read_inference_log
     from modelfactory.stores.home import inference_store
+    from modelfactory.stores.inference_reader import read_inference_log
 
     window = 200
     root = segmented(copy_example, values=["uk", "de"])

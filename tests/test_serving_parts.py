@@ -21,15 +21,10 @@ from modelfactory.lifecycle.canary import judge
 from modelfactory.project.loader import load_project
 from modelfactory.project.spec import CanarySpec
 from modelfactory.serving.batching import PredictResult
-from modelfactory.serving.capture import (
-    CaptureFlusher,
-    CaptureSpool,
-    VersionStats,
-    read_inference_log,
-    version_stats,
-)
+from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 from modelfactory.serving.request_schema import build_request_model, input_columns
 from modelfactory.stores.home import local_home, rollout_store
+from modelfactory.stores.inference_reader import VersionStats, read_inference_log, version_stats
 from modelfactory.stores.rollouts import RolloutConflict
 
 ROW = {"marketplace": "uk", "price": 9.5, "promo": 1, "temperature": 20.0, "is_weekend": 0}
@@ -383,7 +378,7 @@ def test_the_canary_judges_on_without_labels_it_cannot_read(tmp_path: Path) -> N
     from modelfactory.errors import LabelsError
     from modelfactory.lifecycle.canary import LiveRule, _live_verdict
     from modelfactory.project.spec import LiveMetricSpec
-    from modelfactory.serving.capture import read_labelled
+    from modelfactory.stores.inference_reader import read_labelled
     from modelfactory.stores.rollouts import Rollout
 
     home = local_home()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from modelfactory.stores.home import (
+from modelfactory.stores.home import model_registry
+from modelfactory.stores.urls import (
     SERVICE_URLS,
     dagster_asset_url,
     dagster_run_url,
     endpoint_url,
-    model_registry,
     service_url,
     service_url_env,
 )

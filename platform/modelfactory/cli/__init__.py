@@ -30,9 +30,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from modelfactory.errors import ModelFactoryError
-from modelfactory.ml.evaluation import METRICS as METRIC_NAMES
-from modelfactory.project.loader import ModelProject, discover_projects, load_project, projects_dir
-from modelfactory.stores.home import find_repo_root, local_home
+from modelfactory.project.loader import (
+    ModelProject,
+    discover_projects,
+    find_repo_root,
+    load_project,
+    projects_dir,
+)
+from modelfactory.project.metrics import CATALOGUE as METRIC_NAMES
+from modelfactory.stores.home import local_home
 
 if TYPE_CHECKING:
     from modelfactory.orchestration.runs import TrainOutcome
@@ -216,9 +222,10 @@ def train(
     A segmented model trains one run per segment; a segment that fails does not stop the others.
     With --approve the new candidate is approved in the same run, before anyone looked at it.
     """
-    from modelfactory.orchestration.runs import local_instance, seed_data, train
+    from modelfactory.orchestration.runs import seed_data, train
     from modelfactory.project.segments import segment_model
     from modelfactory.stores.home import model_registry
+    from modelfactory.stores.instance import local_instance
 
     if by and not approve:
         raise click.UsageError("--by names who approves: add --approve")
@@ -274,7 +281,8 @@ def predict(model: str, start: str | None, end: str | None, segments: tuple[str,
     With `predictions.daily_from` in model.yaml, one run per day from --from to --to (a
     backfill; default today) and per segment; a day that fails does not stop the others.
     """
-    from modelfactory.orchestration.runs import local_instance, score
+    from modelfactory.orchestration.runs import score
+    from modelfactory.stores.instance import local_instance
 
     project = load_project(projects_dir() / model)
     instance = local_instance()
@@ -428,9 +436,10 @@ def _metric(value: float | None) -> str:
 def history(model: str, segment: str | None, moment: str | None) -> None:
     """MODEL's audit trail: every training run, evaluation, promotion, rollback and alert,
     oldest first; or, with --at, the champion at that moment and why."""
-    from modelfactory.orchestration.runs import local_instance, resolve_segments, segments_now
+    from modelfactory.orchestration.runs import resolve_segments, segments_now
     from modelfactory.project.segments import segment_model
     from modelfactory.stores.home import audit_log
+    from modelfactory.stores.instance import local_instance
 
     project = load_project(projects_dir() / model)
     if segment is not None:
@@ -510,8 +519,9 @@ def diff(model: str, version_a: str, version_b: str, segment: str | None) -> Non
 def _unit(project: ModelProject, segment: str | None) -> str:
     """The registry name a per-version command is about: the model, or one of its segments
     (which a segmented model must name)."""
-    from modelfactory.orchestration.runs import local_instance, resolve_segments
+    from modelfactory.orchestration.runs import resolve_segments
     from modelfactory.project.segments import segment_model
+    from modelfactory.stores.instance import local_instance
 
     if project.spec.segments is not None and segment is None:
         raise click.ClickException(
@@ -574,9 +584,10 @@ def _serving_at(audit: Any, unit: str, at: Any) -> str:
 @_friendly
 def rollback(model: str, reason: str, segment: str | None) -> None:
     """Put back the champion that MODEL's (or one segment's) current champion replaced."""
-    from modelfactory.orchestration.runs import record_alias_move, refresh_card
+    from modelfactory.orchestration.runs import refresh_card
     from modelfactory.stores.audit import actor
     from modelfactory.stores.home import model_registry, rollout_store
+    from modelfactory.stores.instance import record_alias_move
 
     project = load_project(projects_dir() / model)
     unit = _unit(project, segment)
@@ -618,10 +629,11 @@ def approve(
     """
     from modelfactory.lifecycle.approval import latest_evaluation, refusal
     from modelfactory.orchestration.runs import approve as approve_in_run
-    from modelfactory.orchestration.runs import local_instance
     from modelfactory.project.segments import cli_args
     from modelfactory.stores.audit import actor
-    from modelfactory.stores.home import dagster_run_url, model_registry
+    from modelfactory.stores.home import model_registry
+    from modelfactory.stores.instance import local_instance
+    from modelfactory.stores.urls import dagster_run_url
 
     project = load_project(projects_dir() / model)
     unit = _unit(project, segment)
@@ -861,8 +873,8 @@ def dev(port: int, mlflow_port: int, endpoint_port: int, no_train: bool) -> None
     MODELFACTORY_DAGSTER_URL, MODELFACTORY_MLFLOW_UI or MODELFACTORY_ENDPOINT_URL, if set,
     win (a proxy, a forwarded port).
     """
-    from modelfactory.orchestration.runs import prepare_dagster_home
-    from modelfactory.stores.home import service_url_env
+    from modelfactory.stores.instance import prepare_dagster_home
+    from modelfactory.stores.urls import service_url_env
 
     prepare_dagster_home()
     home = local_home().ensure()

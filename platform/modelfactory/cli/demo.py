@@ -128,7 +128,8 @@ def wait_until_captured(project: ModelProject, rows: int, timeout: float = 60.0)
     the logs of all the model's segments together)."""
     import time
 
-    from modelfactory.serving.capture import WarehouseBusy, read_inference_log
+    from modelfactory.stores.inference_log import WarehouseBusy
+    from modelfactory.stores.inference_reader import read_inference_log
 
     units = units_of(project)
     deadline = time.monotonic() + timeout
@@ -210,11 +211,12 @@ def run_drift_demo(
     """
     import httpx
 
-    from modelfactory.orchestration.runs import local_instance, resolve_segments, seed_data
+    from modelfactory.orchestration.runs import resolve_segments, seed_data
     from modelfactory.orchestration.sensors import drift_sensor_name, live_metric_sensor_name
     from modelfactory.serving import create_app
     from modelfactory.serving.server import BackgroundServer
     from modelfactory.stores.home import model_registry, rollout_store
+    from modelfactory.stores.instance import local_instance
 
     name, spec = project.name, project.spec
     _require_simulator(project, segmented=spec.segments is not None)

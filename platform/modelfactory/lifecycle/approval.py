@@ -118,8 +118,8 @@ def awaiting_alert(
     """The announcement that `version` passed the gate and waits for a person: links to its
     evaluation (the run, the asset's page) and the command that approves it."""
     from modelfactory.project.segments import split_unit
-    from modelfactory.stores.home import dagster_asset_url, dagster_run_url
     from modelfactory.stores.notify import Alert
+    from modelfactory.stores.urls import dagster_asset_url, dagster_run_url
 
     champion = registry.champion(unit)
     links = {}

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from modelfactory.errors import RegistryError
-from modelfactory.serving.capture import VersionStats, Warehouse, version_stats
+from modelfactory.stores.inference_log import Warehouse
+from modelfactory.stores.inference_reader import VersionStats, version_stats
 
 if TYPE_CHECKING:
     from modelfactory.ml.evaluation import Task
@@ -171,7 +172,7 @@ def _live_verdict(rollout: Rollout, warehouse: Warehouse, live: LiveRule) -> Ver
     """
     from modelfactory.errors import LabelsError
     from modelfactory.ml.live import compare_versions, find_labels
-    from modelfactory.serving.capture import read_labelled
+    from modelfactory.stores.inference_reader import read_labelled
 
     files = find_labels(live.labels).files
     if not files:

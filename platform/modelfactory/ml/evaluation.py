@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from modelfactory.project.metrics import CATALOGUE, Direction, MetricName, Task
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -46,23 +48,11 @@ __all__ = [
     "unknown_labels",
 ]
 
-Direction = Literal["maximize", "minimize"]
-Task = Literal["regression", "classification"]
 Average = Literal["binary", "macro", "weighted"]
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    task: Task
-    direction: Direction
-    needs_scores: bool = False  # computed from predict_proba's probabilities
-
-    @property
-    def needs_classes(self) -> bool:
-        """Computed against the model's classes: the score metrics (a probability column per
-        class) and plain f1/precision/recall (the positive class, or all classes)."""
-        return self.needs_scores or self.name in {"f1", "precision", "recall"}
+class Metric(MetricName):
+    """A catalogued metric (project/metrics.py) with its computation."""
 
     def score(
         self,
@@ -172,27 +162,10 @@ def _score_metric(name: str, y_true: Any, y_score: Any | None, classes: list[Any
     return float(m.roc_auc_score(truth, scores, multi_class="ovr", average="macro", labels=classes))
 
 
-def _classification(name: str, direction: Direction = "maximize", **kw: Any) -> Metric:
-    return Metric(name, "classification", direction, **kw)
-
-
+# Every metric model.yaml may name, computable: the catalogue's entries with their score.
 METRICS: dict[str, Metric] = {
-    metric.name: metric
-    for metric in [
-        Metric("mae", "regression", "minimize"),
-        Metric("rmse", "regression", "minimize"),
-        Metric("r2", "regression", "maximize"),
-        Metric("mape", "regression", "minimize"),
-        _classification("accuracy"),
-        _classification("balanced_accuracy"),
-        *(
-            _classification(f"{base}{suffix}")
-            for base in ("f1", "precision", "recall")
-            for suffix in ("", "_macro", "_weighted")
-        ),
-        _classification("roc_auc", needs_scores=True),
-        _classification("log_loss", "minimize", needs_scores=True),
-    ]
+    name: Metric(entry.name, entry.task, entry.direction, entry.needs_scores)
+    for name, entry in CATALOGUE.items()
 }
 
 

@@ -27,8 +27,6 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
-    TableColumn,
-    TableSchema,
     asset,
 )
 from pydantic import Field
@@ -46,18 +44,15 @@ from modelfactory.ml.evaluation import (
     METRICS,
     improvement_needed,
 )
+from modelfactory.orchestration.metadata import frame_metadata
+from modelfactory.orchestration.partitions import partitions_def
+from modelfactory.orchestration.production_assets import build_production_assets
 from modelfactory.orchestration.schedules import freshness_policies
 from modelfactory.project.loader import ModelProject
-from modelfactory.project.segments import cli_args, partitions_def, rows_of, unit_of
+from modelfactory.project.segments import cli_args, rows_of, unit_of
 from modelfactory.stores import snapshots
 from modelfactory.stores.audit import APPROVED_BY, AuditLog, by_whom
-from modelfactory.stores.home import (
-    dagster_run_url,
-    endpoint_url,
-    local_home,
-    snapshot_root,
-    warehouse_kind,
-)
+from modelfactory.stores.home import local_home, snapshot_root, warehouse_kind
 from modelfactory.stores.notify import Alert, Notifier
 from modelfactory.stores.registry import (
     HOLDOUT_TAG,
@@ -67,12 +62,12 @@ from modelfactory.stores.registry import (
     environment,
 )
 from modelfactory.stores.rollouts import Rollout, RolloutStore
+from modelfactory.stores.urls import dagster_run_url, endpoint_url
 
 __all__ = [
     "PromotionConfig",
     "build_assets",
     "drift_report_job_name",
-    "frame_metadata",
     "live_metrics_job_name",
     "predict_job_name",
     "refresh_job_name",
@@ -572,8 +567,6 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             },
         )
 
-    from modelfactory.orchestration.production_assets import build_production_assets
-
     return [
         raw,
         features,
@@ -867,19 +860,6 @@ def _schema_check_result(check: str, outcome: datasets.ValidationOutcome) -> Ass
         description=outcome.describe(),
         metadata=metadata,
     )
-
-
-def frame_metadata(frame: Any, *, preview: bool = True) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "dagster/row_count": len(frame),
-        "dagster/column_schema": TableSchema(
-            columns=[TableColumn(str(c), str(t)) for c, t in frame.dtypes.items()]
-        ),
-        "data_hash": datasets.content_hash(frame),
-    }
-    if preview:
-        metadata["preview"] = MetadataValue.md(frame.head(10).to_markdown(index=False))
-    return metadata
 
 
 def _as_dict(params: Any) -> dict[str, Any]:

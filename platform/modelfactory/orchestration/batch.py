@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from modelfactory.project.segments import partitions_def as segment_partitions
+from modelfactory.orchestration.partitions import partitions_def as segment_partitions
 
 if TYPE_CHECKING:
     import pandas as pd

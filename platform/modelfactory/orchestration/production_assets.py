@@ -32,7 +32,6 @@ from dagster import (
 from modelfactory.ml import datasets, monitoring
 from modelfactory.ml.evaluation import METRICS, predict_with_scores
 from modelfactory.ml.live import champion_holdout
-from modelfactory.orchestration.assets import frame_metadata
 from modelfactory.orchestration.batch import (
     SEGMENT,
     predictions_partitions,
@@ -40,6 +39,7 @@ from modelfactory.orchestration.batch import (
     rows_between,
     scored_partitions,
 )
+from modelfactory.orchestration.metadata import frame_metadata
 from modelfactory.orchestration.resources import ArtifactStore
 from modelfactory.orchestration.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
 from modelfactory.project.loader import ModelProject
@@ -245,7 +245,7 @@ def build_production_assets(
     )
     def live_metrics(context: AssetExecutionContext) -> Output:
         from modelfactory.ml import live
-        from modelfactory.serving.capture import read_labelled
+        from modelfactory.stores.inference_reader import read_labelled
 
         registry: ModelRegistry = context.resources.model_registry
         unit = unit_of(context)
@@ -340,7 +340,8 @@ def _report_window(
     the reason, before any traffic."""
     from datetime import datetime
 
-    from modelfactory.serving.capture import inference_log_table, read_recent, read_window
+    from modelfactory.stores.inference_log import inference_log_table
+    from modelfactory.stores.inference_reader import read_recent, read_window
 
     store = inference_store(unit)
     after = context.run.tags.get(DRIFT_WINDOW_TAG)
@@ -437,7 +438,7 @@ def _labelled_quality(
     import pandas as pd
 
     from modelfactory.ml.live import classified, find_labels
-    from modelfactory.serving.capture import read_labelled
+    from modelfactory.stores.inference_reader import read_labelled
 
     spec = project.spec
     labels = find_labels(label_folder(spec.name))

@@ -13,7 +13,6 @@ from typing import Any
 from dagster import ConfigurableResource
 
 from modelfactory.stores.home import (
-    WAREHOUSE_CONNECTION_CONFIG,
     audit_log,
     local_home,
     model_registry,
@@ -22,6 +21,7 @@ from modelfactory.stores.home import (
     s3_url,
     snowflake_settings,
 )
+from modelfactory.stores.inference_log import WAREHOUSE_CONNECTION_CONFIG
 from modelfactory.stores.profile import Profile, current_profile
 from modelfactory.stores.s3_files import is_s3_url, s3_resource, split_s3_url, upload
 

@@ -6,29 +6,23 @@ recorded in the same instance `modelfactory dev` serves, so they show in the UI 
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelfactory.project.loader import ModelProject
-from modelfactory.stores.home import find_repo_root, local_home
+from modelfactory.stores.home import local_home
+from modelfactory.stores.instance import local_instance
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
-    from modelfactory.stores.registry import AliasMove
 
 __all__ = [
     "ScoreOutcome",
     "TrainOutcome",
     "approve",
-    "local_instance",
-    "prepare_dagster_home",
-    "record_alias_move",
     "refresh_card",
     "resolve_segments",
     "score",
@@ -63,28 +57,6 @@ class TrainOutcome:
         return list(self.failed_steps.values())
 
 
-def prepare_dagster_home() -> Path:
-    """Point DAGSTER_HOME at MODELFACTORY_HOME/dagster with the repo's dagster.yaml in it.
-
-    Without DAGSTER_HOME Dagster keeps runs in a temporary folder that vanishes on exit.
-    """
-    home = local_home().ensure()
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home.dagster_home)
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    config = find_repo_root() / "dagster.yaml"
-    if config.is_file() and not (dagster_home / "dagster.yaml").exists():
-        shutil.copyfile(config, dagster_home / "dagster.yaml")
-    return dagster_home
-
-
-def local_instance() -> DagsterInstance:
-    from dagster import DagsterInstance
-
-    prepare_dagster_home()
-    return DagsterInstance.get()
-
-
 def seed_data(project: ModelProject) -> bool:
     """Write a project's example data with its simulate.seed_data, once. True if it wrote."""
     if not project.has_simulator:
@@ -106,11 +78,8 @@ def resolve_segments(
     """The segments a command covers: those asked for, else all of them. Discovered
     segments are looked for in the data first, and new ones added to the instance."""
     from modelfactory.errors import ProjectError
-    from modelfactory.project.segments import (
-        discover_segments,
-        segment_partitions_name,
-        segments_of,
-    )
+    from modelfactory.orchestration.partitions import discover_segments
+    from modelfactory.stores.instance import segment_partitions_name, segments_of
 
     spec = project.spec
     if spec.segments is None:
@@ -136,7 +105,7 @@ def resolve_segments(
 def segments_now(project: ModelProject) -> list[str | None]:
     """What a command goes through: [None] for an unsegmented model, else its segments (the
     local instance keeps discovered ones)."""
-    from modelfactory.project.segments import each_segment
+    from modelfactory.stores.instance import each_segment
 
     discovered = project.spec.segments is not None and project.spec.segments.discovered
     return each_segment(project.spec, local_instance() if discovered else None)
@@ -354,33 +323,3 @@ def _failed_steps(result: Any) -> dict[str, str]:
         for event in result.get_step_failure_events()
         if event.event_specific_data and event.event_specific_data.error
     }
-
-
-def record_alias_move(move: AliasMove, instance: DagsterInstance | None = None) -> None:
-    """Record a champion move made outside a run (a rollback) in the audit trail, and tell
-    Dagster, so the UI shows it.
-
-    An observation, not a materialization: the asset's stored value is not rewritten, but its
-    event history in the UI says which version serves now, and why.
-    """
-    from dagster import AssetKey, AssetObservation
-
-    from modelfactory.project.segments import split_unit
-    from modelfactory.stores.home import audit_log
-
-    audit_log().record_move(move)
-    model, segment = split_unit(move.model)  # a segment's move: its partition
-    (instance or local_instance()).report_runless_asset_event(
-        AssetObservation(
-            asset_key=AssetKey([model, "champion"]),
-            partition=segment,
-            description=f"{move.event}: champion v{move.from_version} -> v{move.to_version}",
-            metadata={
-                "champion_version": move.to_version,
-                "moved_from": move.from_version or "none",
-                "event": move.event,
-                "actor": move.actor,
-                "reason": move.reason,
-            },
-        )
-    )

@@ -95,7 +95,7 @@ def _partitioned(
     `refresh`: the job refreshes a segment's features; its run carries the days to score
     after it (SCORE_DAYS_TAG), since one job cannot hold both partitionings."""
     from modelfactory.orchestration.batch import run_partition_key
-    from modelfactory.project.segments import each_segment
+    from modelfactory.stores.instance import each_segment
 
     spec, cron = project.spec, settings["cron_schedule"]
     tags = settings.pop("tags")

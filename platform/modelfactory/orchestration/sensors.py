@@ -137,7 +137,7 @@ def _score_requests(project: ModelProject, run: Any) -> SkipReason | list[RunReq
 
 
 def _new_segment_sensor(project: ModelProject, train_job: Any) -> SensorDefinition:
-    from modelfactory.project.segments import partitions_def
+    from modelfactory.orchestration.partitions import partitions_def
 
     name, by = project.name, project.spec.segments.by
     partitions = partitions_def(project.spec)
@@ -153,7 +153,7 @@ def _new_segment_sensor(project: ModelProject, train_job: Any) -> SensorDefiniti
         ),
     )
     def new_segment_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        from modelfactory.project.segments import discover_segments
+        from modelfactory.orchestration.partitions import discover_segments
 
         known = set(partitions.get_partition_keys(dynamic_partitions_store=context.instance))
         new = [s for s in discover_segments(project) if s not in known]
@@ -257,10 +257,10 @@ def _judge_rollout(
     """One step of an active rollout (of a model, or a segment): what happened, in a few
     words, and whether the champion moved (a rollback)."""
     from modelfactory.lifecycle.canary import step
-    from modelfactory.orchestration.runs import record_alias_move
     from modelfactory.project.segments import split_unit
-    from modelfactory.serving.capture import WarehouseBusy
     from modelfactory.stores.home import inference_store
+    from modelfactory.stores.inference_log import WarehouseBusy
+    from modelfactory.stores.instance import record_alias_move
 
     unit = rollout.model
     model, segment = split_unit(unit)
@@ -345,8 +345,9 @@ def _check_drift(
 
     from modelfactory.ml.monitoring import compare
     from modelfactory.project.segments import segment_model
-    from modelfactory.serving.capture import WarehouseBusy, read_window
     from modelfactory.stores.home import inference_store
+    from modelfactory.stores.inference_log import WarehouseBusy
+    from modelfactory.stores.inference_reader import read_window
     from modelfactory.stores.notify import Alert
 
     name, drift = project.name, project.spec.drift
@@ -469,7 +470,7 @@ class _Cursors:
 
 def _segments(context: SensorEvaluationContext, project: ModelProject) -> list[str | None]:
     """The segments to judge one by one, or [None] for an unsegmented model."""
-    from modelfactory.project.segments import each_segment
+    from modelfactory.stores.instance import each_segment
 
     return each_segment(project.spec, context.instance)
 
@@ -498,7 +499,7 @@ def _evidence_links(
     """Where on-call looks after a retrain alert: the evidence asset (its report or table,
     refreshed by the run requested with the retrain), the retrain job, the champion."""
     from modelfactory.project.segments import split_unit
-    from modelfactory.stores.home import dagster_asset_url
+    from modelfactory.stores.urls import dagster_asset_url
 
     model, _ = split_unit(unit)
     return {
@@ -582,8 +583,9 @@ def _check_live_metric(
     from modelfactory.errors import LabelsError
     from modelfactory.ml.live import champion_holdout, judge
     from modelfactory.project.segments import segment_model
-    from modelfactory.serving.capture import WarehouseBusy, read_labelled
     from modelfactory.stores.home import inference_store
+    from modelfactory.stores.inference_log import WarehouseBusy
+    from modelfactory.stores.inference_reader import read_labelled
     from modelfactory.stores.notify import Alert
 
     name, spec = project.name, project.spec
@@ -682,8 +684,8 @@ def _run_failure_sensor(project: ModelProject) -> SensorDefinition:
         ),
     )
     def run_failures(context: RunFailureSensorContext, notifier: Notifier) -> None:
-        from modelfactory.stores.home import dagster_run_url
         from modelfactory.stores.notify import Alert
+        from modelfactory.stores.urls import dagster_run_url
 
         run = context.dagster_run
         notifier.send(

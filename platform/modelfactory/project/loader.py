@@ -28,7 +28,13 @@ from typing import Any
 from modelfactory.errors import ModelFactoryError, ProjectError, SpecError
 from modelfactory.project.spec import ModelSpec, _display_path, load_spec
 
-__all__ = ["ModelProject", "discover_projects", "load_project", "projects_dir"]
+__all__ = [
+    "ModelProject",
+    "discover_projects",
+    "find_repo_root",
+    "load_project",
+    "projects_dir",
+]
 
 REQUIRED_FILES = ("model.yaml", "features.py", "train.py", "schemas.py")
 _PACKAGE_ROOT = "modelfactory_projects"
@@ -165,8 +171,6 @@ def load_project(root: Path | str) -> ModelProject:
 
 
 def projects_dir() -> Path:
-    from modelfactory.stores.home import find_repo_root
-
     return find_repo_root() / "model_projects"
 
 
@@ -213,3 +217,12 @@ def _ensure_package(project: ModelProject) -> str:
             del sys.modules[loaded]
         existing.__mf_code_version__ = project.code_version  # type: ignore[attr-defined]
     return package
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` holding workspace.yaml (else `start` itself)."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "workspace.yaml").is_file():
+            return folder
+    return start

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelfactory.errors import ProjectError, SpecError
-from modelfactory.ml.evaluation import METRICS
+from modelfactory.project.metrics import CATALOGUE
 
 __all__ = [
     "TASK_DEFAULTS",
@@ -65,7 +65,7 @@ class ProjectAnswers:
         """The answers with task-dependent defaults filled in."""
         target, metric = TASK_DEFAULTS.get(self.task, ("target", ""))
         metric = self.metric or metric
-        direction = self.direction or (METRICS[metric].direction if metric in METRICS else "")
+        direction = self.direction or (CATALOGUE[metric].direction if metric in CATALOGUE else "")
         return ProjectAnswers(
             **{
                 **asdict(self),

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from modelfactory.errors import SpecError
-from modelfactory.ml.evaluation import METRICS
+from modelfactory.project.metrics import CATALOGUE
 
 __all__ = [
     "Bounds",
@@ -72,8 +72,8 @@ class MetricSpec(_Section):
     @field_validator("name")
     @classmethod
     def _known_metric(cls, name: str) -> str:
-        if name not in METRICS:
-            raise ValueError(f"must be one of {sorted(METRICS)}, got {name!r}")
+        if name not in CATALOGUE:
+            raise ValueError(f"must be one of {sorted(CATALOGUE)}, got {name!r}")
         return name
 
 
@@ -126,9 +126,9 @@ class PromotionSpec(_Section):
     @field_validator("thresholds")
     @classmethod
     def _known_metrics(cls, thresholds: dict[str, Bounds]) -> dict[str, Bounds]:
-        unknown = sorted(set(thresholds) - set(METRICS))
+        unknown = sorted(set(thresholds) - set(CATALOGUE))
         if unknown:
-            raise ValueError(f"unknown metric {unknown[0]!r}; expected one of {sorted(METRICS)}")
+            raise ValueError(f"unknown metric {unknown[0]!r}; expected one of {sorted(CATALOGUE)}")
         return thresholds
 
 
@@ -315,7 +315,7 @@ class ModelSpec(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
-        metric = METRICS[self.metric.name]
+        metric = CATALOGUE[self.metric.name]
         if metric.task != self.task:
             raise ValueError(
                 f"metric.name {self.metric.name!r} is a {metric.task} metric, "
@@ -346,9 +346,9 @@ class ModelSpec(_Section):
                 "whole segment"
             )
         for name in self.promotion.thresholds:
-            if METRICS[name].task != self.task:
+            if CATALOGUE[name].task != self.task:
                 raise ValueError(
-                    f"promotion.thresholds.{name} is a {METRICS[name].task} metric, "
+                    f"promotion.thresholds.{name} is a {CATALOGUE[name].task} metric, "
                     f"but task is {self.task!r}"
                 )
         return self

@@ -51,7 +51,7 @@ def gather(
     segment: str | None,
 ) -> CardFacts:
     """The facts of `unit`'s card, read from the registry and the Dagster instance."""
-    from modelfactory.stores.home import dagster_asset_url
+    from modelfactory.stores.urls import dagster_asset_url
 
     champion = registry.champion(unit)
     moves = [m for m in registry.history(unit) if champion and m.to_version == champion.version]

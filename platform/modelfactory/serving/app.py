@@ -197,7 +197,8 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
     Segments are those the spec lists, or those discovered so far: a segment discovered after
     the server started is served after a restart.
     """
-    from modelfactory.project.segments import segment_model, segments_of
+    from modelfactory.project.segments import segment_model
+    from modelfactory.stores.instance import segments_of
 
     request_model = build_request_model(project, max_rows)
     columns = input_columns(request_model)
@@ -207,7 +208,7 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
         return PredictRoute(project.name, request_model, {None: slot})
     instance = None
     if spec.segments.discovered:
-        from modelfactory.orchestration.runs import local_instance
+        from modelfactory.stores.instance import local_instance
 
         instance = local_instance()
     slots: dict[str | None, ModelSlot] = {

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,10 +35,17 @@ from modelfactory.stores.sql_engines import tables_for
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from modelfactory.stores.notify import Alert
     from modelfactory.stores.registry import AliasMove
 
-__all__ = ["APPROVED_BY", "AuditEvent", "AuditLog", "actor", "by_whom", "recorded"]
+__all__ = [
+    "APPROVED_BY",
+    "Alert",
+    "AuditEvent",
+    "AuditLog",
+    "actor",
+    "by_whom",
+    "recorded",
+]
 
 APPROVED_BY = "approved by "  # + who: the actor of an approved promotion
 
@@ -370,3 +377,15 @@ def _declare(metadata: sa.MetaData) -> dict[str, sa.Table]:
             ),
         )
     }
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What happened to which model, and where to look (label -> URL: run, report, mlflow)."""
+
+    model: str
+    event: str  # e.g. "run_failed", "drift_retrain", "canary_rollback", "rollout_completed"
+    text: str
+    severity: str = "error"  # error | warning | info
+    links: dict[str, str] = field(default_factory=dict)
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

@@ -32,8 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelfactory.project.loader import find_repo_root
 from modelfactory.stores.profile import Profile, current_profile
 from modelfactory.stores.s3_files import join_key, sync_down, upload
+from modelfactory.stores.urls import service_url
 
 if TYPE_CHECKING:
     from dagster_snowflake import SnowflakeResource
@@ -48,10 +50,6 @@ __all__ = [
     "LocalHome",
     "audit_log",
     "capture_archive",
-    "dagster_asset_url",
-    "dagster_run_url",
-    "endpoint_url",
-    "find_repo_root",
     "inference_store",
     "label_folder",
     "local_home",
@@ -60,8 +58,6 @@ __all__ = [
     "platform_db_url",
     "rollout_store",
     "s3_url",
-    "service_url",
-    "service_url_env",
     "snapshot_root",
     "snowflake_resource",
     "snowflake_settings",
@@ -69,20 +65,6 @@ __all__ = [
 ]
 
 HOME_ENV = "MODELFACTORY_HOME"
-
-# DuckDB refuses a second connection to a file from the same process unless its settings
-# match, so every connection to a warehouse file (Dagster's IO manager, the endpoint's
-# capture) uses these.
-WAREHOUSE_CONNECTION_CONFIG = {"custom_user_agent": "modelfactory"}
-
-
-def find_repo_root(start: Path | None = None) -> Path:
-    """The nearest folder at or above `start` holding workspace.yaml (else `start` itself)."""
-    start = (start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "workspace.yaml").is_file():
-            return folder
-    return start
 
 
 @dataclass(frozen=True)
@@ -318,44 +300,3 @@ def notifier() -> Notifier:
         slack_api_url=os.environ.get("MODELFACTORY_SLACK_API_URL") or None,
         audit_url=platform_db_url(),
     )
-
-
-# The UIs people open from a link, each with the variable that says where it is. Unset, a link
-# points at localhost on the port `modelfactory dev` uses by default.
-SERVICE_URLS = {
-    "dagster": ("MODELFACTORY_DAGSTER_URL", 3000),
-    "mlflow": ("MODELFACTORY_MLFLOW_UI", 5000),
-    "endpoint": ("MODELFACTORY_ENDPOINT_URL", 8000),
-}
-
-
-def service_url(service: str) -> str:
-    """The base URL of `service` ("dagster", "mlflow" or "endpoint") for the links the
-    platform writes (asset metadata, model cards, alerts): the one place that decides it."""
-    variable, port = SERVICE_URLS[service]
-    return (os.environ.get(variable) or f"http://localhost:{port}").rstrip("/")
-
-
-def service_url_env(ports: dict[str, int], host: str = "localhost") -> dict[str, str]:
-    """The variables that point every link at the services started on `ports` (by service
-    name); a variable already set wins, as it names the address people really use (a proxy,
-    a forwarded port)."""
-    return {
-        variable: os.environ.get(variable) or f"http://{host}:{ports[service]}"
-        for service, (variable, _) in SERVICE_URLS.items()
-    }
-
-
-def endpoint_url() -> str:
-    """Where the endpoint answers, for links in the UI."""
-    return service_url("endpoint")
-
-
-def dagster_run_url(run_id: str) -> str:
-    """A run's page in the Dagster UI, for alerts."""
-    return f"{service_url('dagster')}/runs/{run_id}"
-
-
-def dagster_asset_url(*path: str) -> str:
-    """An asset's page in the Dagster UI: its history, metadata plots and lineage."""
-    return f"{service_url('dagster')}/assets/{'/'.join(path)}"

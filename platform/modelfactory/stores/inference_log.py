@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     import pandas as pd
     from dagster_snowflake import SnowflakeResource
 
-__all__ = ["DuckDBStore", "InferenceStore", "SnowflakeStore", "WarehouseBusy"]
+__all__ = [
+    "DuckDBStore",
+    "InferenceStore",
+    "SnowflakeStore",
+    "Warehouse",
+    "WarehouseBusy",
+    "add_columns",
+    "as_store",
+    "inference_log_table",
+]
 
 # The inference log's columns, in both engines' common SQL types.
 LOG_SCHEMA = {
@@ -45,6 +54,11 @@ LOG_SCHEMA = {
 }
 ADDED_COLUMNS = ("output", "probabilities")  # added to logs created before them
 OFFSETS_TABLE = "mf_capture_offsets"
+
+# DuckDB refuses a second connection to a file from the same process unless its settings
+# match, so every connection to a warehouse file (Dagster's IO manager, the endpoint's
+# capture) uses these.
+WAREHOUSE_CONNECTION_CONFIG = {"custom_user_agent": "modelfactory"}
 
 
 class WarehouseBusy(Exception):
@@ -109,8 +123,6 @@ class DuckDBStore:
     @contextlib.contextmanager
     def _connect(self, wait: float) -> Iterator[Session]:
         import duckdb
-
-        from modelfactory.stores.home import WAREHOUSE_CONNECTION_CONFIG
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + wait
@@ -392,3 +404,25 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+Warehouse = InferenceStore | Path  # a store, or a DuckDB file's path
+
+
+def inference_log_table(model: str) -> str:
+    """`<model>_inference_log`; a segment's (`<model>.<segment>`) is `<model>__<segment>_…`."""
+    return f"{model.replace('.', '__')}_inference_log"
+
+
+def as_store(warehouse: Warehouse) -> InferenceStore:
+    return DuckDBStore(Path(warehouse)) if isinstance(warehouse, str | Path) else warehouse
+
+
+def add_columns(con: Session, table: str) -> None:
+    """The columns added to the log since it was first made, on a log made before them."""
+    for name in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {LOG_SCHEMA[name]}")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} "
+        "(segment VARCHAR PRIMARY KEY, offset_bytes BIGINT)"
+    )

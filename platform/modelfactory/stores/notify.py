@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
+
+from modelfactory.stores.audit import Alert, AuditLog
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
@@ -44,18 +45,6 @@ SLACK_TIMEOUT_SECONDS = 10  # a sensor tick waits at most this long for Slack
 MAX_TEXT = 3000  # beyond this Slack folds the message; the run link has the rest
 _ICONS = {"error": ":red_circle:", "warning": ":warning:", "info": ":information_source:"}
 _LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
-
-
-@dataclass(frozen=True)
-class Alert:
-    """What happened to which model, and where to look (label -> URL: run, report, mlflow)."""
-
-    model: str
-    event: str  # e.g. "run_failed", "drift_retrain", "canary_rollback", "rollout_completed"
-    text: str
-    severity: str = "error"  # error | warning | info
-    links: dict[str, str] = field(default_factory=dict)
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 _ALERT_FIELDS = {f.name for f in fields(Alert)}
@@ -122,8 +111,6 @@ class Notifier(ConfigurableResource):
         """Into the audit trail too; like Slack, a failure there is logged, never raised."""
         if not self.audit_url:
             return
-        from modelfactory.stores.audit import AuditLog
-
         try:
             AuditLog(url=self.audit_url).record_alert(alert)
         except Exception as exc:  # the alert is in the log file already

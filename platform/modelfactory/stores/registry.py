@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource
 
 from modelfactory.errors import RegistryError
+from modelfactory.stores.urls import service_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -363,8 +364,6 @@ class ModelRegistry(ConfigurableResource):
         return f"{self._ui_url()}/#/models/{self.registered_name(model)}/versions/{version}"
 
     def _ui_url(self) -> str:
-        from modelfactory.stores.home import service_url
-
         return (self.ui_url or service_url("mlflow")).rstrip("/")
 
     # -- plumbing ---------------------------------------------------------------------
