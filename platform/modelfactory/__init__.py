@@ -20,6 +20,7 @@ __all__ = ["project_definitions"]
 
 def project_definitions(definitions_file: str | Path) -> Definitions:
     """Definitions (one code location) for the model project whose folder holds this file."""
+    # deferred: loads dagster; `import modelfactory` (run by every submodule's import) stays light
     from modelfactory.orchestration.definitions import build_definitions
     from modelfactory.project.loader import load_project
 

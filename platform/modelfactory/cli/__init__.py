@@ -38,7 +38,13 @@ from modelfactory.project.loader import (
     projects_dir,
 )
 from modelfactory.project.metrics import CATALOGUE as METRIC_NAMES
-from modelfactory.stores.home import local_home
+from modelfactory.project.scaffold import ProjectAnswers, check_name, create_project
+from modelfactory.project.segments import cli_args, segment_model
+from modelfactory.serving import create_app
+from modelfactory.stores.home import HOME_ENV, audit_log, local_home, model_registry, rollout_store
+from modelfactory.stores.instance import local_instance, prepare_dagster_home, record_alias_move
+from modelfactory.stores.profile import current_profile
+from modelfactory.stores.urls import dagster_run_url, service_url_env
 
 if TYPE_CHECKING:
     from modelfactory.orchestration.runs import TrainOutcome
@@ -103,7 +109,6 @@ def new(name: str, no_input: bool, **given: Any) -> None:
     Asks for what is not given as a flag (nothing with --no-input). The project trains at
     once on a sample its simulate.py generates; replace features.load_raw with real data.
     """
-    from modelfactory.project.scaffold import ProjectAnswers, check_name, create_project
 
     repo = find_repo_root()
     if not (repo / "workspace.yaml").is_file():
@@ -179,6 +184,7 @@ def _cron_or_none(question: str, value: Any) -> Any:
 @_friendly
 def seed(models: tuple[str, ...]) -> None:
     """Write example data for projects with a simulate.py (once; existing data is kept)."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import seed_data
 
     for project in _select(models):
@@ -222,10 +228,8 @@ def train(
     A segmented model trains one run per segment; a segment that fails does not stop the others.
     With --approve the new candidate is approved in the same run, before anyone looked at it.
     """
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import seed_data, train
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.home import model_registry
-    from modelfactory.stores.instance import local_instance
 
     if by and not approve:
         raise click.UsageError("--by names who approves: add --approve")
@@ -261,6 +265,7 @@ def train(
 def _units(project: ModelProject, segments: tuple[str, ...], instance: Any) -> list[str | None]:
     """What a train or predict command runs: the segments asked for or all of them (new
     discovered ones found first), or [None] for an unsegmented model."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import resolve_segments
 
     if project.spec.segments is None:
@@ -281,8 +286,8 @@ def predict(model: str, start: str | None, end: str | None, segments: tuple[str,
     With `predictions.daily_from` in model.yaml, one run per day from --from to --to (a
     backfill; default today) and per segment; a day that fails does not stop the others.
     """
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import score
-    from modelfactory.stores.instance import local_instance
 
     project = load_project(projects_dir() / model)
     instance = local_instance()
@@ -378,10 +383,10 @@ def _failures(outcome: TrainOutcome) -> str:
 def status(as_json: bool) -> None:
     """For each model: champion version and metric, when and why promoted, last verdict;
     then a leaderboard of every champion's standard holdout metrics side by side."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import segments_now
     from modelfactory.reports.status import leaderboard, model_status
     from modelfactory.stores.audit import by_whom
-    from modelfactory.stores.home import model_registry, rollout_store
 
     projects, broken = discover_projects()
     registry, rollouts = model_registry(), rollout_store()
@@ -436,10 +441,8 @@ def _metric(value: float | None) -> str:
 def history(model: str, segment: str | None, moment: str | None) -> None:
     """MODEL's audit trail: every training run, evaluation, promotion, rollback and alert,
     oldest first; or, with --at, the champion at that moment and why."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import resolve_segments, segments_now
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.home import audit_log
-    from modelfactory.stores.instance import local_instance
 
     project = load_project(projects_dir() / model)
     if segment is not None:
@@ -472,8 +475,8 @@ def history(model: str, segment: str | None, moment: str | None) -> None:
 def reproduce(model: str, version: str, segment: str | None, tolerance: float) -> None:
     """Retrain MODEL's VERSION from its recorded data snapshot and params, and report whether
     its holdout metric matches the recorded one (exit 1 when it does not)."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.reports.reproduce import reproduce as rebuild
-    from modelfactory.stores.home import audit_log, model_registry
 
     project = load_project(projects_dir() / model)
     unit = _unit(project, segment)
@@ -500,8 +503,8 @@ def reproduce(model: str, version: str, segment: str | None, tolerance: float) -
 def diff(model: str, version_a: str, version_b: str, segment: str | None) -> None:
     """Why MODEL changed from VERSION_A to VERSION_B: metrics overall and per slice, data
     (rows, time range, schema, per-feature shift), code, params and environment."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.reports.version_diff import diff_versions
-    from modelfactory.stores.home import audit_log, model_registry
 
     project = load_project(projects_dir() / model)
     unit = _unit(project, segment)
@@ -519,9 +522,8 @@ def diff(model: str, version_a: str, version_b: str, segment: str | None) -> Non
 def _unit(project: ModelProject, segment: str | None) -> str:
     """The registry name a per-version command is about: the model, or one of its segments
     (which a segmented model must name)."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import resolve_segments
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.instance import local_instance
 
     if project.spec.segments is not None and segment is None:
         raise click.ClickException(
@@ -556,8 +558,6 @@ def _serving_at(audit: Any, unit: str, at: Any) -> str:
     record of champion moves (to the second) answers instead."""
     from datetime import UTC, datetime
 
-    from modelfactory.stores.home import model_registry
-
     when = f"{at:%Y-%m-%d %H:%M:%S} UTC"
     move = audit.serving_at(unit, at)
     if move is None:
@@ -584,10 +584,9 @@ def _serving_at(audit: Any, unit: str, at: Any) -> str:
 @_friendly
 def rollback(model: str, reason: str, segment: str | None) -> None:
     """Put back the champion that MODEL's (or one segment's) current champion replaced."""
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.orchestration.runs import refresh_card
     from modelfactory.stores.audit import actor
-    from modelfactory.stores.home import model_registry, rollout_store
-    from modelfactory.stores.instance import record_alias_move
 
     project = load_project(projects_dir() / model)
     unit = _unit(project, segment)
@@ -627,13 +626,10 @@ def approve(
     The promotion is a run of <model>/champion, endpoint and model_card, as an automatic one:
     the canary rollout, the audit trail ("approved by WHO"), the model card, the announcement.
     """
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.lifecycle.approval import latest_evaluation, refusal
     from modelfactory.orchestration.runs import approve as approve_in_run
-    from modelfactory.project.segments import cli_args
     from modelfactory.stores.audit import actor
-    from modelfactory.stores.home import model_registry
-    from modelfactory.stores.instance import local_instance
-    from modelfactory.stores.urls import dagster_run_url
 
     project = load_project(projects_dir() / model)
     unit = _unit(project, segment)
@@ -743,9 +739,8 @@ def serve(
 
     import uvicorn
 
-    from modelfactory.serving import create_app
+    # deferred: loads fastapi; the CLI starts without it
     from modelfactory.serving.app import ServingSettings
-    from modelfactory.stores.home import model_registry, rollout_store
 
     projects = _select(models)
     if not projects:
@@ -771,8 +766,6 @@ def serve(
 
 
 def _default_flush_seconds() -> float:
-    from modelfactory.stores.profile import current_profile
-
     return 30.0 if current_profile().name == "production" else 1.0
 
 
@@ -815,6 +808,7 @@ def demo(
     """
     if not drift_story:
         raise click.UsageError("choose a story: `modelfactory demo --drift`")
+    # deferred: loads dagster; the CLI starts without it
     from modelfactory.cli.demo import run_drift_demo
 
     root = _demo_home(home)
@@ -844,8 +838,6 @@ def _demo_home(home: str | None) -> Path:
     """A home of the demo's own (never the one `make dev` uses), emptied if the demo made it."""
     import shutil
 
-    from modelfactory.stores.home import HOME_ENV
-
     root = Path(home) if home else local_home().root / "demo"
     marker = root / ".modelfactory-demo"
     if root.exists() and marker.exists():
@@ -873,8 +865,6 @@ def dev(port: int, mlflow_port: int, endpoint_port: int, no_train: bool) -> None
     MODELFACTORY_DAGSTER_URL, MODELFACTORY_MLFLOW_UI or MODELFACTORY_ENDPOINT_URL, if set,
     win (a proxy, a forwarded port).
     """
-    from modelfactory.stores.instance import prepare_dagster_home
-    from modelfactory.stores.urls import service_url_env
 
     prepare_dagster_home()
     home = local_home().ensure()

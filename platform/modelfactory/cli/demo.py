@@ -22,11 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelfactory.errors import DemoError
+from modelfactory.errors import DemoError, ProjectError
 from modelfactory.ml import datasets
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.resources import project_resources
+from modelfactory.orchestration.runs import resolve_segments, seed_data, segments_now, train
+from modelfactory.orchestration.sensors import drift_sensor_name, live_metric_sensor_name
 from modelfactory.project.loader import ModelProject
-from modelfactory.project.segments import SEPARATOR
-from modelfactory.stores.home import inference_store, local_home
+from modelfactory.project.segments import SEPARATOR, segment_model
+from modelfactory.serving import create_app
+from modelfactory.serving.server import BackgroundServer
+from modelfactory.stores.home import inference_store, local_home, model_registry, rollout_store
+from modelfactory.stores.inference_log import WarehouseBusy
+from modelfactory.stores.inference_reader import read_inference_log
+from modelfactory.stores.instance import local_instance
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -108,8 +117,6 @@ def wait_until_serving(client: httpx.Client, project: ModelProject, timeout: flo
 
 def units_of(project: ModelProject) -> list[str]:
     """What has a champion of its own: the model, or each of its segments (`<model>.<seg>`)."""
-    from modelfactory.orchestration.runs import segments_now
-    from modelfactory.project.segments import segment_model
 
     return [segment_model(project.name, segment) for segment in segments_now(project)]
 
@@ -127,9 +134,6 @@ def wait_until_captured(project: ModelProject, rows: int, timeout: float = 60.0)
     """Block until the endpoint's capture has moved `rows` rows into the warehouse (into
     the logs of all the model's segments together)."""
     import time
-
-    from modelfactory.stores.inference_log import WarehouseBusy
-    from modelfactory.stores.inference_reader import read_inference_log
 
     units = units_of(project)
     deadline = time.monotonic() + timeout
@@ -149,9 +153,6 @@ def tick(
     """One evaluation of a model's sensor, as the daemon runs it; returns (result, cursor)."""
     from dagster import build_sensor_context
 
-    from modelfactory.orchestration.definitions import build_definitions
-    from modelfactory.orchestration.resources import project_resources
-
     sensor = build_definitions(project).resolve_sensor_def(sensor_name)
     context = build_sensor_context(
         instance=instance, resources=project_resources(project.name), cursor=cursor
@@ -163,7 +164,6 @@ def run_requested(
     project: ModelProject, request: Any, instance: DagsterInstance
 ) -> ExecuteInProcessResult:
     """Run what a sensor requested, in this process, with the request's tags."""
-    from modelfactory.orchestration.definitions import build_definitions
 
     job = build_definitions(project).resolve_job_def(request.job_name)
     return job.execute_in_process(
@@ -210,13 +210,6 @@ def run_drift_demo(
     every segment is served and judged, and only the changed one retrains.
     """
     import httpx
-
-    from modelfactory.orchestration.runs import resolve_segments, seed_data
-    from modelfactory.orchestration.sensors import drift_sensor_name, live_metric_sensor_name
-    from modelfactory.serving import create_app
-    from modelfactory.serving.server import BackgroundServer
-    from modelfactory.stores.home import model_registry, rollout_store
-    from modelfactory.stores.instance import local_instance
 
     name, spec = project.name, project.spec
     _require_simulator(project, segmented=spec.segments is not None)
@@ -286,9 +279,6 @@ def _first_champions(
     project: ModelProject, segments: list[str | None], instance: Any, echo: Echo
 ) -> dict[str, str]:
     """Each unit's champion, training (and approving) the first one where there is none."""
-    from modelfactory.orchestration.runs import train
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.home import model_registry
 
     registry, metric = model_registry(), project.spec.metric.name
     first = {}
@@ -329,7 +319,6 @@ def _run_request(
     project: ModelProject, request: Any, first: dict[str, str], instance: Any, echo: Echo
 ) -> Retrain | None:
     """Run a requested run; for a retrain, say how the candidate did against the champion."""
-    from modelfactory.project.segments import segment_model
 
     name, metric = project.name, project.spec.metric.name
     label = f"{request.job_name}" + (f"[{request.partition_key}]" if request.partition_key else "")
@@ -361,8 +350,6 @@ def _run_request(
 
 
 def _champions(project: ModelProject) -> dict[str, str]:
-    from modelfactory.stores.home import model_registry
-
     registry = model_registry()
     found = {unit: registry.champion(unit) for unit in units_of(project)}
     return {unit: version.version for unit, version in found.items() if version is not None}
@@ -371,8 +358,6 @@ def _champions(project: ModelProject) -> dict[str, str]:
 def _require_simulator(project: ModelProject, *, segmented: bool) -> None:
     """The demo drives the project's simulator; name what it lacks before anything runs."""
     import inspect
-
-    from modelfactory.errors import ProjectError
 
     simulate = project.module("simulate") if project.has_simulator else None
     missing = [f"{f}()" for f in ("simulate", "new_batch") if not hasattr(simulate, f)]

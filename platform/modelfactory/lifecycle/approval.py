@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelfactory.project.segments import cli_args
+from modelfactory.project.segments import cli_args, split_unit
+from modelfactory.stores.notify import Alert
+from modelfactory.stores.urls import dagster_asset_url, dagster_run_url
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
-    from modelfactory.stores.notify import Alert
     from modelfactory.stores.registry import ModelRegistry
 
 __all__ = [
@@ -117,9 +118,6 @@ def awaiting_alert(
 ) -> Alert:
     """The announcement that `version` passed the gate and waits for a person: links to its
     evaluation (the run, the asset's page) and the command that approves it."""
-    from modelfactory.project.segments import split_unit
-    from modelfactory.stores.notify import Alert
-    from modelfactory.stores.urls import dagster_asset_url, dagster_run_url
 
     champion = registry.champion(unit)
     links = {}

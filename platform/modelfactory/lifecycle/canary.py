@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from modelfactory.errors import RegistryError
+from modelfactory.errors import LabelsError, RegistryError
+from modelfactory.ml.live import compare_versions, find_labels
 from modelfactory.stores.inference_log import Warehouse
-from modelfactory.stores.inference_reader import VersionStats, version_stats
+from modelfactory.stores.inference_reader import VersionStats, read_labelled, version_stats
+from modelfactory.stores.notify import Alert
 
 if TYPE_CHECKING:
     from modelfactory.ml.evaluation import Task
@@ -105,7 +107,6 @@ def step(
 ) -> CanaryOutcome:
     """Judge the rollout from captured data (and labels, where they arrived) and apply the
     verdict."""
-    from modelfactory.stores.notify import Alert
 
     champion = registry.champion(rollout.model)
     is_champion = champion is not None and champion.version == rollout.canary_version
@@ -170,9 +171,6 @@ def _live_verdict(rollout: Rollout, warehouse: Warehouse, live: LiveRule) -> Ver
     live-metric sensor announces them (once, naming the file), and the canary goes on judging
     by errors and latency instead of failing every tick on the same file.
     """
-    from modelfactory.errors import LabelsError
-    from modelfactory.ml.live import compare_versions, find_labels
-    from modelfactory.stores.inference_reader import read_labelled
 
     files = find_labels(live.labels).files
     if not files:

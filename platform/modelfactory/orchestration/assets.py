@@ -44,15 +44,18 @@ from modelfactory.ml.evaluation import (
     METRICS,
     improvement_needed,
 )
+from modelfactory.ml.replay import replay, served_with_outcomes
+from modelfactory.orchestration.batch import read_scored
 from modelfactory.orchestration.metadata import frame_metadata
 from modelfactory.orchestration.partitions import partitions_def
 from modelfactory.orchestration.production_assets import build_production_assets
 from modelfactory.orchestration.schedules import freshness_policies
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.segments import cli_args, rows_of, unit_of
+from modelfactory.reports.model_card import gather, render_html, render_markdown
 from modelfactory.stores import snapshots
 from modelfactory.stores.audit import APPROVED_BY, AuditLog, by_whom
-from modelfactory.stores.home import local_home, snapshot_root, warehouse_kind
+from modelfactory.stores.home import inference_store, local_home, snapshot_root, warehouse_kind
 from modelfactory.stores.notify import Alert, Notifier
 from modelfactory.stores.registry import (
     HOLDOUT_TAG,
@@ -545,8 +548,6 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         **common,
     )
     def model_card(context: AssetExecutionContext) -> Output:
-        from modelfactory.reports.model_card import gather, render_html, render_markdown
-
         registry: ModelRegistry = context.resources.model_registry
         model = unit_of(context)
         segment = context.partition_key if spec.segments else None
@@ -584,10 +585,6 @@ def _replay(project: ModelProject, split: Any, segment: str | None, predicted: A
     """The candidate's holdout predictions against the batch scores stored for the same rows:
     the replay part of the gate (replay.py)."""
     import pandas as pd
-
-    from modelfactory.ml.replay import replay, served_with_outcomes
-    from modelfactory.orchestration.batch import read_scored
-    from modelfactory.stores.home import inference_store
 
     spec = project.spec
     settings, time_column = spec.promotion.replay, spec.split.by

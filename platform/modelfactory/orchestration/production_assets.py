@@ -29,9 +29,9 @@ from dagster import (
     asset,
 )
 
-from modelfactory.ml import datasets, monitoring
+from modelfactory.ml import datasets, live, monitoring
 from modelfactory.ml.evaluation import METRICS, predict_with_scores
-from modelfactory.ml.live import champion_holdout
+from modelfactory.ml.live import champion_holdout, classified, find_labels
 from modelfactory.orchestration.batch import (
     SEGMENT,
     predictions_partitions,
@@ -44,7 +44,10 @@ from modelfactory.orchestration.resources import ArtifactStore
 from modelfactory.orchestration.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.segments import cli_args, segment_model, unit_of
+from modelfactory.stores import snapshots
 from modelfactory.stores.home import inference_store, label_folder, warehouse_kind
+from modelfactory.stores.inference_log import inference_log_table
+from modelfactory.stores.inference_reader import read_labelled, read_recent, read_window
 from modelfactory.stores.registry import ModelRegistry, VersionInfo
 
 if TYPE_CHECKING:
@@ -244,9 +247,6 @@ def build_production_assets(
         **common,
     )
     def live_metrics(context: AssetExecutionContext) -> Output:
-        from modelfactory.ml import live
-        from modelfactory.stores.inference_reader import read_labelled
-
         registry: ModelRegistry = context.resources.model_registry
         unit = unit_of(context)
         labels = live.find_labels(label_folder(name))
@@ -318,7 +318,6 @@ def _training_split(
     """The split `champion` was trained and evaluated on (its snapshot), so the report's
     plots and holdout are the data its reference profile summarises; the latest split, and
     a note saying so, for a version that predates snapshots or whose snapshot is gone."""
-    from modelfactory.stores import snapshots
 
     tags = champion.tags
     if "mf.snapshot" not in tags or "mf.data_hash" not in tags:
@@ -339,9 +338,6 @@ def _report_window(
     judged (named by the run's tag), else the latest `size` answered requests. Empty, with
     the reason, before any traffic."""
     from datetime import datetime
-
-    from modelfactory.stores.inference_log import inference_log_table
-    from modelfactory.stores.inference_reader import read_recent, read_window
 
     store = inference_store(unit)
     after = context.run.tags.get(DRIFT_WINDOW_TAG)
@@ -436,9 +432,6 @@ def _labelled_quality(
     segment (`<model>.<segment>`)."""
     import numpy as np
     import pandas as pd
-
-    from modelfactory.ml.live import classified, find_labels
-    from modelfactory.stores.inference_reader import read_labelled
 
     spec = project.spec
     labels = find_labels(label_folder(spec.name))

@@ -11,9 +11,21 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from modelfactory.errors import ProjectError
+from modelfactory.orchestration.assets import predict_job_name, train_job_name
+from modelfactory.orchestration.batch import run_partition_key
+from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.partitions import discover_segments
 from modelfactory.project.loader import ModelProject
-from modelfactory.stores.home import local_home
-from modelfactory.stores.instance import local_instance
+from modelfactory.project.segments import segment_model
+from modelfactory.stores.audit import actor
+from modelfactory.stores.home import local_home, model_registry
+from modelfactory.stores.instance import (
+    each_segment,
+    local_instance,
+    segment_partitions_name,
+    segments_of,
+)
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -77,9 +89,6 @@ def resolve_segments(
 ) -> list[str]:
     """The segments a command covers: those asked for, else all of them. Discovered
     segments are looked for in the data first, and new ones added to the instance."""
-    from modelfactory.errors import ProjectError
-    from modelfactory.orchestration.partitions import discover_segments
-    from modelfactory.stores.instance import segment_partitions_name, segments_of
 
     spec = project.spec
     if spec.segments is None:
@@ -105,7 +114,6 @@ def resolve_segments(
 def segments_now(project: ModelProject) -> list[str | None]:
     """What a command goes through: [None] for an unsegmented model, else its segments (the
     local instance keeps discovered ones)."""
-    from modelfactory.stores.instance import each_segment
 
     discovered = project.spec.segments is not None and project.spec.segments.discovered
     return each_segment(project.spec, local_instance() if discovered else None)
@@ -127,9 +135,6 @@ def train(
     that fails it. Under policy auto the gate alone decides and `approve` changes nothing.
     To approve a candidate already evaluated, see `approve`.
     """
-    from modelfactory.orchestration.assets import train_job_name
-    from modelfactory.orchestration.definitions import build_definitions
-    from modelfactory.stores.audit import actor
 
     if (segment is None) != (project.spec.segments is None):
         raise ValueError(f"{project.name}: a segmented model trains one segment per run")
@@ -165,9 +170,6 @@ def approve(
     rollout, audit trail, model card, announcement."""
     from dagster import AssetKey
 
-    from modelfactory.orchestration.assets import train_job_name
-    from modelfactory.orchestration.definitions import build_definitions
-
     if (segment is None) != (project.spec.segments is None):
         raise ValueError(f"{project.name}: a segmented model is approved one segment at a time")
     started = time.perf_counter()
@@ -194,9 +196,6 @@ def approve(
 
 
 def _champion_version(project: ModelProject, segment: str | None) -> str | None:
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.home import model_registry
-
     champion = model_registry().champion(segment_model(project.name, segment))
     return champion.version if champion else None
 
@@ -246,9 +245,6 @@ def refresh_card(
     (a rollback); returns the errors, if any."""
     from dagster import AssetKey
 
-    from modelfactory.orchestration.assets import train_job_name
-    from modelfactory.orchestration.definitions import build_definitions
-
     job = build_definitions(project).resolve_job_def(train_job_name(project.name))
     result = job.execute_in_process(
         instance=instance or local_instance(),
@@ -284,10 +280,6 @@ def score(
     a segmented model's daily one: see assets.build_definitions).
     """
     from dagster import AssetKey
-
-    from modelfactory.orchestration.assets import predict_job_name
-    from modelfactory.orchestration.batch import run_partition_key
-    from modelfactory.orchestration.definitions import build_definitions
 
     job = build_definitions(project).resolve_job_def(predict_job_name(project.name))
     result = job.execute_in_process(

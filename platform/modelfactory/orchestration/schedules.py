@@ -29,8 +29,10 @@ from dagster import (
     schedule,
 )
 
+from modelfactory.orchestration.batch import run_partition_key
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.spec import ModelSpec
+from modelfactory.stores.instance import each_segment
 
 __all__ = [
     "SCORE_DAYS_TAG",
@@ -94,8 +96,6 @@ def _partitioned(
 
     `refresh`: the job refreshes a segment's features; its run carries the days to score
     after it (SCORE_DAYS_TAG), since one job cannot hold both partitionings."""
-    from modelfactory.orchestration.batch import run_partition_key
-    from modelfactory.stores.instance import each_segment
 
     spec, cron = project.spec, settings["cron_schedule"]
     tags = settings.pop("tags")

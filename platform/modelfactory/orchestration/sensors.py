@@ -30,10 +30,23 @@ from dagster import (
     sensor,
 )
 
+from modelfactory.errors import LabelsError
+from modelfactory.lifecycle.canary import LiveRule, step
+from modelfactory.ml.live import champion_holdout, find_labels, judge
+from modelfactory.ml.monitoring import compare
+from modelfactory.orchestration.batch import run_partition_key
+from modelfactory.orchestration.partitions import discover_segments, partitions_def
+from modelfactory.orchestration.schedules import SCORE_DAYS_TAG
 from modelfactory.project.loader import ModelProject
-from modelfactory.stores.notify import Notifier
+from modelfactory.project.segments import segment_model, split_unit
+from modelfactory.stores.home import inference_store, label_folder
+from modelfactory.stores.inference_log import WarehouseBusy
+from modelfactory.stores.inference_reader import read_labelled, read_window
+from modelfactory.stores.instance import each_segment, record_alias_move
+from modelfactory.stores.notify import Alert, Notifier
 from modelfactory.stores.registry import ModelRegistry
 from modelfactory.stores.rollouts import Rollout, RolloutStore
+from modelfactory.stores.urls import dagster_asset_url, dagster_run_url
 
 __all__ = [
     "CHAMPION_TAG",
@@ -119,8 +132,6 @@ def _score_refreshed_sensor(
 
 def _score_requests(project: ModelProject, run: Any) -> SkipReason | list[RunRequest]:
     """The predictions runs (day x segment) a finished refresh run asks for, once each."""
-    from modelfactory.orchestration.batch import run_partition_key
-    from modelfactory.orchestration.schedules import SCORE_DAYS_TAG
 
     days = [day for day in run.tags.get(SCORE_DAYS_TAG, "").split(",") if day]
     segment = run.tags.get("dagster/partition")
@@ -137,8 +148,6 @@ def _score_requests(project: ModelProject, run: Any) -> SkipReason | list[RunReq
 
 
 def _new_segment_sensor(project: ModelProject, train_job: Any) -> SensorDefinition:
-    from modelfactory.orchestration.partitions import partitions_def
-
     name, by = project.name, project.spec.segments.by
     partitions = partitions_def(project.spec)
 
@@ -153,8 +162,6 @@ def _new_segment_sensor(project: ModelProject, train_job: Any) -> SensorDefiniti
         ),
     )
     def new_segment_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        from modelfactory.orchestration.partitions import discover_segments
-
         known = set(partitions.get_partition_keys(dynamic_partitions_store=context.instance))
         new = [s for s in discover_segments(project) if s not in known]
         if not new:
@@ -191,10 +198,6 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
         rollouts: RolloutStore,
         notifier: Notifier,
     ) -> SkipReason | SensorResult:
-        from modelfactory.lifecycle.canary import LiveRule
-        from modelfactory.project.segments import segment_model
-        from modelfactory.stores.home import label_folder
-
         found = [rollouts.active(segment_model(name, s)) for s in _segments(context, project)]
         active = [rollout for rollout in found if rollout is not None]
         if not active:  # most ticks: no label listing (an S3 call in production), no reads
@@ -231,7 +234,6 @@ def _canary_sensor(project: ModelProject) -> SensorDefinition:
 
 def _card_refresh(model: str, rollout: Rollout, why: str) -> RunRequest:
     """A run of `<model>/model_card` (the rolled-back segment's) after a canary rollback."""
-    from modelfactory.project.segments import split_unit
 
     return RunRequest(
         asset_selection=[AssetKey([model, "model_card"])],
@@ -256,11 +258,6 @@ def _judge_rollout(
 ) -> tuple[str, bool]:
     """One step of an active rollout (of a model, or a segment): what happened, in a few
     words, and whether the champion moved (a rollback)."""
-    from modelfactory.lifecycle.canary import step
-    from modelfactory.project.segments import split_unit
-    from modelfactory.stores.home import inference_store
-    from modelfactory.stores.inference_log import WarehouseBusy
-    from modelfactory.stores.instance import record_alias_move
 
     unit = rollout.model
     model, segment = split_unit(unit)
@@ -342,13 +339,6 @@ def _check_drift(
     """Judge the window of new requests of the model (or one segment): a message, or the
     retrain and report runs to request."""
     from datetime import datetime
-
-    from modelfactory.ml.monitoring import compare
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.home import inference_store
-    from modelfactory.stores.inference_log import WarehouseBusy
-    from modelfactory.stores.inference_reader import read_window
-    from modelfactory.stores.notify import Alert
 
     name, drift = project.name, project.spec.drift
     unit = segment_model(name, segment)
@@ -470,7 +460,6 @@ class _Cursors:
 
 def _segments(context: SensorEvaluationContext, project: ModelProject) -> list[str | None]:
     """The segments to judge one by one, or [None] for an unsegmented model."""
-    from modelfactory.stores.instance import each_segment
 
     return each_segment(project.spec, context.instance)
 
@@ -498,8 +487,6 @@ def _evidence_links(
 ) -> dict[str, str]:
     """Where on-call looks after a retrain alert: the evidence asset (its report or table,
     refreshed by the run requested with the retrain), the retrain job, the champion."""
-    from modelfactory.project.segments import split_unit
-    from modelfactory.stores.urls import dagster_asset_url
 
     model, _ = split_unit(unit)
     return {
@@ -547,9 +534,6 @@ def _live_metric_sensor(project: ModelProject, train_job: Any, live_job: Any) ->
     def live_metric_sensor(
         context: SensorEvaluationContext, model_registry: ModelRegistry, notifier: Notifier
     ) -> SkipReason | list[RunRequest]:
-        from modelfactory.ml.live import find_labels
-        from modelfactory.stores.home import label_folder
-
         folder = label_folder(name)  # one folder per model; rows join their segment's log
         labels = find_labels(folder)  # listing only: most ticks end here
         if not labels.files:
@@ -580,13 +564,6 @@ def _check_live_metric(
 ) -> str | list[RunRequest]:
     """Judge the champion of the model (or one segment) on the labelled rows: a message, or
     the retrain and live-metrics runs to request."""
-    from modelfactory.errors import LabelsError
-    from modelfactory.ml.live import champion_holdout, judge
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.home import inference_store
-    from modelfactory.stores.inference_log import WarehouseBusy
-    from modelfactory.stores.inference_reader import read_labelled
-    from modelfactory.stores.notify import Alert
 
     name, spec = project.name, project.spec
     live_spec, metric = spec.live_metric, spec.metric.name
@@ -684,9 +661,6 @@ def _run_failure_sensor(project: ModelProject) -> SensorDefinition:
         ),
     )
     def run_failures(context: RunFailureSensorContext, notifier: Notifier) -> None:
-        from modelfactory.stores.notify import Alert
-        from modelfactory.stores.urls import dagster_run_url
-
         run = context.dagster_run
         notifier.send(
             Alert(

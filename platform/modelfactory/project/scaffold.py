@@ -22,6 +22,7 @@ from typing import Any
 
 from modelfactory.errors import ProjectError, SpecError
 from modelfactory.project.metrics import CATALOGUE
+from modelfactory.project.spec import load_spec
 
 __all__ = [
     "TASK_DEFAULTS",
@@ -134,7 +135,6 @@ def render_project(answers: ProjectAnswers) -> dict[str, str]:
 
 def create_project(answers: ProjectAnswers, repo: Path) -> Path:
     """Write `model_projects/<name>/` and add it to workspace.yaml; all or nothing."""
-    from modelfactory.project.spec import load_spec
 
     answers = answers.completed()
     projects = repo / "model_projects"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelfactory.ml.evaluation import METRICS
 from modelfactory.stores.audit import by_whom
+from modelfactory.stores.urls import dagster_asset_url
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -51,7 +52,6 @@ def gather(
     segment: str | None,
 ) -> CardFacts:
     """The facts of `unit`'s card, read from the registry and the Dagster instance."""
-    from modelfactory.stores.urls import dagster_asset_url
 
     champion = registry.champion(unit)
     moves = [m for m in registry.history(unit) if champion and m.to_version == champion.version]

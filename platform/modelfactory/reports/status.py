@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelfactory.ml.evaluation import METRICS
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.segments import segment_model
 from modelfactory.stores.registry import ModelRegistry
@@ -53,7 +54,6 @@ def model_status(
 def leaderboard(rows: list[dict[str, Any]]) -> str:
     """Every champion's standard holdout metrics side by side, one table per task (their
     metrics differ); each model's own gate metric is starred. Rows are model_status()'s."""
-    from modelfactory.ml.evaluation import METRICS
 
     tables = []
     for task in sorted({row["task"] for row in rows if row["champion"]}):

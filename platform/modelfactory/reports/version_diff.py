@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelfactory.ml import monitoring
+from modelfactory.ml import datasets, monitoring
 from modelfactory.ml.evaluation import METRICS
 from modelfactory.project.loader import ModelProject
 from modelfactory.stores import snapshots
@@ -115,7 +115,6 @@ def _shift(
 ) -> tuple[list[str], list[str]]:
     """Score the new version's training inputs against the old one's reference profile, with
     the model's drift method and threshold."""
-    from modelfactory.ml import datasets
 
     if old.tags.get("mf.data_hash") == new.tags.get("mf.data_hash"):
         return [], ["same data"]

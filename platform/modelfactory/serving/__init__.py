@@ -15,6 +15,7 @@ __all__ = ["create_app"]
 
 def create_app(*args: Any, **kwargs: Any) -> FastAPI:
     """See modelfactory.serving.app.create_app."""
+    # deferred: loads fastapi; importing the serving package stays cheap (see above)
     from modelfactory.serving.app import create_app as _create_app
 
     return _create_app(*args, **kwargs)

@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
-from modelfactory.project.segments import cli_args
+from modelfactory.project.segments import cli_args, segment_model
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 from modelfactory.serving.docs import add_docs
 from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
@@ -39,6 +39,8 @@ from modelfactory.serving.request_schema import (
     input_columns,
 )
 from modelfactory.serving.routing import ModelSlot, Refresher, Route, RouteTarget
+from modelfactory.stores.home import capture_archive, inference_store
+from modelfactory.stores.instance import local_instance, segments_of
 
 if TYPE_CHECKING:
     from modelfactory.project.loader import ModelProject
@@ -80,7 +82,6 @@ def create_app(
     )
     routes = [_predict_route(p, settings.max_rows) for p in projects]
     slots = {slot.name: slot for route in routes for slot in route.slots.values()}
-    from modelfactory.stores.home import capture_archive, inference_store
 
     spools = {name: CaptureSpool(home.capture(name)) for name in slots}
     flushers = [
@@ -197,8 +198,6 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
     Segments are those the spec lists, or those discovered so far: a segment discovered after
     the server started is served after a restart.
     """
-    from modelfactory.project.segments import segment_model
-    from modelfactory.stores.instance import segments_of
 
     request_model = build_request_model(project, max_rows)
     columns = input_columns(request_model)
@@ -208,8 +207,6 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
         return PredictRoute(project.name, request_model, {None: slot})
     instance = None
     if spec.segments.discovered:
-        from modelfactory.stores.instance import local_instance
-
         instance = local_instance()
     slots: dict[str | None, ModelSlot] = {
         segment: ModelSlot(

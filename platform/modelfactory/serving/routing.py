@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelfactory.ml.evaluation import predict_with_scores
 from modelfactory.serving.batching import MicroBatcher, PredictResult
 
 __all__ = ["LoadedVersion", "ModelSlot", "Refresher", "Route", "RouteTarget"]
@@ -235,8 +236,6 @@ def _predictor(estimator: Any, columns: list[str]) -> Callable[..., PredictResul
     """rows -> predictions (the model's own labels), the positive-class scores of a binary
     classifier and every class's probability, as plain Python values."""
     import pandas as pd
-
-    from modelfactory.ml.evaluation import predict_with_scores
 
     def predict(rows: Sequence[dict[str, Any]]) -> PredictResult:
         frame = missing_as_nan(pd.DataFrame.from_records(rows, columns=columns))

@@ -32,7 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelfactory.ml.live import LABEL_SUFFIXES
 from modelfactory.project.loader import find_repo_root
+from modelfactory.project.segments import split_unit
+from modelfactory.stores.inference_log import DuckDBStore, SnowflakeStore
 from modelfactory.stores.profile import Profile, current_profile
 from modelfactory.stores.s3_files import join_key, sync_down, upload
 from modelfactory.stores.urls import service_url
@@ -185,8 +188,6 @@ def inference_store(model: str, keep_open: bool = False) -> InferenceStore:
     `keep_open`: one long-lived user (the endpoint's flusher) keeps its Snowflake session
     between uses; DuckDB's file is always released, since Dagster's runs write to it too.
     """
-    from modelfactory.project.segments import split_unit
-    from modelfactory.stores.inference_log import DuckDBStore, SnowflakeStore
 
     model, _ = split_unit(model)  # a segment's log is a table beside its model's
     profile = current_profile()
@@ -207,7 +208,6 @@ def label_folder(model: str) -> Path:
     profile = current_profile()
     if profile.name != "production":
         return local_home().labels(model)
-    from modelfactory.ml.live import LABEL_SUFFIXES
 
     mirror = local_home().root / "labels-s3" / f"{profile.namespace}{model}"
     return sync_down(s3_url(profile, "labels", model), mirror, LABEL_SUFFIXES)
@@ -235,6 +235,7 @@ def capture_archive(model: str) -> Callable[[Path], str] | None:
 def model_registry() -> ModelRegistry:
     """MLflow on sqlite with artifacts beside it, or production's MLflow server (which keeps
     artifacts itself: its --artifacts-destination, S3); names carry the branch's namespace."""
+    # deferred: the store is a Dagster resource (loads dagster); the CLI imports home
     from modelfactory.stores.registry import ModelRegistry
 
     profile = current_profile()
@@ -253,6 +254,7 @@ def model_registry() -> ModelRegistry:
 
 def rollout_store() -> RolloutStore:
     """Rollout state, in the platform's database."""
+    # deferred: the store is a Dagster resource (loads dagster); the CLI imports home
     from modelfactory.stores.rollouts import RolloutStore
 
     return RolloutStore(url=platform_db_url())
@@ -260,6 +262,7 @@ def rollout_store() -> RolloutStore:
 
 def audit_log() -> AuditLog:
     """The audit trail (runs, verdicts, champion moves, alerts), in the platform's database."""
+    # deferred: the store is a Dagster resource (loads dagster); the CLI imports home
     from modelfactory.stores.audit import AuditLog
 
     return AuditLog(url=platform_db_url())
@@ -289,6 +292,7 @@ def notifier() -> Notifier:
     """
     from dagster import EnvVar
 
+    # deferred: the store is a Dagster resource (loads dagster); the CLI imports home
     from modelfactory.stores.notify import Notifier
 
     channel = os.environ.get("MODELFACTORY_SLACK_CHANNEL") or None

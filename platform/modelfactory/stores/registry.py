@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource
 
 from modelfactory.errors import RegistryError
+from modelfactory.ml.monitoring import ReferenceProfile
 from modelfactory.stores.urls import service_url
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
-
-    from modelfactory.ml.monitoring import ReferenceProfile
 
 __all__ = ["AliasMove", "LoggedCandidate", "ModelRegistry", "VersionInfo"]
 
@@ -164,8 +163,6 @@ class ModelRegistry(ConfigurableResource):
         """The training-input summary logged with a version (None for versions without one)."""
         import mlflow.artifacts
         from mlflow.exceptions import MlflowException
-
-        from modelfactory.ml.monitoring import ReferenceProfile
 
         info = self._client().get_model_version(self.registered_name(model), version)
         self._use()

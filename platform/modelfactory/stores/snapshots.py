@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from modelfactory.errors import ModelFactoryError
 from modelfactory.ml.datasets import content_hash
-from modelfactory.stores.s3_files import is_s3_url, split_s3_url
+from modelfactory.stores.s3_files import is_s3_url, s3_resource, split_s3_url, upload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +72,6 @@ def load(location: str, expected_hash: str, what: str) -> pd.DataFrame:
 
 
 def _keep_in_s3(frame: pd.DataFrame, url: str) -> None:
-    from modelfactory.stores.s3_files import s3_resource, upload
-
     bucket, key = split_s3_url(url)
     found = s3_resource().get_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     if found.get("KeyCount", 0):
@@ -87,8 +85,6 @@ def _keep_in_s3(frame: pd.DataFrame, url: str) -> None:
 def _fetch(url: str, folder: Path) -> Path | None:
     """Download the snapshot; None when there is no such object."""
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from modelfactory.stores.s3_files import s3_resource
 
     bucket, key = split_s3_url(url)
     target = folder / "snapshot.parquet"

@@ -54,6 +54,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from modelfactory.errors import ModelFactoryError, ProjectError
+from modelfactory.ml import datasets, gate
+from modelfactory.ml.datasets import validate_frame
+from modelfactory.ml.evaluation import METRICS, predict_with_scores
+from modelfactory.project.loader import load_project
+from modelfactory.serving.request_schema import PredictResponse, build_request_model, input_columns
+from modelfactory.serving.routing import ModelSlot, Refresher, RouteTarget, missing_as_nan
+from modelfactory.stores.home import local_home, model_registry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,8 +130,6 @@ class ContractFile(pytest.File):
     """One model project's model.yaml; its items are the contracts."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from modelfactory.project.loader import load_project
-
         try:
             project = load_project(self.path.parent)
         except ModelFactoryError as exc:  # one broken project never hides the others
@@ -227,8 +232,8 @@ class _ProjectRun:
     # -- the shared steps -------------------------------------------------------------
 
     def _raw(self) -> pd.DataFrame:
+        # deferred: loads dagster; every pytest run loads this plugin
         from modelfactory.orchestration.runs import seed_data
-        from modelfactory.stores.home import local_home
 
         project = self.project
         data_dir = local_home().data(project.name)
@@ -254,7 +259,6 @@ class _ProjectRun:
 
     def _trained(self) -> _Trained:
         """The split asset's split of all the features; training on a sample of its rows."""
-        from modelfactory.ml import datasets
 
         project, spec = self.project, self.project.spec
         with _blame(project, "model.yaml", "splitting the features (split)"):
@@ -304,7 +308,6 @@ class _ProjectRun:
         """What the candidate and evaluation assets compute, on the trained sample: a failure
         here is a failure of `modelfactory train`; a gate that would not promote is a warning
         (on a sample, a model may well miss a threshold the whole data meets)."""
-        from modelfactory.ml import gate
 
         project, trained = self.project, self.step("trained")
         spec = project.spec
@@ -325,8 +328,6 @@ class _ProjectRun:
 
     def _check_logged_model_serves_requests(self) -> None:
         import mlflow.pyfunc
-
-        from modelfactory.stores.home import local_home, model_registry
 
         project, trained = self.project, self.step("trained")
         example = _request_example(project, trained.X_test)
@@ -365,8 +366,6 @@ class _ProjectRun:
         _check_response(project, values, scores, logged.version)
 
     def _check_same_seed_same_metric(self) -> None:
-        from modelfactory.ml.evaluation import METRICS, predict_with_scores
-
         project, trained = self.project, self.step("trained")
         metric = METRICS[project.spec.metric.name]
         second = self._train(trained.X, trained.y)
@@ -417,8 +416,6 @@ def _property_check(project: ModelProject) -> None:
     import pandas as pd
     from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings
     from hypothesis.errors import HypothesisException
-
-    from modelfactory.ml.datasets import validate_frame
 
     raw_schema = project.schema("RawSchema")
     feature_schema = project.schema("FeatureSchema")
@@ -510,8 +507,6 @@ def _request_example(project: ModelProject, X_test: pd.DataFrame) -> _Example:
     import pandas as pd
     from pydantic import ValidationError
 
-    from modelfactory.serving.request_schema import build_request_model, input_columns
-
     schemas = project.shown("schemas.py")
     request_model = build_request_model(project)
     columns = input_columns(request_model)
@@ -566,8 +561,6 @@ def _request_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFra
     """The frame the endpoint predicts on: its nulls as NaN (serving.routing)."""
     import pandas as pd
 
-    from modelfactory.serving.routing import missing_as_nan
-
     return missing_as_nan(pd.DataFrame.from_records(rows, columns=columns))
 
 
@@ -611,8 +604,6 @@ def _serve(
     """The endpoint's own answer: its refresher loads the version into a slot, as when the
     version becomes champion, and the loaded version predicts the validated rows."""
     import asyncio
-
-    from modelfactory.serving.routing import ModelSlot, Refresher, RouteTarget
 
     rows, frame = example.rows, example.frame
     slot = ModelSlot(name=project.name, request_model=None, columns=list(frame.columns))
@@ -682,8 +673,6 @@ def _check_response(
     """The endpoint's answer passes PredictResponse and the project's ResponseRow, if any."""
     from pydantic import BaseModel, ValidationError
 
-    from modelfactory.serving.request_schema import PredictResponse
-
     train = project.shown("train.py")
     predictions = [
         {"prediction": value, "version": version, "score": scores[i] if scores else None}
@@ -747,7 +736,6 @@ def _endpoint_failure(
 
 def _validated(project: ModelProject, frame: Any, function: str, schema_name: str) -> Any:
     """The coerced frame, or a ProjectError naming features.py and what broke the schema."""
-    from modelfactory.ml.datasets import validate_frame
 
     shown = project.shown("features.py")
     schema = project.schema(schema_name)
@@ -873,6 +861,7 @@ def _copy_empty_store(config: pytest.Config, target: Path) -> None:
 def _empty_store(config: pytest.Config) -> Path:
     from importlib.metadata import version
 
+    # deferred: loads dagster; every pytest run loads this plugin
     from modelfactory.stores.registry import ModelRegistry
 
     name = f"mlflow-{version('mlflow')}.db"
