@@ -38,9 +38,10 @@ browser: install  ## chromium + playwright for the browser tests (apt-get as roo
 		echo "  Debian/Ubuntu: sudo apt-get install chromium; elsewhere set MODELFACTORY_CHROMIUM to a Chromium or Chrome binary"; \
 	fi
 
-test: install browser  ## lint, then the whole test suite (the browser tests too)
+test: install browser  ## lint, the import contract, then the whole test suite (browser tests too)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: install
