@@ -1,6 +1,6 @@
 """Every link the platform writes follows the addresses its services were started on.
 
-resources.service_url decides each base URL from the environment; `modelfactory dev` sets
+stores/urls.py service_url decides each base URL from the environment; `modelfactory dev` sets
 the variables from its ports (service_url_env) before it trains. The end-to-end check, links
 read back from a real `modelfactory dev`'s first training, is in test_browser.py.
 """

@@ -11,7 +11,7 @@ scikit-learn (~450 MiB). MLflow's server runs without its job runner (eight huey
         --workspace workspace.yaml --tracking-uri sqlite:///... --artifact-root ...
 
 Every link the services write follows the ports: `modelfactory dev` sets the URL variables
-(resources.service_url_env) before it trains and before it execs this.
+(stores/urls.py service_url_env) before it trains and before it execs this.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `MODELFACTORY_PROFILE` chooses: `local` (the default: sqlite, DuckDB and files under
 MODELFACTORY_HOME) or `production` (Snowflake, S3, an MLflow server, Postgres). Nothing else
-reads it; resources.py builds each role's resource from the `Profile` this module returns,
+reads it; stores/home.py builds each role's store from the `Profile` this module returns,
 and model projects never know which one they got.
 
 `MODELFACTORY_BRANCH` isolates a branch in either profile: it prefixes the warehouse schema,

@@ -92,7 +92,7 @@ class ModelRegistry(ConfigurableResource):
 
     tracking_uri: str
     artifact_root: str | None = None
-    ui_url: str | None = None  # the MLflow UI's base URL; None: resources.service_url's
+    ui_url: str | None = None  # the MLflow UI's base URL; None: urls.service_url's
     # Prefixes every registered model and experiment name (`<branch>__`), so a branch
     # trains and promotes its own versions and never moves production's champion.
     namespace: str = ""
