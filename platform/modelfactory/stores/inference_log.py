@@ -2,7 +2,8 @@
 
 serving/capture.py writes the log and stores/inference_reader.py reads it through one of
 these stores, with SQL both engines accept (qmark parameters, unquoted lower-case names,
-`PERCENTILE_CONT ... WITHIN GROUP`), so the queries behind the canary, the drift sensor and the live metrics are written once.
+`PERCENTILE_CONT ... WITHIN GROUP`), so the queries behind the canary, the drift sensor and
+the live metrics are written once.
 A store differs only where the engines do: how a connection is opened, how a batch of
 spooled records is loaded (DuckDB parses the JSON itself; Snowflake takes a DataFrame
 through `write_pandas`), and how label files become a relation to join.
