@@ -46,6 +46,7 @@ from modelfactory.ml.evaluation import (
     METRICS,
     improvement_needed,
 )
+from modelfactory.orchestration.run_tags import model_pool
 from modelfactory.orchestration.schedules import freshness_policies
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.segments import cli_args, partitions_def, rows_of, unit_of
@@ -145,6 +146,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         "group_name": name,
         "owners": [spec.owner],
         "tags": {"modelfactory/model": name, "modelfactory/task": spec.task},
+        "pool": model_pool(name),  # one run of a model at a time, from the UI too
         "code_version": project.code_version,
         "partitions_def": partitions_def(spec),  # one partition per segment, if segmented
     }

@@ -123,10 +123,10 @@ class ContractFile(pytest.File):
     """One model project's model.yaml; its items are the contracts."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from modelfactory.project.loader import load_project
+        from modelfactory.project.loader import import_project, load_project
 
-        try:
-            project = load_project(self.path.parent)
+        try:  # the same check, and the same message, as a code location's (fleet.py)
+            project = import_project(load_project(self.path.parent))
         except ModelFactoryError as exc:  # one broken project never hides the others
             yield ContractItem.from_parent(self, name="project_loads", run=None, error=exc)
             return
