@@ -33,11 +33,13 @@ def mf_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch repository (workspace.yaml + model_projects/) that is the working directory."""
+    """A scratch repository (workspace.yaml + model_projects/ as one location) that is the
+    working directory."""
     root = tmp_path / "repo"
     (root / "model_projects").mkdir(parents=True)
     shutil.copy(REPO / "dagster.yaml", root / "dagster.yaml")
-    (root / "workspace.yaml").write_text("load_from: []\n")
+    shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")  # the one fleet location
+    shutil.copy(EXAMPLES / "definitions.py", root / "model_projects" / "definitions.py")
     monkeypatch.chdir(root)
     return root
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from dagster import DagsterRun, DefaultRunLauncher, JobDefinition, QueuedRunCoordinator
+from dagster._core.instance.config import ConcurrencyConfig, PoolGranularity
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.workspace.config_schema import ensure_workspace_config
 from dagster._utils.tags import TagConcurrencyLimitsCounter
@@ -38,7 +39,7 @@ from modelfactory.project.loader import ModelProject, load_project
 
 # Private Dagster paths above, tests only: Dagster has no public call that validates an instance
 # yaml or a workspace without connecting to their storage and servers, nor one that evaluates
-# tag concurrency limits outside the daemon.
+# tag concurrency limits or reads the pool settings outside the daemon.
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -65,14 +66,19 @@ def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def locations() -> list[str]:
-    """The code locations of the repository's workspace.yaml: one per model project."""
+def workspace_files() -> dict[str, str]:
+    """The code locations of the repository's workspace.yaml -> the definitions.py each loads
+    (one, model_projects, holding every model project, unless a team split it)."""
     entries = load(REPO / "workspace.yaml")["load_from"]
-    return [entry["python_file"]["location_name"] for entry in entries]
+    return {e["python_file"]["location_name"]: e["python_file"]["relative_path"] for e in entries}
+
+
+def locations() -> list[str]:
+    return list(workspace_files())
 
 
 def definitions_file(location: str) -> str:
-    return f"model_projects/{location}/definitions.py"
+    return workspace_files()[location]
 
 
 def documented_variables() -> dict[str, str]:
@@ -149,13 +155,20 @@ def test_instance_yaml_is_valid_and_its_classes_load(
         assert launcher.supports_resume_run
 
 
+def concurrency(ref: InstanceRef) -> ConcurrencyConfig:
+    """The run queue's limits and the pools' settings, read as the daemon reads them."""
+    coordinator = ref.run_coordinator_data.rehydrate(QueuedRunCoordinator)
+    settings = dict(ref.settings.get("concurrency") or {})
+    return ConcurrencyConfig.from_concurrency_settings(settings, coordinator.get_run_queue_config())
+
+
 @pytest.mark.parametrize("target", sorted(INSTANCES))
 def test_the_run_queue_runs_one_job_per_model_at_a_time(
     target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref = instance_ref(INSTANCES[target], tmp_path, monkeypatch)
-    coordinator = ref.run_coordinator_data.rehydrate(QueuedRunCoordinator)
-    limits = coordinator.get_run_queue_config().tag_concurrency_limits
+    config = concurrency(instance_ref(INSTANCES[target], tmp_path, monkeypatch))
+    assert config.run_queue_config is not None
+    limits = config.run_queue_config.tag_concurrency_limits
     spec = load_project(REPO / "model_projects" / PROJECTS[0]).spec
     running = [DagsterRun(job_name=f"{spec.name}_train", tags=run_tags(spec))]
     queue = TagConcurrencyLimitsCounter(list(limits), running)
@@ -163,8 +176,23 @@ def test_the_run_queue_runs_one_job_per_model_at_a_time(
     assert queue.is_blocked(DagsterRun(job_name=f"{spec.name}_predict", tags=run_tags(spec)))
     other = {**run_tags(spec), MODEL_TAG: "another_model"}
     assert not queue.is_blocked(DagsterRun(job_name="another_model_train", tags=other))
-    local = load(REPO / "dagster.yaml")["run_queue"]["tag_concurrency_limits"]
-    assert list(limits) == local  # the same rule as `make dev`
+    local = load(REPO / "dagster.yaml")["concurrency"]
+    assert list(limits) == local["runs"]["tag_concurrency_limits"]  # the same rule as `make dev`
+
+
+@pytest.mark.parametrize("target", sorted(INSTANCES))
+def test_every_model_pool_holds_one_run_at_a_time(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs the UI launches from an asset selection carry no job tags: the pool of their
+    assets (modelfactory/<model>, limit 1 by default, at run granularity) queues them."""
+    pools = concurrency(instance_ref(INSTANCES[target], tmp_path, monkeypatch)).pool_config
+    assert pools.pool_granularity == PoolGranularity.RUN
+    assert pools.default_pool_limit == 1
+    assert load(REPO / "dagster.yaml")["concurrency"]["pools"] == {
+        "granularity": "run",
+        "default_limit": 1,
+    }  # the same rule as `make dev`
 
 
 def test_only_crashed_runs_are_retried_and_stuck_ones_stopped() -> None:
@@ -182,7 +210,7 @@ def test_only_crashed_runs_are_retried_and_stuck_ones_stopped() -> None:
 
 def test_ecs_instance_differs_from_compose_only_in_where_runs_run() -> None:
     compose_, ecs = (load(INSTANCES[target]) for target in ("compose", "ecs"))
-    for key in ("storage", "run_coordinator", "run_retries", "telemetry"):
+    for key in ("storage", "run_coordinator", "concurrency", "run_retries", "telemetry"):
         assert ecs[key] == compose_[key], key
     resume = "max_resume_run_attempts"
     assert {**ecs["run_monitoring"], resume: 0} == {**compose_["run_monitoring"], resume: 0}
@@ -195,7 +223,7 @@ def test_ecs_instance_differs_from_compose_only_in_where_runs_run() -> None:
 # ---- docker compose, its variables and its workspace -----------------------------------------
 
 
-def test_compose_runs_the_stack_and_a_code_server_per_model() -> None:
+def test_compose_runs_the_stack_and_a_code_server_per_location() -> None:
     services = compose()["services"]
     assert set(services) >= SERVICES
     servers = code_servers(services)
@@ -208,7 +236,7 @@ def test_compose_runs_the_stack_and_a_code_server_per_model() -> None:
         command = services[service]["command"]
         assert command[command.index("-p") + 1] == "4000"
         assert is_dns_label(service), f"{service}: use letters, digits and '-' in service names"
-    assert len(servers) == len(locations()), "a code server for a project workspace.yaml lacks"
+    assert len(servers) == len(locations()), "a code server for a location workspace.yaml lacks"
     endpoint = " ".join(services["endpoint"]["command"])
     assert endpoint == "modelfactory serve --host 0.0.0.0 --port 8000"
     for name in set(services) - {"postgres"}:
@@ -278,7 +306,8 @@ def helm_instance(values: dict[str, Any]) -> dict[str, Any]:
     """The dagster.yaml the chart renders from `values` (its storage, queue, monitoring,
     retries), as its configmap-instance template does."""
     postgres, daemon = values["postgresql"], values["dagsterDaemon"]
-    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
+    limits = values["concurrency"]
+    assert limits["enabled"]
     return {
         "storage": {
             "postgres": {
@@ -294,8 +323,8 @@ def helm_instance(values: dict[str, Any]) -> dict[str, Any]:
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": daemon["runCoordinator"]["type"],
-            "config": snake(queue),
         },
+        "concurrency": {"runs": snake(limits["runs"]), "pools": snake(limits["pools"])},
         "run_monitoring": snake(daemon["runMonitoring"]),
         "run_retries": snake(daemon["runRetries"]),
         "telemetry": values["telemetry"],
@@ -338,7 +367,7 @@ def test_helm_daemon_settings_are_valid_and_match_the_other_targets(
     assert isinstance(ref.run_coordinator_data.rehydrate(), QueuedRunCoordinator)
 
     ecs = load(INSTANCES["ecs"])
-    for key in ("run_coordinator", "run_monitoring", "run_retries", "telemetry"):
+    for key in ("run_coordinator", "concurrency", "run_monitoring", "run_retries", "telemetry"):
         assert rendered[key] == ecs[key], key  # K8s and ECS runs both can resume
 
 

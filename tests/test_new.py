@@ -17,11 +17,11 @@ from modelfactory.testing import CONTRACTS
 
 MODELFACTORY = Path(sys.executable).with_name("modelfactory")
 WORKSPACE = """\
-# One code location per model project: a broken model never takes the others down.
+# One code location for every model project: a broken model never takes the others down.
 load_from:
   - python_file:
-      relative_path: model_projects/demand_forecast/definitions.py
-      location_name: demand_forecast   # the example
+      relative_path: model_projects/definitions.py
+      location_name: model_projects
       working_directory: .
 """
 
@@ -35,6 +35,7 @@ def repo(workdir: Path) -> Path:
         ignore=shutil.ignore_patterns("__pycache__"),
     )
     shutil.copy(REPO / "pyproject.toml", workdir / "pyproject.toml")  # ruff and pytest settings
+    shutil.copy(REPO / "model_projects" / "definitions.py", workdir / "model_projects")
     (workdir / "workspace.yaml").write_text(WORKSPACE)
     return workdir
 
@@ -71,14 +72,9 @@ def test_a_new_project_passes_its_tests_trains_and_loads_beside_the_others(
     assert f"created model_projects/{name}/" in created.stdout
     folder = repo / "model_projects" / name
     assert sorted(p.name for p in folder.iterdir()) == [
-        "definitions.py", "features.py", "model.yaml", "schemas.py", "simulate.py", "tests",
-        "train.py",
+        "features.py", "model.yaml", "schemas.py", "simulate.py", "tests", "train.py",
     ]  # fmt: skip
-
-    workspace = (repo / "workspace.yaml").read_text()
-    assert workspace.startswith(WORKSPACE)  # comments and the example's entry kept as written
-    locations = [e["python_file"]["location_name"] for e in yaml.safe_load(workspace)["load_from"]]
-    assert locations == ["demand_forecast", name]
+    assert (repo / "workspace.yaml").read_text() == WORKSPACE  # the fleet's location has it
 
     lint = run(repo, sys.executable, "-m", "ruff", "check", f"model_projects/{name}")
     assert lint.returncode == 0, lint.stdout
@@ -99,8 +95,13 @@ def test_a_new_project_passes_its_tests_trains_and_loads_beside_the_others(
 
     loaded = validate(repo / "workspace.yaml")
     assert loaded.returncode == 0, loaded.stdout[-3000:]
-    for location in ("demand_forecast", name):
-        assert f"Validation successful for code location {location}" in loaded.stdout
+    assert "Validation successful for code location model_projects" in loaded.stdout
+    listed = run(repo, sys.executable, "-m", "dagster", "asset", "list", "-f",
+                 "model_projects/definitions.py")  # fmt: skip
+    assert listed.returncode == 0, listed.stdout[-3000:]
+    for model in ("demand_forecast", name):  # both models in the one location
+        assert f"{model}/candidate" in listed.stdout
+    assert "/project" not in listed.stdout  # neither is broken
 
 
 def test_answers_are_asked_for_and_shape_the_spec(repo: Path) -> None:
@@ -177,14 +178,6 @@ def test_a_target_the_schema_cannot_hold_writes_nothing(repo: Path, target: str,
     assert refused.returncode == 1 and says in refused.stdout, refused.stdout
     assert not (repo / "model_projects" / "price_model").exists()
     assert (repo / "workspace.yaml").read_text() == WORKSPACE
-
-
-def test_an_empty_workspace_gets_its_first_location(repo: Path) -> None:
-    (repo / "workspace.yaml").write_text("# locations come here\nload_from:\n")
-    assert new(repo, "first", "--no-input").returncode == 0
-    text = (repo / "workspace.yaml").read_text()
-    assert text.startswith("# locations come here\n")
-    assert yaml.safe_load(text)["load_from"][0]["python_file"]["location_name"] == "first"
 
 
 def test_new_outside_a_repository_refuses(tmp_path: Path) -> None:

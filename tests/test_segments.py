@@ -326,7 +326,7 @@ def endpoint_app(project) -> object:
 
 def test_the_ui_shows_each_segment_s_status(copy_example, workdir: Path) -> None:
     """What the asset page shows, asked of Dagster's GraphQL API (the UI's own), on the
-    project's definitions.py loaded as its code location."""
+    scratch repository's fleet (model_projects/definitions.py) loaded as its code location."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._core.workspace.context import WorkspaceProcessContext
@@ -341,9 +341,10 @@ def test_the_ui_shows_each_segment_s_status(copy_example, workdir: Path) -> None
         assert train(project, instance=instance, segment=segment).success
     location = InProcessCodeLocationOrigin(
         LoadableTargetOrigin(
-            python_file=str(root / "definitions.py"), working_directory=str(workdir)
+            python_file=str(workdir / "model_projects" / "definitions.py"),
+            working_directory=str(workdir),
         ),
-        location_name=MODEL,
+        location_name="model_projects",
     )
     query = """
     query {

@@ -1,6 +1,6 @@
 """`modelfactory`: the command line. Thin: each command parses, calls one module, prints.
 
-modelfactory new         a new model project from templates, added to workspace.yaml
+modelfactory new         a new model project from templates, in model_projects/
 modelfactory check       a model's contract tests and its own tests (pytest), for the inner loop
 modelfactory dev         train what has no champion yet, then the Dagster UI, MLflow UI, endpoint
 modelfactory serve       the prediction endpoint for every model (canary-aware)
@@ -104,7 +104,7 @@ def _select(names: tuple[str, ...]) -> list[ModelProject]:
 @click.option("--no-input", is_flag=True, help="Ask nothing: flags, else the defaults.")
 @_friendly
 def new(name: str, no_input: bool, **given: Any) -> None:
-    """Create model_projects/NAME from templates and add it to workspace.yaml.
+    """Create model_projects/NAME from templates; the model_projects location loads it.
 
     Asks for what is not given as a flag (nothing with --no-input). The project trains at
     once on a sample its simulate.py generates; replace features.load_raw with real data.
@@ -114,7 +114,7 @@ def new(name: str, no_input: bool, **given: Any) -> None:
     if not (repo / "workspace.yaml").is_file():
         raise click.ClickException(
             "no workspace.yaml here or above: run `modelfactory new` in a Model Factory "
-            "repository (it adds the model's code location there)"
+            "repository (its model_projects/ is where the project goes)"
         )
     check_name(name, repo / "model_projects")  # before any question: nothing to undo
     answers = ProjectAnswers(name=name).completed()
@@ -132,7 +132,7 @@ def new(name: str, no_input: bool, **given: Any) -> None:
             answers = replace(answers, direction="").completed()
     folder = create_project(answers, repo)
     shown = folder.relative_to(repo)
-    click.secho(f"created {shown}/ and its code location in workspace.yaml", fg="green")
+    click.secho(f"created {shown}/: the model_projects code location loads it", fg="green")
     click.echo(
         f"next: `modelfactory check {name}` (its tests), `modelfactory train {name}`, "
         f"then make {shown}/features.py:load_raw read your data"

@@ -49,6 +49,7 @@ from modelfactory.orchestration.batch import read_scored
 from modelfactory.orchestration.metadata import frame_metadata
 from modelfactory.orchestration.partitions import partitions_def
 from modelfactory.orchestration.production_assets import build_production_assets
+from modelfactory.orchestration.run_tags import model_pool
 from modelfactory.orchestration.schedules import freshness_policies
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.segments import cli_args, rows_of, unit_of
@@ -143,6 +144,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         "group_name": name,
         "owners": [spec.owner],
         "tags": {"modelfactory/model": name, "modelfactory/task": spec.task},
+        "pool": model_pool(name),  # one run of a model at a time, from the UI too
         "code_version": project.code_version,
         "partitions_def": partitions_def(spec),  # one partition per segment, if segmented
     }

@@ -1,4 +1,4 @@
-"""The Dagster resources of one model project, by role, for the current profile.
+"""The Dagster resources of a code location's models, by role, for the current profile.
 
 stores/home.py decides where each store lives; this module wraps them as the resources
 Dagster hands to assets and sensors (warehouse and io_manager IO managers, the artifact
@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
+from modelfactory.orchestration.model_stores import ModelDuckDBWarehouse, ModelFilesystemStorage
 from modelfactory.stores.home import (
     audit_log,
     local_home,
@@ -25,15 +26,20 @@ from modelfactory.stores.inference_log import WAREHOUSE_CONNECTION_CONFIG
 from modelfactory.stores.profile import Profile, current_profile
 from modelfactory.stores.s3_files import is_s3_url, s3_resource, split_s3_url, upload
 
-__all__ = ["ArtifactStore", "artifact_store", "project_resources"]
+__all__ = ["ArtifactStore", "artifact_store", "location_resources", "project_resources"]
 
 
-def project_resources(model: str) -> dict[str, Any]:
-    """The resources one model project's assets need, by role, for the current profile."""
+def location_resources() -> dict[str, Any]:
+    """The resources of a code location's assets and sensors, by role, for the current profile.
+
+    One set serves every model of the location: `warehouse` and `io_manager` route each asset
+    to its own model's store by the first part of its key (model_stores.py), so the data stay
+    one DuckDB file (or Snowflake schema) and one storage folder (or S3 prefix) per model.
+    """
     profile = current_profile()
-    stores = _production_stores(model, profile) if profile.name == "production" else None
+    stores = _production_stores(profile) if profile.name == "production" else _local_stores()
     return {
-        **(stores or _local_stores(model)),
+        **stores,
         "model_registry": model_registry(),
         "artifact_store": artifact_store(),
         "rollouts": rollout_store(),
@@ -42,31 +48,31 @@ def project_resources(model: str) -> dict[str, Any]:
     }
 
 
-def _local_stores(model: str) -> dict[str, Any]:
-    from dagster import FilesystemIOManager
-    from dagster_duckdb_pandas import DuckDBPandasIOManager
+def project_resources(model: str) -> dict[str, Any]:
+    """The resources `model`'s assets and sensors need: its location's, which route to the
+    model's own stores (kept for callers that build one model's definitions or sensor context)."""
+    del model  # every model of a location shares them
+    return location_resources()
 
+
+def _local_stores() -> dict[str, Any]:
     home = local_home().ensure()
     return {
-        "warehouse": DuckDBPandasIOManager(
-            database=str(home.warehouse(model)), connection_config=WAREHOUSE_CONNECTION_CONFIG
+        "warehouse": ModelDuckDBWarehouse(
+            path=home.warehouse_template, connection_config=WAREHOUSE_CONNECTION_CONFIG
         ),
-        "io_manager": FilesystemIOManager(base_dir=str(home.storage(model))),
+        "io_manager": ModelFilesystemStorage(base_dir=str(home.root / "storage")),
     }
 
 
-def _production_stores(model: str, profile: Profile) -> dict[str, Any]:
-    from dagster_aws.s3 import S3PickleIOManager
-    from dagster_snowflake_pandas import SnowflakePandasIOManager
+def _production_stores(profile: Profile) -> dict[str, Any]:
+    # Snowflake's and S3's clients load only where the production profile needs them.
+    from modelfactory.orchestration.cloud_stores import ModelS3Storage, ModelSnowflakeWarehouse
 
-    bucket, prefix = split_s3_url(s3_url(profile, "storage", model))
+    bucket, prefix = split_s3_url(s3_url(profile, "storage"))
     return {
-        "warehouse": SnowflakePandasIOManager(
-            **snowflake_settings(profile), schema=profile.schema(model)
-        ),
-        "io_manager": S3PickleIOManager(
-            s3_resource=s3_resource(), s3_bucket=bucket, s3_prefix=prefix
-        ),
+        "warehouse": ModelSnowflakeWarehouse(**snowflake_settings(profile)),
+        "io_manager": ModelS3Storage(s3_resource=s3_resource(), s3_bucket=bucket, s3_prefix=prefix),
     }
 
 

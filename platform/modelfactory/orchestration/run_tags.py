@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from modelfactory.project.spec import ModelSpec, ResourcesSpec
 
-__all__ = ["MODEL_TAG", "fargate_size", "run_tags"]
+__all__ = ["MODEL_TAG", "fargate_size", "model_pool", "run_tags"]
 
 MODEL_TAG = "modelfactory/model"  # dagster.prod.yaml limits runs per model by this tag
 
@@ -45,6 +45,14 @@ def run_tags(spec: ModelSpec) -> dict[str, str]:
         "ecs/cpu": str(cpu),
         "ecs/memory": str(memory),
     }
+
+
+def model_pool(model: str) -> str:
+    """The concurrency pool of every asset of `model`. The tag limit holds only for runs of
+    the model's jobs; a run the UI launches from an asset selection has no job tags, but its
+    assets are in the pool, and dagster.yaml's pools (run granularity, limit 1) let one run
+    of a model be in progress at a time, however it was launched."""
+    return f"modelfactory/{model}"
 
 
 def fargate_size(cpus: float, memory_mib: int) -> tuple[int, int]:

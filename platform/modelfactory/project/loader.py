@@ -18,6 +18,7 @@ import hashlib
 import importlib
 import subprocess
 import sys
+import traceback
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = [
     "ModelProject",
     "discover_projects",
     "find_repo_root",
+    "import_project",
     "load_project",
     "projects_dir",
 ]
@@ -168,6 +170,50 @@ def load_project(root: Path | str) -> ModelProject:
             f"every model project has {', '.join(REQUIRED_FILES)}"
         )
     return ModelProject(root=root, spec=spec)
+
+
+# What the platform calls in a project's files (module -> functions); its schemas are below.
+CALLED = {"features": ("load_raw", "build_features"), "train": ("train",)}
+SCHEMAS = ("RawSchema", "FeatureSchema")
+
+
+def import_project(project: ModelProject) -> ModelProject:
+    """Import the project's files and look up what the platform calls, as its first run would.
+
+    Loading a code location calls this, so a broken import, a missing function or schema, or
+    params that train.Params refuses show as the model's error before anything runs; the
+    error names the file and line (or field). Costs the project's imports, once per process.
+    """
+    modules = [*CALLED, "schemas", *(["simulate"] if project.has_simulator else [])]
+    for module in modules:
+        try:
+            project.module(module)
+        except ModelFactoryError:
+            raise
+        except Exception as exc:  # any failure while importing is the project's error
+            raise ProjectError(_import_failure(project, module, exc)) from exc
+    for module, functions in CALLED.items():
+        for function in functions:
+            project.function(module, function)
+    for schema in SCHEMAS:
+        project.schema(schema)
+    project.params()
+    return project
+
+
+def _import_failure(project: ModelProject, module: str, exc: Exception) -> str:
+    """`<file>, line N: <Error>: <message>`, at the deepest line of the project's own files."""
+    where = project.shown(f"{module}.py")
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f"{_display_path(Path(exc.filename))}, line {exc.lineno}: SyntaxError: {exc.msg}"
+    own = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).resolve().is_relative_to(project.root)
+    ]
+    if own:
+        where = f"{_display_path(Path(own[-1].filename))}, line {own[-1].lineno}"
+    return f"{where}: {type(exc).__name__}: {exc}"
 
 
 def projects_dir() -> Path:

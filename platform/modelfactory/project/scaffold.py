@@ -3,10 +3,9 @@
 The answers (prompted, or given as flags) fill Jinja templates under `templates/project/`:
 model.yaml, features.py, train.py, schemas.py, a simulate.py that generates a small sample
 with known parameters (so the project trains at once and its tests check the truth is
-recovered), definitions.py and tests/. The project is written to a staging folder, its
-model.yaml validated, and only then moved into `model_projects/` and added to
-workspace.yaml, whose comments and formatting are kept (ruamel.yaml round trip). Any failure
-leaves both untouched.
+recovered) and tests/. The project is written to a staging folder, its model.yaml
+validated, and only then moved into `model_projects/`; any failure leaves that untouched.
+workspace.yaml needs no entry: its location holds every project of the folder (fleet.py).
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from modelfactory.project.spec import load_spec
 __all__ = [
     "TASK_DEFAULTS",
     "ProjectAnswers",
-    "add_location",
     "check_name",
     "check_target",
     "create_project",
@@ -134,7 +132,7 @@ def render_project(answers: ProjectAnswers) -> dict[str, str]:
 
 
 def create_project(answers: ProjectAnswers, repo: Path) -> Path:
-    """Write `model_projects/<name>/` and add it to workspace.yaml; all or nothing."""
+    """Write `model_projects/<name>/`, all or nothing: the fleet's location loads it."""
 
     answers = answers.completed()
     projects = repo / "model_projects"
@@ -159,50 +157,7 @@ def create_project(answers: ProjectAnswers, repo: Path) -> Path:
         folder.rename(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    try:
-        add_location(repo / "workspace.yaml", answers.name)
-    except Exception:
-        shutil.rmtree(final, ignore_errors=True)
-        raise
     return final
-
-
-def add_location(workspace: Path, name: str) -> None:
-    """Append the project's code location to workspace.yaml, keeping comments and layout."""
-    from ruamel.yaml import YAML
-
-    yaml = YAML()  # round trip: comments, order and quotes survive
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.preserve_quotes = True
-    from ruamel.yaml.comments import CommentedSeq
-
-    data = yaml.load(workspace.read_text()) if workspace.exists() else None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ProjectError(f"{workspace}: expected a mapping with a load_from list")
-    if data.get("load_from") is None:  # missing, or `load_from:` with no entries yet
-        data["load_from"] = CommentedSeq()
-    locations = data["load_from"]
-    if not isinstance(locations, list):
-        raise ProjectError(f"{workspace}: load_from must be a list of code locations")
-    if any(_location_name(entry) == name for entry in locations):
-        raise ProjectError(f"{workspace.name} already has a code location named {name!r}")
-    if hasattr(locations, "fa"):
-        locations.fa.set_block_style()  # `load_from: []` becomes a block list
-    locations.append(
-        {
-            "python_file": {
-                "relative_path": f"model_projects/{name}/definitions.py",
-                "location_name": name,
-                "working_directory": ".",
-            }
-        }
-    )
-    staged = workspace.with_name(f".{workspace.name}.new")
-    with staged.open("w") as out:
-        yaml.dump(data, out)
-    os.replace(staged, workspace)
 
 
 def _compile(folder: Path) -> None:
@@ -215,13 +170,6 @@ def _compile(folder: Path) -> None:
                 f"the template rendered invalid Python in {exc.filename}, line {exc.lineno}: "
                 f"{exc.msg}"
             ) from None
-
-
-def _location_name(entry: Any) -> str | None:
-    for kind in ("python_file", "python_module", "python_package"):
-        if isinstance(entry, dict) and isinstance(entry.get(kind), dict):
-            return entry[kind].get("location_name")
-    return None
 
 
 def _derived(answers: ProjectAnswers) -> dict[str, Any]:

@@ -98,8 +98,13 @@ class LocalHome:
         The file is not named after the model: DuckDB would then see a catalog and a schema
         of the same name and refuse to resolve `<model>.<table>`.
         """
-        namespace = current_profile().namespace  # a branch gets its own file
-        return self.root / "warehouse" / f"{namespace}{model}_warehouse.duckdb"
+        return Path(self.warehouse_template.format(model=model))
+
+    @property
+    def warehouse_template(self) -> str:
+        """The path of every model's DuckDB file, `{model}` standing for the model's name."""
+        namespace = current_profile().namespace  # a branch gets its own files
+        return str(self.root / "warehouse" / f"{namespace}{{model}}_warehouse.duckdb")
 
     def storage(self, model: str) -> Path:
         return self.root / "storage" / model

@@ -57,7 +57,7 @@ from modelfactory.errors import ModelFactoryError, ProjectError
 from modelfactory.ml import datasets, gate
 from modelfactory.ml.datasets import validate_frame
 from modelfactory.ml.evaluation import METRICS, predict_with_scores
-from modelfactory.project.loader import load_project
+from modelfactory.project.loader import import_project, load_project
 from modelfactory.serving.request_schema import PredictResponse, build_request_model, input_columns
 from modelfactory.serving.routing import ModelSlot, Refresher, RouteTarget, missing_as_nan
 from modelfactory.stores.home import local_home, model_registry
@@ -130,8 +130,8 @@ class ContractFile(pytest.File):
     """One model project's model.yaml; its items are the contracts."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        try:
-            project = load_project(self.path.parent)
+        try:  # the same check, and the same message, as a code location's (fleet.py)
+            project = import_project(load_project(self.path.parent))
         except ModelFactoryError as exc:  # one broken project never hides the others
             yield ContractItem.from_parent(self, name="project_loads", run=None, error=exc)
             return
