@@ -211,7 +211,7 @@ def run_drift_demo(
     import httpx
 
     from modelfactory.orchestration.runs import local_instance, resolve_segments, seed_data
-    from modelfactory.orchestration.sensors import drift_sensor_name, live_metric_sensor_name
+    from modelfactory.orchestration.sensors import DRIFT_SENSOR, LIVE_METRIC_SENSOR
     from modelfactory.serving import create_app
     from modelfactory.serving.server import BackgroundServer
     from modelfactory.stores.home import model_registry, rollout_store
@@ -226,7 +226,7 @@ def run_drift_demo(
     first = _first_champions(project, segments or [None], instance, echo)
 
     cursors: dict[str, str | None] = {}
-    sensors = {"drift": drift_sensor_name(name), "live metric": live_metric_sensor_name(name)}
+    sensors = {"drift": DRIFT_SENSOR, "live metric": LIVE_METRIC_SENSOR}
     app = create_app(
         [project], registry=model_registry(), rollouts=rollout_store(), home=local_home().ensure()
     )

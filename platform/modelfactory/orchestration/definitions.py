@@ -37,7 +37,7 @@ def build_definitions(project: ModelProject) -> Definitions:
     # Fresh features first, in the same job where Dagster allows it: not between a segmented
     # model's segment-partitioned features and its day-and-segment predictions. There the
     # schedule runs the refresh job per segment, and each success scores its days (the
-    # <model>_score_refreshed sensor).
+    # modelfactory_score_refreshed sensor).
     fresh_features = spec.predictions is None or spec.segments is None
     refresh_job = None
     if not fresh_features:
@@ -92,14 +92,18 @@ def build_definitions(project: ModelProject) -> Definitions:
         jobs=jobs + ([refresh_job] if refresh_job else []),
         schedules=build_schedules(project, train_job, predict_job, refresh_job),
         sensors=build_sensors(
-            project,
-            {
-                "train": train_job,
-                "predict": predict_job,
-                "drift_report": report_job,
-                "live_metrics": live_job,
-                "refresh": refresh_job,
-            },
+            [
+                (
+                    project,
+                    {
+                        "train": train_job,
+                        "predict": predict_job,
+                        "drift_report": report_job,
+                        "live_metrics": live_job,
+                        "refresh": refresh_job,
+                    },
+                )
+            ]
         ),
         resources=project_resources(name),
         executor=in_process_executor,
