@@ -132,7 +132,8 @@ class SensorCursor:
     """A sensor's cursor over many models, as one JSON object: `units` holds each unit's own
     cursor (what it judged last), `failing` the error a unit's judging last raised (alerted
     once, forgotten when the unit is judged again), `judged` when a unit was last judged (for
-    a rule with its own interval). A cursor from before any of this starts afresh."""
+    a rule with its own interval), `seen` what a unit's store looked like when last read (so
+    an unchanged store is not read again). A cursor from before any of this starts afresh."""
 
     def __init__(self, raw: str | None) -> None:
         try:
@@ -143,6 +144,7 @@ class SensorCursor:
         self.units: dict[str, str] = dict(found.get("units") or {})
         self.failing: dict[str, str] = dict(found.get("failing") or {})
         self.judged: dict[str, float] = dict(found.get("judged") or {})
+        self.seen: dict[str, str] = dict(found.get("seen") or {})
         self._raw = self.dump()
 
     def get(self, unit: str) -> str | None:
@@ -152,7 +154,12 @@ class SensorCursor:
         self.units[unit] = value
 
     def dump(self) -> str:
-        data = {"units": self.units, "failing": self.failing, "judged": self.judged}
+        data = {
+            "units": self.units,
+            "failing": self.failing,
+            "judged": self.judged,
+            "seen": self.seen,
+        }
         return json.dumps({k: v for k, v in data.items() if v}, sort_keys=True)
 
     def save(self, context: SensorEvaluationContext) -> None:
@@ -293,16 +300,13 @@ def _check_drift(
     """Judge the window of new requests of the model (or one segment): a message, or the
     retrain and report runs to request. Most ticks end at the count of new rows, before the
     window, the registry or any artifact is read."""
-    from modelfactory.serving.capture import WarehouseBusy, count_new
-    from modelfactory.stores.home import inference_store
+    from modelfactory.serving.capture import WarehouseBusy
 
     name, drift = model.name, model.project.spec.drift
     unit = _unit(model, segment)
     said = tick.speaker(unit, segment)
-    cursor = tick.cursors.get(unit)
-    after = datetime.fromisoformat(cursor) if cursor else None
     try:
-        new = count_new(inference_store(unit), unit, after=after, limit=drift.window)
+        new = _new_rows(tick, unit, drift.window)
     except WarehouseBusy:
         return said(f"{name}'s warehouse is busy; reading on the next tick")
     if new < drift.window:
@@ -316,6 +320,26 @@ def _check_drift(
     if reference is None:
         return said(f"champion v{champion.version} was logged without a reference")
     return _judge_window(tick, model, segment, registry, champion.version, reference)
+
+
+def _new_rows(tick: _Tick, unit: str, window: int) -> int:
+    """How many rows arrived after the unit's cursor (up to `window`): as counted on an
+    earlier tick when the store's change token is the same as then (nothing was written
+    since, so nothing is opened), else counted now."""
+    from modelfactory.serving.capture import count_new
+    from modelfactory.stores.home import inference_store
+
+    store = inference_store(unit)
+    token = store.change_token()  # before the count: a write after it changes the token
+    seen, _, counted = (tick.cursors.seen.get(unit) or "").rpartition("|")
+    if token is not None and seen == token:
+        return int(counted)
+    cursor = tick.cursors.get(unit)
+    after = datetime.fromisoformat(cursor) if cursor else None
+    new = count_new(store, unit, after=after, limit=window)
+    if token is not None:
+        tick.cursors.seen[unit] = f"{token}|{new}"
+    return new
 
 
 def _judge_window(
@@ -346,6 +370,7 @@ def _judge_window(
         return said(f"{len(window)}/{drift.window} new rows since the last check")
     result = compare(reference, window, drift)
     tick.cursors.set(unit, last.isoformat())  # judged: never read again
+    tick.cursors.seen.pop(unit, None)  # counted from the old cursor: count again
     _observe_drift(tick.context, model.name, segment, result, (first, last), champion)
     if not result.drifted:
         return said(result.describe())
