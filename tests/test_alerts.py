@@ -22,6 +22,7 @@ from conftest import free_port
 from modelfactory.orchestration.assets import train_job_name
 from modelfactory.orchestration.definitions import build_definitions
 from modelfactory.orchestration.runs import seed_data
+from modelfactory.orchestration.sensors import RUN_FAILURES_SENSOR
 from modelfactory.project.loader import load_project
 from modelfactory.stores.home import local_home, notifier
 from modelfactory.stores.notify import Alert, Delivery, read_alerts, read_deliveries
@@ -172,7 +173,7 @@ def failure_alert(project, job_name: str, slack: SlackStandIn):
         instance=instance, raise_on_error=False
     )
     assert not result.success
-    sensor = defs.resolve_sensor_def(f"{MODEL}_run_failures")
+    sensor = defs.resolve_sensor_def(RUN_FAILURES_SENSOR)
     assert sensor.default_status == DefaultSensorStatus.RUNNING
     context = build_run_status_sensor_context(
         sensor_name=sensor.name,

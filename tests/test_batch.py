@@ -21,6 +21,7 @@ from modelfactory.cli import main
 from modelfactory.errors import SpecError
 from modelfactory.orchestration.definitions import build_definitions
 from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.orchestration.sensors import SCORE_REFRESHED_SENSOR
 from modelfactory.project.loader import load_project
 from modelfactory.project.spec import load_spec
 from modelfactory.stores.home import local_home
@@ -128,7 +129,7 @@ def test_a_segmented_model_scores_new_days_with_freshly_refreshed_features(
     )
     assert refresh.success
 
-    sensor = defs.resolve_sensor_def(f"{MODEL}_score_refreshed")
+    sensor = defs.resolve_sensor_def(SCORE_REFRESHED_SENSOR)
     context = build_run_status_sensor_context(
         sensor_name=sensor.name,
         dagster_event=refresh.get_run_success_event(),

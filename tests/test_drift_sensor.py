@@ -14,7 +14,12 @@ from pydantic_core import to_json
 from modelfactory.orchestration.definitions import build_definitions
 from modelfactory.orchestration.resources import project_resources
 from modelfactory.orchestration.runs import seed_data, train
-from modelfactory.orchestration.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
+from modelfactory.orchestration.sensors import (
+    CHAMPION_TAG,
+    DRIFT_SENSOR,
+    DRIFT_WINDOW_TAG,
+    unit_cursor,
+)
 from modelfactory.project.loader import load_project
 from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 from modelfactory.stores.home import local_home
@@ -67,7 +72,7 @@ def capture_traffic(project, *, drift: float, seed: int, rows: int = WINDOW) -> 
 
 
 def tick(project, cursor: str | None = None):
-    sensor = build_definitions(project).resolve_sensor_def(f"{MODEL}_drift")
+    sensor = build_definitions(project).resolve_sensor_def(DRIFT_SENSOR)
     context = build_sensor_context(
         instance=DagsterInstance.get(), resources=project_resources(MODEL), cursor=cursor
     )
@@ -131,10 +136,11 @@ def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> No
     capture_traffic(project, drift=0.0, seed=11)
     calm, cursor = tick(project)
     assert isinstance(calm, SkipReason) and "no drift in 5 columns" in calm.skip_message
-    assert cursor is not None  # the judged window is never read again
+    assert unit_cursor(cursor, MODEL) is not None  # the judged window is never read again
     assert observed_verdict() == ([], 0.0)
     again, same_cursor = tick(project, cursor)
-    assert f"0/{WINDOW} new rows" in again.skip_message and same_cursor == cursor
+    assert f"0/{WINDOW} new rows" in again.skip_message
+    assert unit_cursor(same_cursor, MODEL) == unit_cursor(cursor, MODEL)
 
     # The report on that (first) window says what the sensor said: no column, no drift.
     metadata, verdict, _, card = report_on(project, {DRIFT_WINDOW_TAG: ""})
@@ -155,7 +161,8 @@ def test_no_drift_requests_nothing_and_drift_requests_one_retrain(project) -> No
     retrain = requests[0]
     assert retrain.tags["modelfactory/trigger"] == "drift"
     assert set(retrain.tags["modelfactory/drifted_columns"].split(",")) == {"price", "temperature"}
-    assert retrain.tags[DRIFT_WINDOW_TAG] == cursor  # the window after the calm one
+    # the window after the calm one, the model's own in the sensor's cursor
+    assert retrain.tags[DRIFT_WINDOW_TAG] == unit_cursor(cursor, MODEL)
     assert any(a.event == "drift_retrain" for a in read_alerts(local_home().alerts_log))
     flagged, share = observed_verdict()
 

@@ -22,6 +22,7 @@ from modelfactory.cli.demo import (
 )
 from modelfactory.orchestration.definitions import build_definitions
 from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.orchestration.sensors import LIVE_METRIC_SENSOR
 from modelfactory.project.loader import load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
@@ -31,7 +32,7 @@ from modelfactory.stores.notify import read_alerts
 
 pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"
-SENSOR = f"{MODEL}_live_metric"
+SENSOR = LIVE_METRIC_SENSOR
 ROWS = 600
 
 
@@ -233,7 +234,7 @@ def test_a_classifier_gets_live_metrics_and_a_quality_report_from_float_labels(
     answered.loc[:4, "malignant"] = 1.0 - answered.loc[:4, "malignant"]  # a few are wrong
     write_labels(classifier, answered, "labels")
 
-    result, cursor = tick(classifier, "breast_cancer_live_metric", instance)
+    result, cursor = tick(classifier, SENSOR, instance)
     assert isinstance(result, SkipReason) and "live roc_auc" in result.skip_message
     live = build_definitions(classifier).resolve_job_def("breast_cancer_live_metrics")
     (metrics,) = live.execute_in_process(instance=instance).asset_materializations_for_node(
@@ -250,11 +251,11 @@ def test_a_classifier_gets_live_metrics_and_a_quality_report_from_float_labels(
 
     # A label that is none of the model's classes is said once, not crashed on every tick.
     write_labels(classifier, answered.head(1).assign(malignant=2.0), "unknown")
-    unknown, stuck = tick(classifier, "breast_cancer_live_metric", instance, cursor)
+    unknown, stuck = tick(classifier, SENSOR, instance, cursor)
     assert isinstance(unknown, SkipReason)
     assert "labels 2 in " in unknown.skip_message and "unknown.csv" in unknown.skip_message
     assert "none of the classes model version 1 answers (0, 1)" in unknown.skip_message
-    assert tick(classifier, "breast_cancer_live_metric", instance, stuck)[0].skip_message == (
+    assert tick(classifier, SENSOR, instance, stuck)[0].skip_message == (
         "no new labels since the last check"
     )
     alerts = [a for a in read_alerts(local_home().alerts_log) if a.event == "labels_unreadable"]

@@ -26,6 +26,7 @@ from modelfactory.orchestration.assets import train_job_name
 from modelfactory.orchestration.definitions import build_definitions
 from modelfactory.orchestration.resources import project_resources
 from modelfactory.orchestration.runs import TrainOutcome, train
+from modelfactory.orchestration.sensors import DRIFT_SENSOR
 from modelfactory.project.loader import ModelProject, load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
@@ -179,7 +180,7 @@ def test_drift_is_checked_on_the_traffic_the_endpoint_captured(
     for column, shift in SHIFTS[name].items():
         shifted[column] = shifted[column] + shift
 
-    sensor = build_definitions(trained.project).resolve_sensor_def(f"{name}_drift")
+    sensor = build_definitions(trained.project).resolve_sensor_def(DRIFT_SENSOR)
 
     def tick(cursor: str | None) -> tuple[object, str | None]:
         context = build_sensor_context(

@@ -6,7 +6,6 @@ Dagster instance and MLflow registry; nothing is mocked.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,14 @@ from conftest import edit_spec, wait_for
 from modelfactory.cli import main
 from modelfactory.errors import SpecError
 from modelfactory.orchestration.definitions import build_definitions
+from modelfactory.orchestration.resources import project_resources
 from modelfactory.orchestration.runs import seed_data, train
+from modelfactory.orchestration.sensors import (
+    CANARY_SENSOR,
+    DRIFT_SENSOR,
+    NEW_SEGMENTS_SENSOR,
+    unit_cursor,
+)
 from modelfactory.project.loader import load_project
 from modelfactory.project.spec import load_spec
 from modelfactory.stores.home import local_home, model_registry
@@ -148,11 +154,12 @@ def test_discovered_segments_come_from_the_data_and_a_new_one_trains_by_itself(
     instance = DagsterInstance.get()
     assert sorted(instance.get_dynamic_partitions(f"{MODEL}_segments")) == ["de", "uk"]
 
-    sensor = build_definitions(project).resolve_sensor_def(f"{MODEL}_new_segments")
-    with build_sensor_context(instance=instance) as context:
+    sensor = build_definitions(project).resolve_sensor_def(NEW_SEGMENTS_SENSOR)
+    resources = project_resources(MODEL)  # the sensor alerts when a model's data fails it
+    with build_sensor_context(instance=instance, resources=resources) as context:
         assert "no new values" in str(sensor(context).skip_message)
     everything[everything["marketplace"] == "us"].to_csv(sales.with_name("us.csv"), index=False)
-    with build_sensor_context(instance=instance) as context:
+    with build_sensor_context(instance=instance, resources=resources) as context:
         result = sensor(context)
     assert [r.partition_key for r in result.run_requests] == ["us"]
     assert result.dynamic_partitions_requests[0].partition_keys == ["us"]
@@ -192,7 +199,7 @@ def test_the_endpoint_answers_each_segment_with_its_own_champion(copy_example) -
             "de's canary traffic in its inference log",
         )
         # The canary sensor judges each segment's rollout on that segment's traffic.
-        sensor = build_definitions(load_project(root)).resolve_sensor_def(f"{MODEL}_canary")
+        sensor = build_definitions(load_project(root)).resolve_sensor_def(CANARY_SENSOR)
         context = build_sensor_context(instance=instance, resources=project_resources(MODEL))
         said = sensor(context).skip_message
         assert f"{MODEL}.uk" not in said  # only rollouts in progress are judged
@@ -274,14 +281,14 @@ def test_drift_in_one_segment_retrains_only_that_segment(copy_example) -> None:
         unit = f"{MODEL}.{segment}"
         assert len(read_inference_log(inference_store(unit), unit)) == window
 
-    sensor = build_definitions(project).resolve_sensor_def(f"{MODEL}_drift")
+    sensor = build_definitions(project).resolve_sensor_def(DRIFT_SENSOR)
     context = build_sensor_context(instance=instance, resources=project_resources(MODEL))
     requests = sensor(context)
     assert {(r.job_name, r.partition_key) for r in requests} == {
         (f"{MODEL}_train", "de"),
         (f"{MODEL}_drift_report", "de"),
     }
-    assert set(json.loads(context.cursor)) == {"uk", "de"}  # both windows judged
+    assert all(unit_cursor(context.cursor, f"{MODEL}.{s}") for s in ("uk", "de"))  # judged
     again = build_sensor_context(
         instance=instance, resources=project_resources(MODEL), cursor=context.cursor
     )

@@ -23,6 +23,7 @@ from dagster import AssetKey, DagsterInstance, build_sensor_context
 from conftest import LiveServer, edit_spec, free_port, train_with, wait_for
 from modelfactory.orchestration.definitions import build_definitions
 from modelfactory.orchestration.resources import project_resources
+from modelfactory.orchestration.sensors import CANARY_SENSOR
 from modelfactory.project.loader import load_project
 from modelfactory.serving import create_app
 from modelfactory.serving.app import ServingSettings
@@ -110,7 +111,7 @@ def captured(role: str, version: str) -> int:
 
 def tick_canary(root: Path):
     """One evaluation of the real sensor, as the daemon would run it."""
-    sensor = build_definitions(load_project(root)).resolve_sensor_def(f"{MODEL}_canary")
+    sensor = build_definitions(load_project(root)).resolve_sensor_def(CANARY_SENSOR)
     context = build_sensor_context(
         instance=DagsterInstance.get(), resources=project_resources(MODEL)
     )

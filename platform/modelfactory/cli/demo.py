@@ -27,7 +27,7 @@ from modelfactory.ml import datasets
 from modelfactory.orchestration.definitions import build_definitions
 from modelfactory.orchestration.resources import project_resources
 from modelfactory.orchestration.runs import resolve_segments, seed_data, segments_now, train
-from modelfactory.orchestration.sensors import drift_sensor_name, live_metric_sensor_name
+from modelfactory.orchestration.sensors import DRIFT_SENSOR, LIVE_METRIC_SENSOR
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.segments import SEPARATOR, segment_model
 from modelfactory.serving import create_app
@@ -221,7 +221,7 @@ def run_drift_demo(
     first = _first_champions(project, segments or [None], instance, echo)
 
     cursors: dict[str, str | None] = {}
-    sensors = {"drift": drift_sensor_name(name), "live metric": live_metric_sensor_name(name)}
+    sensors = {"drift": DRIFT_SENSOR, "live metric": LIVE_METRIC_SENSOR}
     app = create_app(
         [project], registry=model_registry(), rollouts=rollout_store(), home=local_home().ensure()
     )

@@ -522,7 +522,7 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
             f"Starts the rollout of a newly promoted champion on the endpoint "
             f"(`modelfactory serve`): {' → '.join(f'{s}%' for s in canary.steps)} of requests"
             + (", after a shadow phase" if canary.shadow else "")
-            + f"; the sensor {name}_canary moves it on or rolls it back from live traffic."
+            + "; the sensor modelfactory_canary moves it on or rolls it back from live traffic."
         ),
         **common,
     )

@@ -66,8 +66,8 @@ from modelfactory.orchestration.schedules import build_schedules
 from modelfactory.orchestration.sensors import build_sensors
 from modelfactory.project.loader import ModelProject, import_project, load_project
 from modelfactory.project.spec import _display_path
-from modelfactory.stores.urls import dagster_asset_url
 from modelfactory.stores.notify import Alert, Notifier
+from modelfactory.stores.urls import dagster_asset_url
 
 __all__ = [
     "ERRORS_SENSOR",
@@ -178,18 +178,10 @@ def models_definitions(
         ],
         jobs=[job for _, jobs in models for job in jobs.values() if job is not None],
         schedules=[s for project, jobs in models for s in _schedules(project, jobs)],
-        sensors=[*_model_sensors(models), *errors],
+        sensors=[*build_sensors(models), *errors],
         resources=location_resources(),
         executor=in_process_executor,
     )
-
-
-def _model_sensors(
-    models: Sequence[tuple[ModelProject, Mapping[str, JobDefinition | None]]],
-) -> list[SensorDefinition]:
-    """The models' sensors (drift, canary, live metric, ...). When sensors judge a location at
-    a time, this becomes `build_sensors(models)`."""
-    return [s for project, jobs in models for s in build_sensors(project, dict(jobs))]
 
 
 def _schedules(project: ModelProject, jobs: Mapping[str, JobDefinition | None]) -> list[Any]:

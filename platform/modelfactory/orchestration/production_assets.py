@@ -76,7 +76,7 @@ def build_production_assets(
         required_resource_keys={"model_registry", "artifact_store"},
         description=(
             f"An Evidently report (HTML) of the latest {spec.drift.window} captured requests "
-            f"(or the window the {name}_drift sensor judged) against the champion's training "
+            "(or the window the modelfactory_drift sensor judged) against the champion's training "
             f"inputs, judged as the sensor judges: {spec.drift.method} on the champion's "
             f"reference profile, a column drifted at {spec.drift.threshold:g}, the model when "
             f"more than {spec.drift.max_share:.0%} of the columns drifted. The drift share is "
@@ -241,7 +241,7 @@ def build_production_assets(
             f"Every standard metric per served version, from captured predictions joined with "
             f"labels that arrived later (files under labels/{name}/ in the Model Factory "
             f"home; in production, under that prefix in the S3 bucket). The "
-            f"{name}_live_metric sensor retrains when the champion's {metric.name} "
+            f"modelfactory_live_metric sensor retrains when the champion's {metric.name} "
             f"falls more than {spec.live_metric.tolerance:.0%} behind its holdout value."
         ),
         **common,

@@ -84,6 +84,12 @@ class InferenceStore(Protocol):
 
     def has_table(self, session: Session, table: str) -> bool: ...
 
+    def change_token(self) -> str | None:
+        """A token that changes whenever the store is written to, read without opening it,
+        or None where there is none: a sensor that finds the same token as on its last
+        tick knows nothing arrived without a query."""
+        ...
+
     def table(self, name: str) -> str:
         """How SQL names a table of the model's warehouse (schema-qualified where needed)."""
         ...
@@ -145,6 +151,19 @@ class DuckDBStore:
 
     def close(self) -> None:
         """Nothing is kept open: DuckDB's file lock must be free between flushes."""
+
+    def change_token(self) -> str | None:
+        """The size and modification time of the file and its write-ahead log: a commit
+        changes one of them. Opening the file costs ~16 ms of CPU; a stat, microseconds."""
+        parts = []
+        for path in (self.path, self.path.with_name(f"{self.path.name}.wal")):
+            try:
+                found = path.stat()
+            except FileNotFoundError:
+                parts.append("-")
+            else:
+                parts.append(f"{found.st_size}:{found.st_mtime_ns}")
+        return "/".join(parts)
 
     def has_table(self, session: Session, table: str) -> bool:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
@@ -265,6 +284,10 @@ class SnowflakeStore:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+    def change_token(self) -> str | None:
+        """None: Snowflake has no change token this store reads (each check is a query)."""
+        return None
 
     def _prepare(self, connection: Any) -> _SnowflakeSession:
         session = _SnowflakeSession(connection)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "VersionStats",
     "captured_inputs",
+    "count_new",
     "read_inference_log",
     "read_labelled",
     "read_recent",
@@ -97,6 +98,23 @@ def read_recent(warehouse: Warehouse, model: str, limit: int) -> pd.DataFrame:
             [limit],
         ).fetchall()
     return captured_inputs(features for (features,) in rows)
+
+
+def count_new(warehouse: Warehouse, model: str, *, after: datetime | None, limit: int) -> int:
+    """How many answered rows were received after `after`, counting to `limit` at most: the
+    drift sensor's look before it reads a window, so a tick that finds too few new rows
+    reads no inputs (only the newest rows' receive times)."""
+    store, table = as_store(warehouse), inference_log_table(model)
+    since = _naive_utc(after or datetime(1970, 1, 1, tzinfo=UTC))
+    with store.connect(wait=10.0) as con:
+        if not store.has_table(con, table):
+            return 0
+        (count,) = con.execute(
+            f"""SELECT count(*) FROM (SELECT 1 FROM {table}
+                WHERE status = 'ok' AND role <> 'shadow' AND received_at > ? LIMIT ?)""",
+            [since, limit],
+        ).fetchone()
+    return int(count)
 
 
 def read_window(
