@@ -11,7 +11,7 @@ from types import ModuleType
 
 import yaml
 
-from modelfactory.project import load_project
+from modelfactory.project.loader import load_project
 
 REPO = Path(__file__).resolve().parents[1]
 
