@@ -26,6 +26,7 @@ estimated RSS exceeds `--max-rss` (default 80 % of the memory available) is skip
 run whose tree outgrows it is stopped. Results: bench/results/scale.md (`--output`).
 
     make bench-scale BENCH_ARGS="--models 10,20 --output bench/results/scale_baseline.md"
+    make bench-scale BENCH_ARGS="--ref main"     # a commit's tree instead of the working tree
 """
 
 from __future__ import annotations
@@ -93,9 +94,18 @@ class Result:
 # -- the copy and its projects ---------------------------------------------------------------
 
 
-def make_copy(repo: Path, dest: Path) -> Path:
-    """The working tree of `repo` at `dest`, without git, virtualenvs or local state."""
-    shutil.copytree(repo, dest, ignore=shutil.ignore_patterns(*IGNORED), symlinks=True)
+def make_copy(repo: Path, dest: Path, ref: str | None = None) -> Path:
+    """The working tree of `repo` at `dest`, without git, virtualenvs or local state; or,
+    given `ref`, that commit's tree (`git archive`), to measure a branch without checking
+    it out."""
+    if ref is None:
+        shutil.copytree(repo, dest, ignore=shutil.ignore_patterns(*IGNORED), symlinks=True)
+        return dest
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=repo, capture_output=True)
+    if archive.returncode != 0:
+        raise BenchError(f"git archive {ref}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest
 
 
@@ -370,7 +380,7 @@ def run_size(count: int, args: argparse.Namespace, max_rss: int) -> Result:
     result = Result(count)
     tmp = Path(tempfile.mkdtemp(prefix=f"mf-scale-{count}-"))
     try:
-        copy = make_copy(REPO, tmp / "repo")
+        copy = make_copy(REPO, tmp / "repo", args.ref)
         env = copy_env(copy, tmp)
         if not args.keep_examples:
             remove_projects(copy)
@@ -456,8 +466,11 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory / GIB:.0f} GiB, {platform.platform()}"
 
 
-def commit() -> str:
-    """The short sha measured, with `+changes` when the working tree differs from it."""
+def commit(ref: str | None = None) -> str:
+    """The short sha measured: `ref`'s, or HEAD's with `+changes` when the working tree
+    differs from it."""
+    if ref is not None:
+        return f"{_git('rev-parse', '--short', ref) or 'unknown'} ({ref})"
     sha = _git("rev-parse", "--short", "HEAD") or "unknown"
     return f"{sha}+changes" if _git("status", "--porcelain", "--untracked-files=no") else sha
 
@@ -507,20 +520,20 @@ def verdicts(results: Sequence[Result]) -> list[str]:
         ("daemon at rest", at.daemon_cpu, TARGETS["daemon_cpu"], "% of a core"),
     ]
     return [
-        f"- {name}: {value:.1f} {unit} against ≤ {limit:g} {unit}: "
-        f"**{'met' if value is not None and value <= limit else 'not met'}**"
+        f"- {name}: {_num(value, '{:.1f}') or 'not measured'} {unit} against ≤ {limit:g} "
+        f"{unit}: **{'met' if value is not None and value <= limit else 'not met'}**"
         for name, value, limit, unit in checks
     ]
 
 
-def report(results: Sequence[Result], note: str) -> str:
+def report(results: Sequence[Result], note: str, ref: str | None = None) -> str:
     """The markdown page: the table, the targets, and how it was measured."""
     when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     lines = [
         "# A fleet under `dagster dev`",
         "",
         f"Measured by `bench/scale.py` (`make bench-scale`) on {when} UTC at commit "
-        f"`{commit()}`, on {machine()}. The machine is shared with other work: the load "
+        f"`{commit(ref)}`, on {machine()}. The machine is shared with other work: the load "
         "average (1 min) is given for each phase.",
         "",
         "| models | locations | loaded (s) | RSS (GiB) | PSS (GiB) | processes "
@@ -565,6 +578,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rest", type=float, default=60, help="seconds at rest before CPU")
     parser.add_argument("--cpu-window", type=float, default=60, help="CPU sampling, s")
     parser.add_argument("--max-rss", type=float, default=None, help="GiB [80%% of available]")
+    parser.add_argument("--ref", default=None, help="measure this commit [the working tree]")
     parser.add_argument("--keep-examples", action="store_true", help="keep the repo's projects")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copies")
     parser.add_argument("--output", default=str(REPO / "bench" / "results" / "scale.md"))
@@ -585,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             results.append(run_size(count, args, max_rss))
         print(row(results[-1]), flush=True)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(report(results, args.note))  # kept as sizes finish
+        Path(args.output).write_text(report(results, args.note, args.ref))  # kept as sizes finish
     print(Path(args.output).read_text())
 
 
