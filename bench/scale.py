@@ -555,7 +555,7 @@ def report(results: Sequence[Result], note: str, ref: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-METHOD = """How: each size is a fresh copy of the working tree with its model projects replaced
+METHOD = """How: each size is a fresh copy of the working tree (or `--ref`), projects replaced
 by N from `modelfactory new` (alternately regression and classification, untrained), under
 `dagster dev -w <copy>/workspace.yaml`. *loaded*: from `dagster dev`'s start until every
 location is LOADED without error and each model's raw … champion assets are asset nodes
