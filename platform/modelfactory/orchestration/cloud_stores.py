@@ -6,7 +6,7 @@ Snowflake and S3 clients, which the local profile never needs.
 
 from __future__ import annotations
 
-from dagster import ConfigurableIOManagerFactory, InitResourceContext, IOManager, ResourceDependency
+from dagster import ConfigurableIOManagerFactory, InitResourceContext, IOManager
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from dagster_snowflake_pandas import SnowflakePandasIOManager
 from pydantic import Field
@@ -43,7 +43,7 @@ class ModelSnowflakeWarehouse(SnowflakePandasIOManager):
 class ModelS3Storage(ConfigurableIOManagerFactory):
     """`io_manager`, in production: small Python objects pickled under `<prefix>/<model>/`."""
 
-    s3_resource: ResourceDependency[S3Resource]
+    s3_resource: S3Resource
     s3_bucket: str = Field(description="The bucket.")
     s3_prefix: str = Field(description="The prefix holding one prefix per model.")
 
