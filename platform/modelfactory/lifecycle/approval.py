@@ -20,11 +20,13 @@ from modelfactory.stores.urls import dagster_asset_url, dagster_run_url
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
+    from modelfactory.stores.notify import Notifier
     from modelfactory.stores.registry import ModelRegistry
 
 __all__ = [
     "ANNOUNCED_TAG",
     "Evaluated",
+    "announce_once",
     "approve_command",
     "awaiting_alert",
     "latest_evaluation",
@@ -136,3 +138,27 @@ def awaiting_alert(
         ),
         links=links,
     )
+
+
+def announce_once(
+    registry: ModelRegistry,
+    notifier: Notifier,
+    instance: DagsterInstance,
+    *,
+    unit: str,
+    segment: str | None,
+    version: str,
+    summary: str,
+) -> str:
+    """Announce that `version` of `unit` waits for approval, once: the version keeps the time
+    it was announced (ANNOUNCED_TAG), so a second materialization stays quiet. Returns that
+    time."""
+    found = registry.version(unit, version)
+    announced = found.tags.get(ANNOUNCED_TAG) if found is not None else None
+    if announced is not None:
+        return announced
+    evaluated = latest_evaluation(instance, split_unit(unit)[0], segment)
+    alert = awaiting_alert(registry, unit, version, summary, evaluated)
+    notifier.send(alert)
+    registry.tag_version(unit, version, {ANNOUNCED_TAG: alert.at})
+    return alert.at
