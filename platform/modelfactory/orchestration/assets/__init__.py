@@ -20,7 +20,7 @@ from dagster import AssetsDefinition
 from modelfactory.orchestration.assets.card import card_assets
 from modelfactory.orchestration.assets.data import data_assets
 from modelfactory.orchestration.assets.evaluation import evaluation_assets
-from modelfactory.orchestration.assets.production import build_production_assets
+from modelfactory.orchestration.assets.production import production_assets
 from modelfactory.orchestration.assets.promotion import PromotionConfig, promotion_assets
 from modelfactory.orchestration.assets.shared import (
     SIDE_STEPS,
@@ -57,5 +57,5 @@ def build_assets(project: ModelProject) -> list[AssetsDefinition]:
         *evaluation_assets(graph),
         *promotion_assets(graph),
         *card_assets(graph),
-        *build_production_assets(project, graph.key, graph.common, graph.fresh),
+        *production_assets(graph),
     ]

@@ -14,17 +14,17 @@ postpone them (no `from __future__ import annotations`); pandas types are quoted
 
 import warnings
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetExecutionContext,
     AssetIn,
-    AssetKey,
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
-    FreshnessPolicy,
     MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
     Output,
     asset,
 )
@@ -32,6 +32,7 @@ from dagster import (
 from modelfactory.ml import datasets, live, monitoring
 from modelfactory.ml.evaluation import METRICS, predict_with_scores
 from modelfactory.ml.live import champion_holdout, classified, find_labels
+from modelfactory.orchestration.assets.shared import Graph
 from modelfactory.orchestration.batch import (
     SEGMENT,
     predictions_partitions,
@@ -55,19 +56,16 @@ if TYPE_CHECKING:
 
     from modelfactory.ml.live import LiveVerdict
 
-__all__ = ["build_production_assets"]
+__all__ = ["production_assets"]
 
 
-def build_production_assets(
-    project: ModelProject,
-    key: dict[str, AssetKey],
-    common: dict[str, Any],
-    fresh: dict[str, FreshnessPolicy],
-) -> list[AssetsDefinition]:
-    """`common` carries the group, owners, tags and code version every asset of the model has."""
-    spec = project.spec
-    name = spec.name
-    metric = METRICS[spec.metric.name]
+def production_assets(graph: Graph) -> list[AssetsDefinition]:
+    """The model's production watch: batch predictions, drift report, live metrics."""
+    return [_predictions(graph), _drift_report(graph), _live_metrics(graph)]
+
+
+def _drift_report(graph: Graph) -> AssetsDefinition:
+    project, spec, key = graph.project, graph.spec, graph.key
 
     @asset(
         key=key["drift_report"],
@@ -84,11 +82,9 @@ def build_production_assets(
             f"the champion's {spec.task} quality on them vs on the holdout. Before any traffic "
             "(or any champion) it materializes a note saying so, and no verdict."
         ),
-        **common,
+        **graph.common,
     )
     def drift_report(context: AssetExecutionContext, split: Any) -> Output:
-        from datetime import UTC, datetime
-
         registry: ModelRegistry = context.resources.model_registry
         unit = unit_of(context)
         champion = _judged_champion(context, registry, unit)
@@ -113,50 +109,15 @@ def build_production_assets(
             )
         current = current[shared]
         result = monitoring.compare(profile, current, spec.drift)
-        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         of = f"{context.partition_key}-" if spec.segments else ""  # whose report, by name
-        reports: ArtifactStore = context.resources.artifact_store
-        path = reports.local_path(name, f"drift-{of}{stamp}.html")
-        shown = monitoring.evidently_report(reference, current, path, result, spec.drift)
-        if (shown.drifted_columns, shown.drifted) != (result.drifted_columns, result.drifted):
-            context.log.warning(  # cannot happen by construction; said if it ever does
-                f"{unit}: the Evidently report flags {shown.drifted_columns} "
-                f"(drifted: {shown.drifted}), the platform {result.drifted_columns}"
-            )
-        location = reports.publish(path, name)
-        reports.publish(path.with_suffix(".json"), name)
+        report = _Report(context, spec.name, unit, of)
+        location = report.drift(reference, current, result, spec.drift)
         quality = _labelled_quality(project, registry, trained_on, unit, champion)
-        extra: dict[str, Any] = {"labelled_rows": 0}
-        if quality is not None:  # the champion on its holdout vs on labelled live rows
-            holdout, labelled, outcomes = quality
-            extra["labelled_rows"] = len(labelled)
-            report = reports.local_path(name, f"quality-{of}{stamp}.html")
-            try:
-                monitoring.evidently_quality_report(holdout, labelled, report, outcomes)
-            except Exception as exc:  # Evidently's own limits: the drift verdict still stands
-                note = (
-                    f"{unit}: Evidently could not build the {spec.task} quality report of "
-                    f"v{champion.version} on {len(labelled)} labelled rows "
-                    f"({type(exc).__name__}: {exc}); the drift report stands without it"
-                )
-                context.log.warning(note)
-                extra["quality_report_error"] = note
-            else:
-                extra["quality_report"] = _report_link(reports.publish(report, name))
-                if outcomes.classes:
-                    extra["quality_classes"] = ", ".join(map(str, outcomes.classes))
+        extra = report.quality(quality, spec.task, champion.version)
         return Output(
             {"path": location, **monitoring.as_dict(result)},
             metadata={
-                "verdict": "drifted" if result.drifted else "no drift",
-                "drift_share": result.share,
-                "drifted": result.drifted,
-                "drifted_columns": ", ".join(result.drifted_columns) or "none",
-                "method": spec.drift.method,
-                "threshold": spec.drift.threshold,
-                "max_share": spec.drift.max_share,
-                "window": window,
-                "champion_version": champion.version,
+                **_drift_metadata(result, spec.drift, window, champion.version),
                 "current_rows": len(current),
                 "reference_rows": len(reference),
                 "reference_rows_from": rows_from,
@@ -166,6 +127,12 @@ def build_production_assets(
             },
         )
 
+    return drift_report
+
+
+def _predictions(graph: Graph) -> AssetsDefinition:
+    spec, key = graph.spec, graph.key
+    name = spec.name
     with warnings.catch_warnings():  # backfill_policy is beta in Dagster 1.13; it fits
         warnings.simplefilter("ignore", BetaWarning)
 
@@ -176,27 +143,12 @@ def build_production_assets(
             metadata=predictions_storage(spec),
             kinds={"scikit-learn", warehouse_kind()},
             required_resource_keys={"model_registry"},
-            description=(
-                (
-                    f"Batch scores by day (from {spec.predictions.daily_from}): the features rows "
-                    f"of each day (by {spec.split.by}), scored by the champion of the moment, with "
-                    "the version that scored them; a backfill scores its days in one run"
-                    if spec.predictions
-                    else "Batch scores: every row of the latest features scored by the champion, "
-                    "with the version that scored it"
-                )
-                + (
-                    f"; refreshed on `{spec.schedule.predict}` (UTC)."
-                    if spec.schedule.predict
-                    else "."
-                )
-                + " Before any champion it stores no rows and says so."
-            ),
-            freshness_policy=fresh.get("predictions"),
+            description=_predictions_description(spec),
+            freshness_policy=graph.fresh.get("predictions"),
             # One run per backfill (per segment) rather than one per day: Materialize all on a
             # year of days is a handful of runs, each replacing its days' rows at once.
             backfill_policy=BackfillPolicy.single_run() if spec.predictions else None,
-            **{**common, "partitions_def": predictions_partitions(spec)},
+            **{**graph.common, "partitions_def": predictions_partitions(spec)},
         )
         def predictions(context: AssetExecutionContext, features: Any) -> Output:
             registry: ModelRegistry = context.resources.model_registry
@@ -230,6 +182,29 @@ def build_production_assets(
                 },
             )
 
+    return predictions
+
+
+def _predictions_description(spec: Any) -> str:
+    return (
+        (
+            f"Batch scores by day (from {spec.predictions.daily_from}): the features rows "
+            f"of each day (by {spec.split.by}), scored by the champion of the moment, with "
+            "the version that scored them; a backfill scores its days in one run"
+            if spec.predictions
+            else "Batch scores: every row of the latest features scored by the champion, "
+            "with the version that scored it"
+        )
+        + (f"; refreshed on `{spec.schedule.predict}` (UTC)." if spec.schedule.predict else ".")
+        + " Before any champion it stores no rows and says so."
+    )
+
+
+def _live_metrics(graph: Graph) -> AssetsDefinition:
+    spec, key = graph.spec, graph.key
+    name = spec.name
+    metric = METRICS[spec.metric.name]
+
     @asset(
         key=key["live_metrics"],
         deps=[key["endpoint"]],
@@ -244,7 +219,7 @@ def build_production_assets(
             f"modelfactory_live_metric sensor retrains when the champion's {metric.name} "
             f"falls more than {spec.live_metric.tolerance:.0%} behind its holdout value."
         ),
-        **common,
+        **graph.common,
     )
     def live_metrics(context: AssetExecutionContext) -> Output:
         registry: ModelRegistry = context.resources.model_registry
@@ -283,7 +258,75 @@ def build_production_assets(
             metadata.update(_live_metadata(verdict))
         return Output(table, metadata=metadata)
 
-    return [predictions, drift_report, live_metrics]
+    return live_metrics
+
+
+def _drift_metadata(result: Any, drift: Any, window: str, champion: str) -> dict[str, Any]:
+    """The drift verdict as metadata; the share is numeric so the UI plots it over time."""
+    return {
+        "verdict": "drifted" if result.drifted else "no drift",
+        "drift_share": result.share,
+        "drifted": result.drifted,
+        "drifted_columns": ", ".join(result.drifted_columns) or "none",
+        "method": drift.method,
+        "threshold": drift.threshold,
+        "max_share": drift.max_share,
+        "window": window,
+        "champion_version": champion,
+    }
+
+
+class _Report:
+    """The HTML reports of one drift_report run: named by segment (`of`) and time, written
+    locally and published to the artifact store."""
+
+    def __init__(self, context: AssetExecutionContext, model: str, unit: str, of: str) -> None:
+        self.context, self.model, self.unit, self.of = context, model, unit, of
+        self.stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        self.store: ArtifactStore = context.resources.artifact_store
+
+    def drift(self, reference: Any, current: Any, result: Any, drift: Any) -> str:
+        """The Evidently drift report, published (with its JSON); its location."""
+        path = self.store.local_path(self.model, f"drift-{self.of}{self.stamp}.html")
+        shown = monitoring.evidently_report(reference, current, path, result, drift)
+        if (shown.drifted_columns, shown.drifted) != (result.drifted_columns, result.drifted):
+            self.context.log.warning(  # cannot happen by construction; said if it ever does
+                f"{self.unit}: the Evidently report flags {shown.drifted_columns} "
+                f"(drifted: {shown.drifted}), the platform {result.drifted_columns}"
+            )
+        location = self.store.publish(path, self.model)
+        self.store.publish(path.with_suffix(".json"), self.model)
+        return location
+
+    def quality(
+        self,
+        quality: "tuple[pd.DataFrame, pd.DataFrame, monitoring.Outcomes] | None",
+        task: str,
+        version: str,
+    ) -> dict[str, Any]:
+        """The champion on its holdout vs on labelled live rows, as a second report (once
+        labels arrived); its link, or why Evidently could not build it, as metadata."""
+        extra: dict[str, Any] = {"labelled_rows": 0}
+        if quality is None:
+            return extra
+        holdout, labelled, outcomes = quality
+        extra["labelled_rows"] = len(labelled)
+        report = self.store.local_path(self.model, f"quality-{self.of}{self.stamp}.html")
+        try:
+            monitoring.evidently_quality_report(holdout, labelled, report, outcomes)
+        except Exception as exc:  # Evidently's own limits: the drift verdict still stands
+            note = (
+                f"{self.unit}: Evidently could not build the {task} quality report of "
+                f"v{version} on {len(labelled)} labelled rows "
+                f"({type(exc).__name__}: {exc}); the drift report stands without it"
+            )
+            self.context.log.warning(note)
+            extra["quality_report_error"] = note
+        else:
+            extra["quality_report"] = _report_link(self.store.publish(report, self.model))
+            if outcomes.classes:
+                extra["quality_classes"] = ", ".join(map(str, outcomes.classes))
+        return extra
 
 
 def _nothing_to_judge(reason: str) -> Output:
@@ -337,8 +380,6 @@ def _report_window(
     """The captured inputs to report on, and which they are: the window the drift sensor
     judged (named by the run's tag), else the latest `size` answered requests. Empty, with
     the reason, before any traffic."""
-    from datetime import datetime
-
     store = inference_store(unit)
     after = context.run.tags.get(DRIFT_WINDOW_TAG)
     if after is not None:  # "" for the first window of all
@@ -375,7 +416,7 @@ def _scored(
 def _concat(parts: "list[pd.DataFrame]", features: "pd.DataFrame", spec: Any) -> "pd.DataFrame":
     """The scored parts as one frame; none scored (no champion yet) is an empty frame of
     the same columns."""
-    import pandas as pd
+    import pandas as pd  # heavy: definitions load without pandas
 
     if parts:
         return pd.concat(parts, ignore_index=True)
@@ -401,10 +442,6 @@ def _days_metadata(days: "tuple[Any, Any] | None") -> dict[str, str]:
 def _features_of_run(spec: Any) -> Any:
     """A segmented model's daily predictions read their segment's features; otherwise the
     default mapping holds (the same partition, or all of unpartitioned features)."""
-    import warnings
-
-    from dagster import BetaWarning, MultiToSingleDimensionPartitionMapping
-
     if spec.predictions is None or spec.segments is None:
         return None
     with warnings.catch_warnings():  # beta in Dagster 1.13, and the one mapping that fits
@@ -430,8 +467,8 @@ def _labelled_quality(
     with target and prediction (and a classifier's probabilities), for the report's quality
     section; None until labels for the champion arrived. `unit` is the model, or the
     segment (`<model>.<segment>`)."""
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # heavy, as pandas
+    import pandas as pd  # heavy: definitions load without pandas
 
     spec = project.spec
     labels = find_labels(label_folder(spec.name))
@@ -484,7 +521,7 @@ def _labelled_quality(
 def _prediction_summary(predictions: Any) -> dict[str, Any]:
     """The mean of numeric predictions, or how often each class was predicted (a classifier's
     labels may be strings)."""
-    import pandas as pd
+    import pandas as pd  # heavy: definitions load without pandas
 
     if not len(predictions):
         return {"prediction_mean": "none"}
