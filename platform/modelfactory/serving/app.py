@@ -21,7 +21,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -73,7 +73,91 @@ def create_app(
     home: LocalHome,
     settings: ServingSettings | None = None,
 ) -> FastAPI:
+    """The endpoint for `projects`: their predict routes, the operations routes and docs.
+
+    Nothing is loaded here: the lifespan loads each slot's version before the first request,
+    then starts the refresher and the capture flushers (and stops them at shutdown).
+    """
     settings = settings or ServingSettings()
+    serving = _serving_parts(projects, registry, rollouts, home, settings)
+    app = FastAPI(
+        title="Model Factory endpoint",
+        description="Schema-checked predictions from each model's champion, with canary rollout.",
+        lifespan=serving.lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: add_docs serves ours
+        redoc_url=None,
+    )
+    add_docs(app)
+    app.state.slots = serving.slots
+    app.state.refresher = serving.refresher
+    app.state.flushers = serving.flushers
+    app.state.metrics = serving.metrics
+    app.state.row_schemas = {}
+    for route in serving.routes:
+        add_predict_route(
+            app,
+            route,
+            max_body_bytes=settings.max_body_bytes,
+            metrics=serving.metrics,
+            capture=serving.capture,
+            background=serving.background,
+        )
+    _install_openapi(app)
+    _add_operations_routes(app, serving)
+    return app
+
+
+@dataclass(frozen=True)
+class _ServingParts:
+    """What runs behind the routes: slots and the refresher keeping their routes in line,
+    a capture spool and flusher per slot, and the predict threads if any."""
+
+    routes: list[PredictRoute]
+    slots: dict[str, ModelSlot]
+    metrics: ServingMetrics
+    refresher: Refresher
+    spools: dict[str, CaptureSpool]
+    flushers: list[CaptureFlusher]
+    executor: ThreadPoolExecutor | None
+    background: set[asyncio.Task] = field(default_factory=set)  # shadow predictions running
+
+    def capture(self, slot: ModelSlot, record: dict[str, Any]) -> None:
+        """Append an answered request's record to its slot's spool."""
+        self.spools[slot.name].append(to_json(record))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Load every slot's version, then refresh and flush in the background until shutdown."""
+        await asyncio.to_thread(self.refresher.refresh)
+        # The libraries loaded so far (mlflow, dagster, pandas, sklearn) hold millions of
+        # objects; a full garbage collection walking them all stalls every request for
+        # hundreds of milliseconds. Frozen, they are never walked again.
+        gc.collect()
+        gc.freeze()
+        self.refresher.start()
+        for flusher in self.flushers:
+            flusher.start()
+        yield
+        self.refresher.stop()
+        gc.unfreeze()
+        if self.background:
+            await asyncio.wait(self.background, timeout=10)
+        for spool in self.spools.values():
+            spool.close()  # the server answers no more requests: each segment is complete
+        for flusher in self.flushers:
+            await asyncio.to_thread(flusher.stop)
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _serving_parts(
+    projects: Sequence[ModelProject],
+    registry: ModelRegistry,
+    rollouts: RolloutStore,
+    home: LocalHome,
+    settings: ServingSettings,
+) -> _ServingParts:
+    """Slots for every model (or segment), wired to the registry, rollouts and warehouse."""
     metrics = ServingMetrics()
     executor = (
         ThreadPoolExecutor(settings.predict_threads, thread_name_prefix="predict")
@@ -106,59 +190,14 @@ def create_app(
         ),
         on_canary_error=rollouts.report_serving_error,
     )
-    background: set[asyncio.Task] = set()
+    return _ServingParts(routes, slots, metrics, refresher, spools, flushers, executor)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(refresher.refresh)
-        # The libraries loaded so far (mlflow, dagster, pandas, sklearn) hold millions of
-        # objects; a full garbage collection walking them all stalls every request for
-        # hundreds of milliseconds. Frozen, they are never walked again.
-        gc.collect()
-        gc.freeze()
-        refresher.start()
-        for flusher in flushers:
-            flusher.start()
-        yield
-        refresher.stop()
-        gc.unfreeze()
-        if background:
-            await asyncio.wait(background, timeout=10)
-        for spool in spools.values():
-            spool.close()  # the server answers no more requests: each segment is complete
-        for flusher in flushers:
-            await asyncio.to_thread(flusher.stop)
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
-        title="Model Factory endpoint",
-        description="Schema-checked predictions from each model's champion, with canary rollout.",
-        lifespan=lifespan,
-        docs_url=None,  # FastAPI's pages load their scripts from a CDN: add_docs serves ours
-        redoc_url=None,
-    )
-    add_docs(app)
-    app.state.slots = slots
-    app.state.refresher = refresher
-    app.state.flushers = flushers
-    app.state.metrics = metrics
-    app.state.row_schemas = {}
-
-    def capture(slot: ModelSlot, record: dict[str, Any]) -> None:
-        spools[slot.name].append(to_json(record))
-
-    for route in routes:
-        add_predict_route(
-            app,
-            route,
-            max_body_bytes=settings.max_body_bytes,
-            metrics=metrics,
-            capture=capture,
-            background=background,
-        )
-    _install_openapi(app)
-    served = sorted(route.model for route in routes)
+def _add_operations_routes(app: FastAPI, serving: _ServingParts) -> None:
+    """/health, /ready, /models, /metrics; a 404 naming the served models; a 500 that says
+    where to look instead of a traceback."""
+    metrics, slots = serving.metrics, serving.slots
+    served = sorted(route.model for route in serving.routes)
 
     @app.post("/models/{name}/predict", include_in_schema=False)
     async def unknown_model(name: str) -> JSONResponse:
@@ -188,8 +227,6 @@ def create_app(
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return error(500, f"internal error ({type(exc).__name__}); see the server log")
-
-    return app
 
 
 def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:

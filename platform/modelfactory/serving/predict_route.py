@@ -60,155 +60,16 @@ def add_predict_route(
     capture: Capture,
     background: set[asyncio.Task],
 ) -> None:
-    name, slots = route.model, route.slots
-    validate = route.request_model.model_validate_json
-
-    async def parsed_rows(request: Request) -> list[dict[str, Any]] | Response:
-        """The validated rows, or the 4xx that answers instead."""
-        body = await _read_body(request, max_body_bytes)
-        if body is None:
-            metrics.rejected.labels(name, "too_large").inc()
-            return error(413, f"request body is over the limit of {max_body_bytes} bytes")
-        try:
-            parsed = validate(body)
-        except ValidationError as exc:
-            metrics.rejected.labels(name, "invalid").inc()
-            return _validation_error(exc)
-        rows = parsed.rows
-        if rows and not isinstance(rows[0], dict):  # a project's own pydantic RequestRow
-            rows = [row.model_dump() for row in rows]
-        return rows
-
-    async def answer(
-        slot: ModelSlot,
-        served: Route,
-        rows: list[dict[str, Any]],
-        request: _Request,
-        places: list[int] | None,
-    ) -> list[dict[str, Any]] | Response:
-        """Predictions of `rows` by the slot's route, captured; or the 503 answering instead."""
-        version, role = served.pick()
-
-        def failed(version: LoadedVersion, role: str, exc: Exception) -> dict[str, Any]:
-            ms = (time.perf_counter() - request.started) * 1000
-            return _record(request, version, role, rows, places, ms, exc)
-
-        def unavailable(record: dict[str, Any]) -> Response:
-            capture(slot, record)
-            metrics.requests.labels(
-                slot.name, record["model_version"], record["role"], "error"
-            ).inc()
-            message = (
-                f"{slot.name} v{record['model_version']} failed to predict ({record['error']})"
-            )
-            return error(503, message, request_id=request.id)
-
-        def refused(version: LoadedVersion, exc: Exception) -> Response | None:
-            """A 422 for nulls the model cannot take (the request's doing), else None."""
-            missing = _missing_values(rows, exc)
-            if missing is None:
-                return None
-            row, columns = missing
-            metrics.rejected.labels(name, "missing_values").inc()
-            where = f"rows[{places[row] if places else row}].{columns[0]}"
-            return error(
-                422,
-                f"{where}: null, but {slot.name} v{version.version} cannot predict with "
-                f"{', '.join(columns)} missing (its model has no imputer for them); send values",
-                request_id=request.id,
-            )
-
-        canary_failure: dict[str, Any] | None = None
-        try:
-            answered = await version.predict(rows)
-        except Exception as exc:
-            if role != "canary":
-                return refused(version, exc) or unavailable(failed(version, role, exc))
-            # The stable version answers instead. If it fails too, the rows are at fault (or
-            # the model is), not the canary: only then does the failure not count against it.
-            canary_failure = failed(version, role, exc)
-            version, role = served.stable, "stable"
-            try:
-                answered = await version.predict(rows)
-            except Exception as again:
-                return refused(version, again) or unavailable(failed(version, role, again))
-        if canary_failure is not None:
-            capture(slot, canary_failure)
-            version_label = canary_failure["model_version"]
-            metrics.requests.labels(slot.name, version_label, "canary", "error").inc()
-        latency = time.perf_counter() - request.started
-        record = _record(request, version, role, rows, places, latency * 1000, answered=answered)
-        capture(slot, record)
-        metrics.requests.labels(slot.name, version.version, role, "ok").inc()
-        metrics.latency.labels(slot.name, version.version).observe(latency)
-        metrics.rows.labels(slot.name, version.version).inc(len(rows))
-        if served.shadow is not None:
-            task = asyncio.create_task(_shadow(slot, served.shadow, rows, request, places, capture))
-            background.add(task)
-            task.add_done_callback(background.discard)
-        return _predictions(answered, version.version)
-
-    async def predict(http: Request) -> Response:
-        request = _Request(id=uuid.uuid4().hex, received_at=datetime.now(UTC))
-        for slot in slots.values():
-            slot.arriving += 1  # each batcher waits a moment for requests that are this far
-        try:
-            rows = await parsed_rows(http)
-        finally:
-            for slot in slots.values():
-                slot.arriving -= 1
-        if isinstance(rows, Response):
-            return rows
-        groups = _groups(rows, route.segment_column)
-        unknown = [segment for segment in groups if segment not in slots]
-        if unknown:
-            metrics.rejected.labels(name, "unknown_segment").inc()
-            first = groups[unknown[0]][0]
-            return error(
-                422,
-                f"rows[{first}].{route.segment_column}: {name} has no segment "
-                f"{unknown[0]!r}; its segments are {', '.join(map(str, slots))}",
-            )
-        waiting = {s: slots[s] for s in groups if slots[s].route is None}
-        if waiting:
-            metrics.rejected.labels(name, "not_ready").inc()
-            slot = next(iter(waiting.values()))
-            return error(503, f"{slot.name} is not ready: {slot.problem or 'loading'}")
-        if route.segment_column is None:  # the hot path: one group, no task to schedule
-            answers = [await answer(slots[None], slots[None].route, rows, request, None)]  # type: ignore[arg-type]
-        else:
-            answers = await asyncio.gather(
-                *(
-                    answer(
-                        slots[segment],
-                        slots[segment].route,  # type: ignore[arg-type]
-                        [rows[i] for i in places],
-                        request,
-                        places,
-                    )
-                    for segment, places in groups.items()
-                )
-            )
-        refusal = next((a for a in answers if isinstance(a, Response)), None)
-        if refusal is not None:
-            return refusal
-        predictions: list[dict[str, Any]] = [{}] * len(rows)
-        for (segment, places), answered in zip(groups.items(), answers, strict=True):
-            for place, prediction in zip(places, answered, strict=True):  # type: ignore[arg-type]
-                predictions[place] = {**prediction, "segment": segment} if segment else prediction
-        body = {"request_id": request.id, "model": name, "predictions": predictions}
-        return Response(
-            to_json(body), media_type="application/json", headers={"x-request-id": request.id}
-        )
-
+    """Add `POST /models/<name>/predict` for one model, and its row models to the OpenAPI."""
+    predictor = _Predictor(route, max_body_bytes, metrics, capture, background)
     schema = route.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
     app.state.row_schemas.update(schema.pop("$defs", {}))
     app.add_api_route(
-        f"/models/{name}/predict",
-        predict,
+        f"/models/{route.model}/predict",
+        predictor.predict,
         methods=["POST"],
         tags=["models"],
-        summary=f"Predict with {name}"
+        summary=f"Predict with {route.model}"
         + (
             f", by the champion of each row's {route.segment_column}"
             if route.segment_column
@@ -235,6 +96,182 @@ def add_predict_route(
 
 
 @dataclass(frozen=True)
+class _Predictor:
+    """One model's request path. `predict` is the route's endpoint; the other methods are
+    its steps, each answering with the 4xx or 503 that ends a request early."""
+
+    route: PredictRoute
+    max_body_bytes: int
+    metrics: ServingMetrics
+    capture: Capture
+    background: set[asyncio.Task]
+
+    async def predict(self, http: Request) -> Response:
+        # No docstring: FastAPI would publish it as the operation's OpenAPI description.
+        # Rows in, each answered by its slot's route (per segment, concurrently), in order.
+        request = _Request(id=uuid.uuid4().hex, received_at=datetime.now(UTC))
+        rows = await self._arriving_rows(http)
+        if isinstance(rows, Response):
+            return rows
+        groups = _groups(rows, self.route.segment_column)
+        refusal = self._unroutable(groups)
+        if refusal is not None:
+            return refusal
+        answers = await self._answer_groups(rows, groups, request)
+        refusal = next((a for a in answers if isinstance(a, Response)), None)
+        if refusal is not None:
+            return refusal
+        predictions: list[dict[str, Any]] = [{}] * len(rows)
+        for (segment, places), answered in zip(groups.items(), answers, strict=True):
+            for place, prediction in zip(places, answered, strict=True):  # type: ignore[arg-type]
+                predictions[place] = {**prediction, "segment": segment} if segment else prediction
+        body = {"request_id": request.id, "model": self.route.model, "predictions": predictions}
+        return Response(
+            to_json(body), media_type="application/json", headers={"x-request-id": request.id}
+        )
+
+    async def _arriving_rows(self, http: Request) -> list[dict[str, Any]] | Response:
+        """The parsed rows; while they are read, every slot's batcher knows one is coming."""
+        slots = self.route.slots.values()
+        for slot in slots:
+            slot.arriving += 1  # each batcher waits a moment for requests that are this far
+        try:
+            return await self._parsed_rows(http)
+        finally:
+            for slot in slots:
+                slot.arriving -= 1
+
+    async def _parsed_rows(self, request: Request) -> list[dict[str, Any]] | Response:
+        """The validated rows, or the 4xx that answers instead."""
+        name, limit = self.route.model, self.max_body_bytes
+        body = await _read_body(request, limit)
+        if body is None:
+            self.metrics.rejected.labels(name, "too_large").inc()
+            return error(413, f"request body is over the limit of {limit} bytes")
+        try:
+            parsed = self.route.request_model.model_validate_json(body)
+        except ValidationError as exc:
+            self.metrics.rejected.labels(name, "invalid").inc()
+            return _validation_error(exc)
+        rows = parsed.rows
+        if rows and not isinstance(rows[0], dict):  # a project's own pydantic RequestRow
+            rows = [row.model_dump() for row in rows]
+        return rows
+
+    def _unroutable(self, groups: dict[str | None, list[int]]) -> Response | None:
+        """The 422 for a segment the model does not have, the 503 for a slot not loaded yet."""
+        name, slots, column = self.route.model, self.route.slots, self.route.segment_column
+        unknown = [segment for segment in groups if segment not in slots]
+        if unknown:
+            self.metrics.rejected.labels(name, "unknown_segment").inc()
+            first = groups[unknown[0]][0]
+            return error(
+                422,
+                f"rows[{first}].{column}: {name} has no segment "
+                f"{unknown[0]!r}; its segments are {', '.join(map(str, slots))}",
+            )
+        waiting = {s: slots[s] for s in groups if slots[s].route is None}
+        if waiting:
+            self.metrics.rejected.labels(name, "not_ready").inc()
+            slot = next(iter(waiting.values()))
+            return error(503, f"{slot.name} is not ready: {slot.problem or 'loading'}")
+        return None
+
+    async def _answer_groups(
+        self, rows: list[dict[str, Any]], groups: dict[str | None, list[int]], request: _Request
+    ) -> list[list[dict[str, Any]] | Response]:
+        """Each group's answer, in the groups' order. Each slot's route is read once, now: a
+        swap while the request waits on its batch does not change who answers it."""
+        slots = self.route.slots
+        if self.route.segment_column is None:  # the hot path: one group, no task to schedule
+            share = _Share(slots[None], rows, None, request)
+            return [await self._answer(share, slots[None].route)]  # type: ignore[arg-type]
+        return await asyncio.gather(
+            *(
+                self._answer(
+                    _Share(slots[segment], [rows[i] for i in places], places, request),
+                    slots[segment].route,  # type: ignore[arg-type]
+                )
+                for segment, places in groups.items()
+            )
+        )
+
+    async def _answer(self, share: _Share, served: Route) -> list[dict[str, Any]] | Response:
+        """Predictions of the share's rows by `served`, captured; or the 4xx/503 instead.
+
+        A canary that fails is answered for by the stable version. If that fails too, the
+        rows are at fault (or the model is), not the canary: only then does the failure not
+        count against it."""
+        version, role = served.pick()
+        canary_failure: dict[str, Any] | None = None
+        try:
+            answered = await version.predict(share.rows)
+        except Exception as exc:
+            if role != "canary":
+                return self._refused(share, version, exc) or self._unavailable(
+                    share, share.failure(version, role, exc)
+                )
+            canary_failure = share.failure(version, role, exc)
+            version, role = served.stable, "stable"
+            try:
+                answered = await version.predict(share.rows)
+            except Exception as again:
+                return self._refused(share, version, again) or self._unavailable(
+                    share, share.failure(version, role, again)
+                )
+        if canary_failure is not None:
+            self.capture(share.slot, canary_failure)
+            version_label = canary_failure["model_version"]
+            self.metrics.requests.labels(share.slot.name, version_label, "canary", "error").inc()
+        self._answered(share, version, role, answered)
+        if served.shadow is not None:
+            task = asyncio.create_task(_shadow(share, served.shadow, self.capture))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        return _predictions(answered, version.version)
+
+    def _answered(
+        self, share: _Share, version: LoadedVersion, role: str, answered: PredictResult
+    ) -> None:
+        """Capture an answer and count it: requests, latency, rows."""
+        slot, metrics = share.slot, self.metrics
+        latency = time.perf_counter() - share.request.started
+        ms = latency * 1000
+        record = _record(
+            share.request, version, role, share.rows, share.places, ms, answered=answered
+        )
+        self.capture(slot, record)
+        metrics.requests.labels(slot.name, version.version, role, "ok").inc()
+        metrics.latency.labels(slot.name, version.version).observe(latency)
+        metrics.rows.labels(slot.name, version.version).inc(len(share.rows))
+
+    def _unavailable(self, share: _Share, record: dict[str, Any]) -> Response:
+        """The 503 for a failed prediction, captured and counted as an error."""
+        slot = share.slot
+        self.capture(slot, record)
+        self.metrics.requests.labels(
+            slot.name, record["model_version"], record["role"], "error"
+        ).inc()
+        message = f"{slot.name} v{record['model_version']} failed to predict ({record['error']})"
+        return error(503, message, request_id=share.request.id)
+
+    def _refused(self, share: _Share, version: LoadedVersion, exc: Exception) -> Response | None:
+        """A 422 for nulls the model cannot take (the request's doing), else None."""
+        missing = _missing_values(share.rows, exc)
+        if missing is None:
+            return None
+        row, columns = missing
+        self.metrics.rejected.labels(self.route.model, "missing_values").inc()
+        where = f"rows[{share.places[row] if share.places else row}].{columns[0]}"
+        return error(
+            422,
+            f"{where}: null, but {share.slot.name} v{version.version} cannot predict with "
+            f"{', '.join(columns)} missing (its model has no imputer for them); send values",
+            request_id=share.request.id,
+        )
+
+
+@dataclass(frozen=True)
 class _Request:
     id: str
     received_at: datetime
@@ -242,6 +279,21 @@ class _Request:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "started", time.perf_counter())
+
+
+@dataclass(frozen=True)
+class _Share:
+    """One slot's share of a request: every row, or one segment's rows and their places."""
+
+    slot: ModelSlot
+    rows: list[dict[str, Any]]
+    places: list[int] | None  # where each row stood in the request; None: all, in order
+    request: _Request
+
+    def failure(self, version: LoadedVersion, role: str, exc: Exception) -> dict[str, Any]:
+        """The record of a failed prediction, timed from the request's arrival."""
+        ms = (time.perf_counter() - self.request.started) * 1000
+        return _record(self.request, version, role, self.rows, self.places, ms, exc)
 
 
 def _groups(rows: list[dict[str, Any]], column: str | None) -> dict[str | None, list[int]]:
@@ -255,24 +307,18 @@ def _groups(rows: list[dict[str, Any]], column: str | None) -> dict[str | None, 
     return groups
 
 
-async def _shadow(
-    slot: ModelSlot,
-    version: LoadedVersion,
-    rows: list[dict[str, Any]],
-    request: _Request,
-    places: list[int] | None,
-    capture: Capture,
-) -> None:
+async def _shadow(share: _Share, version: LoadedVersion, capture: Capture) -> None:
     """Score a copy of an answered request with the version in shadow; capture, never answer."""
+    request, rows, places = share.request, share.rows, share.places
     started = time.perf_counter()
     try:
         answered = await version.predict(rows)
     except Exception as exc:
         ms = (time.perf_counter() - started) * 1000
-        capture(slot, _record(request, version, "shadow", rows, places, ms, exc))
+        capture(share.slot, _record(request, version, "shadow", rows, places, ms, exc))
         return
     ms = (time.perf_counter() - started) * 1000
-    capture(slot, _record(request, version, "shadow", rows, places, ms, answered=answered))
+    capture(share.slot, _record(request, version, "shadow", rows, places, ms, answered=answered))
 
 
 def _missing_values(rows: list[dict[str, Any]], exc: Exception) -> tuple[int, list[str]] | None:

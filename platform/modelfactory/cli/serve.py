@@ -1,0 +1,93 @@
+"""`modelfactory serve`: the prediction endpoint for every model, under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from modelfactory.cli.common import friendly, select_projects
+from modelfactory.project.loader import projects_dir
+from modelfactory.serving import create_app
+from modelfactory.stores.home import local_home, model_registry, rollout_store
+from modelfactory.stores.profile import current_profile
+
+__all__ = ["serve"]
+
+
+@click.command()
+@click.argument("models", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option(
+    "--refresh",
+    default=1.0,
+    show_default=True,
+    help="Seconds between checks of the champion alias and the rollout table.",
+)
+@click.option(
+    "--flush-every",
+    type=float,
+    default=None,
+    help=(
+        "Seconds between moves of captured requests from the spool to the warehouse "
+        "[default: 1 locally; 30 in production, where each move is a Snowflake load]."
+    ),
+)
+@click.option("--max-rows", default=1000, show_default=True, help="Rows allowed per request.")
+@click.option(
+    "--predict-threads",
+    default=0,
+    show_default=True,
+    help="Threads for predict calls; 0 predicts on the event loop (fastest for scikit-learn).",
+)
+@click.option(
+    "--max-body-mb", default=4.0, show_default=True, help="Largest request body (413 above)."
+)
+@friendly
+def serve(
+    models: tuple[str, ...],
+    host: str,
+    port: int,
+    refresh: float,
+    flush_every: float | None,
+    max_rows: int,
+    predict_threads: int,
+    max_body_mb: float,
+) -> None:
+    """Serve predictions of MODELS (default: all) at POST /models/<name>/predict.
+
+    Each model answers with its champion; during a rollout the canary version takes its share.
+    Every answered request is captured to the warehouse table <model>_inference_log.
+    """
+    # deferred: uvicorn and the app's module load fastapi; the CLI starts without them
+    import uvicorn
+
+    from modelfactory.serving.app import ServingSettings
+
+    projects = select_projects(models)
+    if not projects:
+        raise click.ClickException(f"no model projects to serve in {projects_dir()}")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("modelfactory").setLevel(logging.INFO)
+    app = create_app(
+        projects,
+        registry=model_registry(),
+        rollouts=rollout_store(),
+        home=local_home().ensure(),
+        settings=ServingSettings(
+            refresh_seconds=refresh,
+            flush_seconds=flush_every or _default_flush_seconds(),
+            max_rows=max_rows,
+            predict_threads=predict_threads,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+        ),
+    )
+    names = ", ".join(p.name for p in projects)
+    click.secho(f"serving {names} at http://{host}:{port} (docs: /docs)", fg="green")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _default_flush_seconds() -> float:
+    """Production's every flush is a Snowflake load: fewer, larger ones; locally, promptly."""
+    return 30.0 if current_profile().name == "production" else 1.0
