@@ -10,6 +10,7 @@ endpoint app, the port is `modelfactory serve`'s, the pod size is what the model
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,11 +249,32 @@ def test_the_pod_size_comes_from_the_model_specs() -> None:
         endpoint_resources([])
 
 
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_the_settings_and_secrets_are_the_dagster_charts() -> None:
+    """The same non-secret env and Secrets as the Dagster values' code server, and the
+    variables the image's dagster.yaml reads, so the endpoint finds the Dagster instance."""
+    dagster = yaml.safe_load((CHART.parent / "values.yaml").read_text())
+    (code_server,) = dagster["dagster-user-deployments"]["deployments"]
+    assert DEFAULTS["env"] == code_server["env"]
+    assert DEFAULTS["envSecrets"] == code_server["envSecrets"]
+    password = {"name": dagster["global"]["postgresqlSecretName"], "key": "postgresql-password"}
+    assert DEFAULTS["postgres"]["passwordSecret"] == password
+
+    instance = (REPO / "deploy" / "dagster.prod.yaml").read_text()
+    read = set(re.findall(r"\{env: (\w+)\}", instance))
+    assert read >= {"DAGSTER_PG_HOST", "DAGSTER_PG_PASSWORD"}
+    env = env_of(endpoint_container(render()))
+    assert read <= env.keys()
+    assert env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == password
+
+
 def test_mlflow_reads_its_password_from_the_dagster_secret() -> None:
     objects = render()
     (container,) = pod_containers(one(objects, "Deployment", "mlflow"))
-    env = {e["name"]: e for e in container["env"]}
-    secret = env["MLFLOW_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    secret = env_of(container)["MLFLOW_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]
     assert secret == {"name": "dagster-postgresql-secret", "key": "postgresql-password"}
     (store,) = [a for a in container["args"] if a.startswith("--backend-store-uri=")]
     assert "$(MLFLOW_DB_PASSWORD)" in store  # Kubernetes expands it; the value is not in the spec

@@ -52,3 +52,11 @@ seccompProfile:
 {{- $hosts := list (printf "%s:%v" $m.name $m.port) (printf "%s:%v" $svc $m.port) (printf "%s.cluster.local:%v" $svc $m.port) "localhost:*" "127.0.0.1:*" -}}
 {{- concat $hosts $m.extraAllowedHosts | join "," -}}
 {{- end -}}
+
+{{/* The Postgres password, from the Dagster chart's Secret: never in the values. */}}
+{{- define "mf.postgresPassword" -}}
+valueFrom:
+  secretKeyRef:
+    name: {{ .Values.postgres.passwordSecret.name }}
+    key: {{ .Values.postgres.passwordSecret.key }}
+{{- end -}}
