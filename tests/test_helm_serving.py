@@ -210,7 +210,13 @@ def test_the_probes_answer_as_the_chart_expects_on_a_real_endpoint() -> None:
         assert not_ready.status_code == 503
         assert not_ready.json()["ready"] is False
         metrics = client.get("/metrics")
-        assert metrics.status_code == 200 and "modelfactory_requests" in metrics.text
+        assert metrics.status_code == 200
+    # deploy/README.md's prometheus-adapter rule: the endpoint's counter -> the HPA's metric
+    readme = (REPO / "deploy" / "README.md").read_text()
+    (series,) = re.findall(r"seriesQuery: '(\w+)\{", readme)
+    (metric,) = re.findall(r"name: \{matches: \w+, as: (\w+)\}", readme)
+    assert f"# TYPE {series} counter" in metrics.text
+    assert metric == DEFAULTS["endpoint"]["autoscaling"]["requestsPerSecond"]["metric"]
 
     monitor = one(render(VARIANTS["rps-autoscaling"]), "ServiceMonitor", "endpoint")
     assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/metrics"]
