@@ -323,3 +323,9 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 def test_the_chart_refuses_a_pdb_that_would_block_every_drain() -> None:
     with pytest.raises(helm_python.HelmError, match="minAvailable"):
         render({"endpoint": {"pdb": {"minAvailable": 2}}})  # the HPA's minReplicas is 2
+
+
+def test_values_schema_refuses_a_misspelt_key() -> None:
+    """values.schema.json: Helm refuses the install, instead of ignoring `replica`."""
+    with pytest.raises(helm_python.HelmValuesError, match="replica"):
+        render({"endpoint": {"autoscaling": {"enabled": False}, "replica": 3}})
