@@ -32,15 +32,9 @@ import yaml
 from modelfactory.project.loader import discover_projects
 from modelfactory.project.spec import ResourcesSpec
 
-__all__ = ["BASE_MEMORY_MIB", "endpoint_resources", "endpoint_values", "memory_mib"]
+__all__ = ["BASE_MEMORY_MIB", "endpoint_resources", "endpoint_values"]
 
 BASE_MEMORY_MIB = 512  # the endpoint process with its libraries and no model loaded
-
-
-def memory_mib(memory: str) -> int:
-    """`512Mi` or `2Gi` (the forms model.yaml takes) in MiB."""
-    amount, unit = float(memory[:-2]), memory[-2:]
-    return round(amount * (1024 if unit == "Gi" else 1))
 
 
 def endpoint_resources(resources: Sequence[ResourcesSpec]) -> dict[str, dict[str, str]]:
@@ -48,8 +42,8 @@ def endpoint_resources(resources: Sequence[ResourcesSpec]) -> dict[str, dict[str
     if not resources:
         raise ValueError("no model to serve: the endpoint's size follows from its models")
     cpu = max(r.cpus for r in resources)
-    largest = max(memory_mib(r.memory) for r in resources)
-    total = sum(memory_mib(r.memory) for r in resources)
+    largest = max(r.memory_mib for r in resources)
+    total = sum(r.memory_mib for r in resources)
     return {
         "requests": {"cpu": f"{round(cpu * 1000)}m", "memory": f"{BASE_MEMORY_MIB + largest}Mi"},
         "limits": {"memory": f"{BASE_MEMORY_MIB + total}Mi"},
