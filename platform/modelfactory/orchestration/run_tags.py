@@ -37,7 +37,7 @@ FARGATE_SIZES: dict[int, Sequence[int]] = {
 def run_tags(spec: ModelSpec) -> dict[str, str]:
     """The tags of every job of `spec`'s model."""
     resources = spec.resources
-    cpu, memory = fargate_size(resources.cpus, mebibytes(resources.memory))
+    cpu, memory = fargate_size(resources.cpus, resources.memory_mib)
     return {
         MODEL_TAG: spec.name,
         "dagster/max_runtime": str(resources.timeout_seconds),
@@ -66,12 +66,6 @@ def fargate_size(cpus: float, memory_mib: int) -> tuple[int, int]:
         if fits:
             return cpu, fits[0]
     return units, memory_mib
-
-
-def mebibytes(memory: str) -> int:
-    """`512Mi` or `2Gi` (the spec's forms) in MiB, the unit ECS takes."""
-    amount, unit = float(memory[:-2]), memory[-2:]
-    return round(amount * (1024 if unit == "Gi" else 1))
 
 
 def _k8s_config(resources: ResourcesSpec) -> dict:

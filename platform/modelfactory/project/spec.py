@@ -270,6 +270,12 @@ class ResourcesSpec(_Section):
     timeout: Annotated[str, StringConstraints(pattern=r"^\d+(s|m|h)$")] = "30m"
 
     @property
+    def memory_mib(self) -> int:
+        """`memory` in MiB: the unit ECS takes and the endpoint's pod size adds up in."""
+        amount, unit = float(self.memory[:-2]), self.memory[-2:]
+        return round(amount * (1024 if unit == "Gi" else 1))
+
+    @property
     def timeout_seconds(self) -> int:
         unit = {"s": 1, "m": 60, "h": 3600}[self.timeout[-1]]
         return int(self.timeout[:-1]) * unit
