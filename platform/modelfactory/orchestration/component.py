@@ -117,9 +117,13 @@ class ModelFactoryComponent(Component):
 
 @dataclass
 class ModelProjects(ModelFactoryComponent, Resolvable):
-    """Every model project (a folder holding model.yaml; team folders may nest) under
-    `folder`, relative to this defs.yaml, optionally only those whose path relative to it
-    matches an `include` glob; `strict` as the module docstring says."""
+    """Every Model Factory model project under a folder, in this code location.
+
+    `folder` is relative to this defs.yaml (a folder holding model.yaml is a project; team
+    folders may nest); `include` keeps the projects whose path relative to it matches one of
+    its globs; `strict` (true/false, unset: only under `dg check defs`) makes a project that
+    does not load an error instead of its `<model>/project` asset.
+    """
 
     folder: str = "."
     include: list[str] | None = None
@@ -162,8 +166,11 @@ class ModelProjectScaffolder(Scaffolder[ModelProjectParams]):
 @scaffold_with(ModelProjectScaffolder)
 @dataclass
 class ModelProject(ModelFactoryComponent, Resolvable):
-    """One model project: model.yaml and its files in `folder`, relative to this defs.yaml
-    (beside it by default); `strict` as the module docstring says."""
+    """One Model Factory model project: model.yaml, features.py, train.py, schemas.py.
+
+    `folder` holds them, relative to this defs.yaml (beside it by default; `dg scaffold defs
+    modelfactory.ModelProject <name>` writes them there); `strict` as for ModelProjects.
+    """
 
     folder: str = "."
     strict: bool | None = None
