@@ -40,6 +40,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(REPO / "dagster.yaml", root / "dagster.yaml")
     shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")  # the one fleet location
     shutil.copy(EXAMPLES / "definitions.py", root / "model_projects" / "definitions.py")
+    shutil.copy(EXAMPLES / "defs.yaml", root / "model_projects" / "defs.yaml")  # its component
     monkeypatch.chdir(root)
     return root
 

@@ -79,6 +79,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         .replace("direction: minimize", "direction: up")
     )
     shutil.copy(REPO / "model_projects" / "definitions.py", projects / "definitions.py")
+    shutil.copy(REPO / "model_projects" / "defs.yaml", projects / "defs.yaml")  # its component
     shutil.copy(REPO / "workspace.yaml", repo / "workspace.yaml")
     home = repo / ".modelfactory"
     (home / "dagster").mkdir(parents=True)

@@ -36,6 +36,7 @@ def repo(workdir: Path) -> Path:
     )
     shutil.copy(REPO / "pyproject.toml", workdir / "pyproject.toml")  # ruff and pytest settings
     shutil.copy(REPO / "model_projects" / "definitions.py", workdir / "model_projects")
+    shutil.copy(REPO / "model_projects" / "defs.yaml", workdir / "model_projects")
     (workdir / "workspace.yaml").write_text(WORKSPACE)
     return workdir
 

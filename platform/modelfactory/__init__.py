@@ -1,25 +1,54 @@
 """Model Factory: a model written as a few plain files becomes a production ML system on Dagster.
 
-A folder of model projects becomes one Dagster code location with one call (its
-definitions.py; workspace.yaml points at it):
+A folder of model projects becomes one Dagster code location through a defs.yaml naming the
+component type `modelfactory.ModelProjects` (or `modelfactory.ModelProject`, one model), in
+any `dg` project; outside one, its definitions.py loads that defs.yaml (workspace.yaml points
+at it):
 
-    from modelfactory import fleet_definitions
+    from modelfactory import load_defs_folder
 
-    defs = fleet_definitions(Path(__file__).parent)
+    defs = load_defs_folder(Path(__file__).parent)
 
-`project_definitions(__file__)` in a project's own folder makes a location of that one model.
+`fleet_definitions(folder)` builds the same location in Python; `project_definitions(__file__)`
+in a project's own folder makes a location of that one model.
+
+Importing this package stays light: dagster loads only when one of these is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dagster import Definitions
 
-__all__ = ["fleet_definitions", "project_definitions"]
+    from modelfactory.orchestration.component import ModelProject, ModelProjects
+
+__all__ = [
+    "ModelProject",
+    "ModelProjects",
+    "fleet_definitions",
+    "load_defs_folder",
+    "project_definitions",
+]
+
+_COMPONENTS = ("ModelProject", "ModelProjects")  # dagster_dg_cli.registry_modules: pyproject
+
+
+def __getattr__(name: str) -> Any:
+    """The component types, imported when Dagster (defs.yaml's `type:`, dg) asks for them."""
+    if name in _COMPONENTS:
+        from modelfactory.orchestration import component  # dagster: only when asked
+
+        return getattr(component, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # dg lists a registry module's component types by dir(): name the lazy ones too
+    return sorted({*globals(), *_COMPONENTS})
 
 
 def fleet_definitions(folder: str | Path, *, include: Sequence[str] | None = None) -> Definitions:
@@ -29,6 +58,16 @@ def fleet_definitions(folder: str | Path, *, include: Sequence[str] | None = Non
     )
 
     return definitions(folder, include=include)
+
+
+def load_defs_folder(folder: str | Path) -> Definitions:
+    """The code location `folder`'s defs.yaml declares (a Model Factory component), loaded by
+    Dagster's component loader: what `dg` would load, for a folder outside a dg project."""
+    from modelfactory.orchestration.component import (
+        load_defs_folder as load,  # dagster: only when asked
+    )
+
+    return load(folder)
 
 
 def project_definitions(definitions_file: str | Path) -> Definitions:

@@ -75,6 +75,7 @@ __all__ = [
     "find_projects",
     "fleet_definitions",
     "load_fleet",
+    "load_projects",
     "model_jobs",
     "models_definitions",
 ]
@@ -139,9 +140,16 @@ def load_fleet(
     folder: Path | str, include: Sequence[str] | None = None
 ) -> tuple[list[ModelProject], list[BrokenProject]]:
     """The projects under `folder` that load, and those that do not with their error."""
+    return load_projects(find_projects(folder, include))
+
+
+def load_projects(roots: Iterable[Path]) -> tuple[list[ModelProject], list[BrokenProject]]:
+    """The projects at `roots` (folders holding model.yaml) that load, and those that do not
+    with their error; a name taken twice is the second one's error. The Model Factory
+    components (component.py) hand every root of a dg project's components here at once."""
     projects: list[ModelProject] = []
     broken: list[BrokenProject] = []
-    for root in find_projects(folder, include):
+    for root in roots:
         taken = {p.name for p in projects} | {b.name for b in broken}
         try:
             project = import_project(load_project(root))

@@ -30,6 +30,7 @@ __all__ = [
     "check_target",
     "create_project",
     "render_project",
+    "write_project",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -141,23 +142,33 @@ def create_project(answers: ProjectAnswers, repo: Path) -> Path:
     projects.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".new-", dir=projects))
     try:
-        folder = staging / answers.name
-        for relative, text in render_project(answers).items():
-            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            (folder / relative).write_text(text)
-        _compile(folder)
-        try:
-            load_spec(folder / "model.yaml")
-        except SpecError as exc:  # name the answers the user gave, not the staging path
-            problems = [line.split(": ", 1)[-1] for line in str(exc).splitlines()]
-            raise SpecError(
-                "\n".join(f"modelfactory new {answers.name}: {p}" for p in problems)
-            ) from None
+        folder = write_project(answers, staging / answers.name)
         final = projects / answers.name
         folder.rename(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def write_project(answers: ProjectAnswers, folder: Path) -> Path:
+    """Render the project's files into `folder` (made if missing), compiled and its model.yaml
+    validated. `modelfactory new` writes into a staging folder through this, and the
+    `modelfactory.ModelProject` component's scaffolder (`dg scaffold defs`) into the folder
+    dg chose, so both write the same project."""
+    answers = answers.completed()
+    check_target(answers.target)
+    for relative, text in render_project(answers).items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+    _compile(folder)
+    try:
+        load_spec(folder / "model.yaml")
+    except SpecError as exc:  # name the answers the user gave, not the staging path
+        problems = [line.split(": ", 1)[-1] for line in str(exc).splitlines()]
+        raise SpecError(
+            "\n".join(f"modelfactory new {answers.name}: {p}" for p in problems)
+        ) from None
+    return folder
 
 
 def _compile(folder: Path) -> None:
