@@ -42,7 +42,7 @@ from modelfactory.orchestration.batch import (
 )
 from modelfactory.orchestration.metadata import frame_metadata
 from modelfactory.orchestration.resources import ArtifactStore
-from modelfactory.orchestration.sensors import CHAMPION_TAG, DRIFT_WINDOW_TAG
+from modelfactory.orchestration.sensors.names import CHAMPION_TAG, DRIFT_WINDOW_TAG
 from modelfactory.project.loader import ModelProject
 from modelfactory.project.segments import cli_args, segment_model, unit_of
 from modelfactory.stores import snapshots
