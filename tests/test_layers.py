@@ -7,6 +7,7 @@ own contracts; nothing in the repository changes.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -90,3 +91,53 @@ def test_the_readme_layout_names_every_module() -> None:
     packages = [p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()]
     missing += [f"{name}/" for name in packages if f"{name}/" not in layout]
     assert not missing, f"README.md's Layout does not name: {missing}"
+
+
+def _imports_in_functions(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import inside a function of the file at path."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    found += [(node.lineno, alias.name) for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    found.append((node.lineno, node.module))
+    return sorted(set(found))
+
+
+_DISTRIBUTIONS = {"sklearn": "scikit_learn", "markdown_it": "markdown_it", "yaml": "pyyaml"}
+
+
+def _deferral_unexplained(path: Path, line: int, module: str) -> str | None:
+    """Why the import at path:line may not sit inside a function, or None when it may."""
+    lines = path.read_text().splitlines()
+    root = module.split(".")[0]
+    if root in sys.stdlib_module_names:
+        return "the standard library is cheap: import it at the top"
+    near = lines[max(0, line - 4) : line]
+    if any("#" in text for text in near):
+        return None
+    declared = [text for text in lines if text.startswith("# Deferred imports:")]
+    if root != "modelfactory" and declared:
+        # a module's "# Deferred imports:" comment names its libraries and why, wrapped
+        start = lines.index(declared[0])
+        block = " ".join(lines[start : start + 6]).lower().replace("-", "_")
+        if root in block or _DISTRIBUTIONS.get(root, root) in block:
+            return None
+    return "no reason given: a comment beside it, or the module's `# Deferred imports:` line"
+
+
+def test_imports_inside_functions_are_heavy_and_say_why() -> None:
+    """Imports sit at the top of a module, except a heavy library's (mlflow, dagster, pandas,
+    evidently ...) or a module that loads one, deferred so that a light entry point (the
+    CLI's --help, the endpoint's start, a code server) does not pay for it. Each says why,
+    beside it or in its module's `# Deferred imports:` comment."""
+    unexplained = [
+        f"{path.relative_to(REPO)}:{line} {module}: {why}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line, module in _imports_in_functions(path)
+        if (why := _deferral_unexplained(path, line, module))
+    ]
+    assert not unexplained, "\n".join(unexplained)

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from modelfactory.stores.notify import Notifier
     from modelfactory.stores.registry import ModelRegistry
 
+# Deferred imports: dagster (~2 s) loads only where an approval reads the Dagster instance;
+# `modelfactory approve --help` and the rules here need none of it.
+
 __all__ = [
     "ANNOUNCED_TAG",
     "Evaluated",

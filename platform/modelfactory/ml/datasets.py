@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
     from modelfactory.project.spec import ModelSpec
 
+# Deferred imports: pandas, numpy, pandera and scikit-learn load on the first frame validated or
+# split: the reports, stores and CLI import this module for its hashing and names.
+
 __all__ = [
     "SPLIT_COLUMN",
     "ValidationOutcome",

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+# Deferred imports: numpy, pandas and scikit-learn load with the first score: the endpoint
+# imports this module at start, before any model is loaded.
+
 __all__ = [
     "METRICS",
     "GateVerdict",

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
     from modelfactory.project.spec import LiveMetricSpec
 
+# Deferred imports: numpy and pandas load with the first labels read: the endpoint imports this
+# module at start.
+
 __all__ = [
     "LabelFiles",
     "LiveVerdict",

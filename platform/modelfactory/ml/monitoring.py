@@ -21,7 +21,9 @@ The model is drifted when the share of drifted columns exceeds `drift.max_share`
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelfactory.project.spec import DriftSpec
+
+# Deferred imports: evidently (~3 s), scipy, numpy and pandas load with the first drift statistic
+# or report: the drift sensor imports this module on every code server, and most ticks compute
+# nothing.
 
 __all__ = [
     "ColumnDrift",
@@ -335,8 +341,6 @@ def report_verdict(report: dict[str, Any]) -> ReportVerdict:
 def _platform_stattests(result: DriftResult) -> dict[str, str]:
     """Register, under names unique to `result`, one Evidently stattest per column that
     answers the platform's score and verdict for it; column -> stattest name."""
-    import hashlib
-
     from evidently.legacy.calculations.stattests import StatTest, register_stattest
     from evidently.legacy.core import ColumnType
 
@@ -411,6 +415,4 @@ def _classification(outcomes: Outcomes) -> Any:
 
 
 def _no_telemetry() -> None:
-    import os
-
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's usage telemetry, unless asked

@@ -21,6 +21,9 @@ from modelfactory.ml.evaluation import Metric, improvement
 if TYPE_CHECKING:
     import pandas as pd
 
+# Deferred imports: pandas loads with the first replay; lifecycle's verdict imports this module
+# for its types.
+
 __all__ = ["ReplayResult", "replay", "served_with_outcomes"]
 
 SERVED, CANDIDATE, TRUTH = "served_prediction", "candidate_prediction", "y_true"

@@ -17,10 +17,17 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+from dagster import (
+    DailyPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    PartitionKeyRange,
+)
+
 from modelfactory.orchestration.partitions import partitions_def as segment_partitions
 
 if TYPE_CHECKING:
-    import pandas as pd
     from dagster import PartitionsDefinition
 
     from modelfactory.project.spec import ModelSpec
@@ -42,8 +49,6 @@ DATE, SEGMENT = "date", "segment"  # the dimensions of a segmented model's daily
 
 def predictions_partitions(spec: ModelSpec) -> PartitionsDefinition | None:
     """Days, days x segments, segments, or none."""
-    from dagster import DailyPartitionsDefinition, MultiPartitionsDefinition
-
     segments = segment_partitions(spec)
     if spec.predictions is None:
         return segments
@@ -72,8 +77,6 @@ def scored_partitions(
     """The days (first, last) and the segments a predictions run scores: one partition, or
     the range a single-run backfill gives it (days x segments, as the warehouse replaces
     them). (None, [None]) where predictions are not partitioned so."""
-    from dagster import PartitionKeyRange
-
     if not context.has_partition_key and not context.has_partition_key_range:
         return None, [None]
     if spec.predictions is None:  # by segment only
@@ -93,8 +96,6 @@ def scored_partitions(
 def rows_between(features: pd.DataFrame, time_column: str, first: date, last: date) -> pd.DataFrame:
     """The rows whose time column falls on a day from `first` to `last` (UTC dates; times
     within a day count)."""
-    import pandas as pd
-
     times = pd.to_datetime(features[time_column])
     start = pd.Timestamp(datetime.combine(first, datetime.min.time()))
     if times.dt.tz is not None:
@@ -109,8 +110,6 @@ def read_scored(
 ) -> pd.DataFrame:
     """The stored batch scores (one segment's, if given) of rows timed `since` or later;
     empty before the first scoring run. `store` is the model's warehouse."""
-    import pandas as pd
-
     time_column = spec.split.by
     where, bound = [f"{time_column} >= ?"], [since]
     if segment is not None and spec.segments is not None:
@@ -127,8 +126,6 @@ def read_scored(
 
 def run_partition_key(spec: ModelSpec, day: date | None, segment: str | None) -> Any:
     """The partition key of a predictions run for a day and/or a segment."""
-    from dagster import MultiPartitionKey
-
     if spec.predictions is None:
         return segment
     if spec.segments is None:

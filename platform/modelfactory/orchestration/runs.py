@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from dagster import AssetKey
+
 from modelfactory.errors import ProjectError
 from modelfactory.orchestration.assets import predict_job_name, train_job_name
 from modelfactory.orchestration.batch import run_partition_key
@@ -168,8 +170,6 @@ def approve(
     person would in the Launchpad. The champion asset refuses what approval.refusal refuses
     (the run then fails, saying why); otherwise the promotion is an automatic one's: canary
     rollout, audit trail, model card, announcement."""
-    from dagster import AssetKey
-
     if (segment is None) != (project.spec.segments is None):
         raise ValueError(f"{project.name}: a segmented model is approved one segment at a time")
     started = time.perf_counter()
@@ -243,8 +243,6 @@ def refresh_card(
 ) -> list[str]:
     """Materialize `<model>/model_card` alone, after the champion moved outside a train run
     (a rollback); returns the errors, if any."""
-    from dagster import AssetKey
-
     job = build_definitions(project).resolve_job_def(train_job_name(project.name))
     result = job.execute_in_process(
         instance=instance or local_instance(),
@@ -279,8 +277,6 @@ def score(
     than rebuilding them once per day (the predict job refreshes them on its schedule, except
     a segmented model's daily one: see assets.build_definitions).
     """
-    from dagster import AssetKey
-
     job = build_definitions(project).resolve_job_def(predict_job_name(project.name))
     result = job.execute_in_process(
         instance=instance or local_instance(),

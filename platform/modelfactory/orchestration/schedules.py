@@ -20,6 +20,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from croniter import croniter
 from dagster import (
     DefaultScheduleStatus,
     FreshnessPolicy,
@@ -138,15 +139,11 @@ def _partitioned(
 
 
 def _previous_tick(cron: str, tick: datetime) -> datetime:
-    from croniter import croniter
-
     return croniter(cron, tick).get_prev(datetime)
 
 
 def longest_gap(cron: str) -> timedelta:
     """The longest time between two consecutive ticks of a cron expression."""
-    from croniter import croniter
-
     ticks = croniter(cron, datetime(2026, 1, 1, tzinfo=UTC))
     times = [ticks.get_next(datetime) for _ in range(_GAP_SAMPLE)]
     return max(later - earlier for earlier, later in itertools.pairwise(times))

@@ -26,6 +26,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from modelfactory.errors import ModelFactoryError, ProjectError, SpecError
 from modelfactory.project.spec import ModelSpec, _display_path, load_spec
 
@@ -140,7 +142,6 @@ class ModelProject:
                 f"{self.shown('model.yaml')}: params.{unknown[0]} is not a field of "
                 f"train.Params (known: {', '.join(sorted(known))})"
             )
-        from pydantic import TypeAdapter, ValidationError
 
         try:
             return TypeAdapter(params_type).validate_python(values)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -149,7 +150,6 @@ class ScheduleSpec(_Section):
     def _cron(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        from croniter import croniter
 
         fields = value.split()
         if (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from modelfactory.ml.evaluation import METRICS
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from modelfactory.project.loader import ModelProject
     from modelfactory.project.spec import ModelSpec
     from modelfactory.stores.registry import AliasMove, ModelRegistry, VersionInfo
+
+# Deferred imports: markdown-it loads only to render a card's HTML, and dagster only to read the
+# latest card from an instance; the facts and the markdown are plain.
 
 __all__ = ["CardFacts", "gather", "render_html", "render_markdown"]
 
@@ -52,7 +56,6 @@ def gather(
     segment: str | None,
 ) -> CardFacts:
     """The facts of `unit`'s card, read from the registry and the Dagster instance."""
-
     champion = registry.champion(unit)
     moves = [m for m in registry.history(unit) if champion and m.to_version == champion.version]
     links = {"lineage": dagster_asset_url(project.name, "model_card")}
@@ -93,8 +96,6 @@ def render_markdown(facts: CardFacts) -> str:
 
 def render_html(markdown: str, title: str) -> str:
     """A standalone HTML page of the card (CommonMark with tables)."""
-    from html import escape
-
     from markdown_it import MarkdownIt
 
     # No raw HTML: the card quotes model.yaml, verdicts and data values, none of them markup.

@@ -22,6 +22,9 @@ from typing import Any
 from modelfactory.ml.evaluation import predict_with_scores
 from modelfactory.serving.batching import MicroBatcher, PredictResult
 
+# Deferred imports: numpy and pandas load with the first model: the endpoint imports this module
+# at start, and /health answers before any model is loaded.
+
 __all__ = ["LoadedVersion", "ModelSlot", "Refresher", "Route", "RouteTarget"]
 
 log = logging.getLogger(__name__)

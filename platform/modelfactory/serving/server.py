@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any
 
+import uvicorn
+
 __all__ = ["BackgroundServer", "free_port"]
 
 
@@ -26,8 +28,6 @@ class BackgroundServer:
     """A real uvicorn server on 127.0.0.1, started and stopped as a context manager."""
 
     def __init__(self, app: Any, port: int | None = None, start_timeout: float = 60.0) -> None:
-        import uvicorn
-
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = app

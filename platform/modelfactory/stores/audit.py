@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
     from modelfactory.stores.registry import AliasMove
 
+# Deferred imports: sqlalchemy loads with the first audit record written or read: importing the
+# module (every code server does, for the resource) opens no database.
+
 __all__ = [
     "APPROVED_BY",
     "Alert",

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from modelfactory.stores.registry import ModelRegistry
     from modelfactory.stores.rollouts import RolloutStore
 
+# Deferred imports: the dagster and dagster-snowflake configuration types load only when a
+# production profile is read; the local profile needs neither.
+
 __all__ = [
     "LocalHome",
     "audit_log",

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from dagster_snowflake import SnowflakeResource
 
+# Deferred imports: duckdb, pandas and the Snowflake connector load with the first write or read
+# of a log: the endpoint imports this module at start, and only one of the two stores is in use.
+
 __all__ = [
     "DuckDBStore",
     "InferenceStore",

@@ -29,6 +29,9 @@ from modelfactory.stores.inference_log import (
 if TYPE_CHECKING:
     import pandas as pd
 
+# Deferred imports: pandas loads with the first rows read: the canary judge imports this module,
+# and most ticks only count new rows.
+
 __all__ = [
     "VersionStats",
     "captured_inputs",

@@ -28,6 +28,9 @@ from modelfactory.stores.audit import Alert, AuditLog
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
+# Deferred imports: dagster-slack and slack_sdk load only when an alert goes to Slack; the log
+# and webhook channels need neither.
+
 __all__ = [
     "SLACK_API_URL",
     "Alert",

@@ -18,6 +18,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
@@ -29,6 +30,9 @@ from modelfactory.stores.urls import service_url
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+
+# Deferred imports: mlflow (~4 s) and skops load with the first registry call: every code server
+# imports this module for its resource, and need not pay for mlflow to start.
 
 __all__ = ["AliasMove", "LoggedCandidate", "ModelRegistry", "VersionInfo"]
 
@@ -388,20 +392,17 @@ class ModelRegistry(ConfigurableResource):
 
 def pip_requirements() -> list[str]:
     """Pinned requirements of a logged scikit-learn model, so it loads the same elsewhere."""
-    from importlib.metadata import version
-
     return [
-        f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
+        f"{pkg}=={metadata.version(pkg)}"
+        for pkg in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
     ]
 
 
 def environment() -> dict[str, str]:
     """The interpreter and library versions a candidate was trained with."""
-    from importlib.metadata import version
-
     env = {"python": sys.version.split()[0], "platform": platform.platform()}
     for pkg in ("scikit-learn", "pandas", "numpy", "dagster", "mlflow"):
-        env[pkg] = version(pkg)
+        env[pkg] = metadata.version(pkg)
     return env
 
 

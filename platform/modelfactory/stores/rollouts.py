@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
     from modelfactory.project.spec import CanarySpec
 
+# Deferred imports: sqlalchemy loads with the first rollout read: importing the module (the
+# sensors and the endpoint's refresh do) opens no database.
+
 __all__ = ["ACTIVE", "Rollout", "RolloutConflict", "RolloutStore"]
 
 ACTIVE = ("pending", "shadow", "canary")

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
 
+# Deferred imports: dagster-aws (boto3) loads only for an s3:// location; local files need none
+# of it.
+
 __all__ = ["is_s3_url", "s3_resource", "split_s3_url", "sync_down", "upload"]
 
 _MANIFEST = ".s3-etags.json"  # which object version each downloaded file is

@@ -21,6 +21,8 @@ from modelfactory.stores.s3_files import is_s3_url, s3_resource, split_s3_url, u
 if TYPE_CHECKING:
     import pandas as pd
 
+# Deferred imports: pandas and botocore load with the first snapshot written or read.
+
 __all__ = ["SnapshotError", "keep", "load"]
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+# Deferred imports: sqlalchemy loads with the first engine asked for.
+
 T = TypeVar("T")
 
 __all__ = ["create_tables", "engine_for", "tables_for"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from dagster import (
+    DagsterEventType,
     DefaultSensorStatus,
     RunFailureSensorContext,
     SensorDefinition,
@@ -72,8 +74,6 @@ def describe_run_failure(context: RunFailureSensorContext, limit: int = 500) -> 
 
     Each error is cut to `limit` characters: the message says where to look, the run has it all.
     """
-    from dagster import DagsterEventType
-
     run = context.dagster_run
     lines = [f"{run.job_name} run {run.run_id[:8]} failed."]
     evaluations = context.instance.get_records_for_run(
@@ -97,8 +97,6 @@ def describe_run_failure(context: RunFailureSensorContext, limit: int = 500) -> 
 def _error_chain(error: Any) -> str:
     """An error and what caused it, one line each, without module paths: Dagster wraps a
     model's own error ("while loading input ...") and the cause is what on call needs."""
-    import re
-
     parts = []
     while error is not None:
         paragraph = error.message.strip().split("\n\n")[0]  # not the stack or query dumps

@@ -16,6 +16,7 @@ from dagster import (
     DagsterRunStatus,
     JobDefinition,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
 )
@@ -179,8 +180,6 @@ def listed(models: Sequence[FleetModel]) -> str:
 def in_flight(context: SensorEvaluationContext, job_name: str, segment: str | None = None) -> bool:
     """Is a run of the job (for this segment) queued or running? Then a second retrain
     would only repeat it."""
-    from dagster import RunsFilter
-
     waiting = [
         DagsterRunStatus.QUEUED,
         DagsterRunStatus.NOT_STARTED,
