@@ -8,8 +8,9 @@
         strict: null     # see below
 
 `dg scaffold defs modelfactory.ModelProject churn` writes the second: a defs.yaml and the
-files `modelfactory new` writes (project.scaffold.write_project), so `dg check defs` and
-`dg dev` load a model that trains at once.
+files `modelfactory new` writes (project.scaffold.write_project), and seeds the sample its
+simulate.py makes (into $MODELFACTORY_HOME/data/churn), so `dg check defs` and `dg dev` load
+a model that trains at once.
 
 One location, however many components. Every component of a code location holds its models
 in ONE fleet (fleet.py): the first Model Factory component of the component tree builds the
@@ -56,6 +57,8 @@ from modelfactory.orchestration.fleet import (
     load_projects,
     models_definitions,
 )
+from modelfactory.orchestration.runs import seed_data
+from modelfactory.project.loader import load_project
 from modelfactory.project.scaffold import ProjectAnswers, check_name, write_project
 
 __all__ = [
@@ -160,6 +163,9 @@ class ModelProjectScaffolder(Scaffolder[ModelProjectParams]):
         params = request.params or ModelProjectParams()
         answers = ProjectAnswers(name=folder.name, **params.model_dump())
         write_project(answers, folder)
+        # its sample data, as `modelfactory new` + `modelfactory train` have it, so that the
+        # first materialization in `dg dev` trains (load_raw reads $MODELFACTORY_HOME/data)
+        seed_data(load_project(folder))
         scaffold_component(request, {"folder": "."})
 
 
