@@ -187,11 +187,11 @@ class ModelProject(ModelFactoryComponent, Resolvable):
 
 def _peers(component: ModelFactoryComponent, context: ComponentLoadContext) -> list[Any]:
     """Every Model Factory component of `component`'s tree, in the tree's order; just
-    `component` when it is built on its own (dagster.build_defs_for_component, tests)."""
-    try:
-        found = context.component_tree.get_all_components(of_type=ModelFactoryComponent)
-    except Exception:  # a stand-alone build's test tree has no folder to list
-        found = []
+    `component` when it was not loaded from a defs.yaml (made in Python and built on its own,
+    as dagster.build_defs_for_component does: its test tree has no defs folder to list)."""
+    if component._defs_folder is None:
+        return [component]
+    found = context.component_tree.get_all_components(of_type=ModelFactoryComponent)
     return found if any(c is component for c in found) else [component]
 
 
