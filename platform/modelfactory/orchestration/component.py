@@ -67,6 +67,7 @@ __all__ = [
     "ModelProjectParams",
     "ModelProjectScaffolder",
     "ModelProjects",
+    "ModelProjectsScaffolder",
     "load_defs_folder",
 ]
 
@@ -118,6 +119,16 @@ class ModelFactoryComponent(Component):
         return models_definitions(projects, broken)
 
 
+class ModelProjectsScaffolder(Scaffolder):
+    """`dg scaffold defs modelfactory.ModelProjects models`: a folder for many models, whose
+    defs.yaml says where they are; `dg scaffold defs modelfactory.ModelProject models/churn`
+    (or `modelfactory new`'s files copied in) then adds each."""
+
+    def scaffold(self, request: ScaffoldRequest) -> None:
+        scaffold_component(request, {"folder": "."})
+
+
+@scaffold_with(ModelProjectsScaffolder)
 @dataclass
 class ModelProjects(ModelFactoryComponent, Resolvable):
     """Every Model Factory model project under a folder, in this code location.
