@@ -8,8 +8,9 @@
         strict: null     # see below
 
 `dg scaffold defs modelfactory.ModelProject churn` writes the second: a defs.yaml and the
-files `modelfactory new` writes (project.scaffold.write_project), so `dg check defs` and
-`dg dev` load a model that trains at once.
+files `modelfactory new` writes (project.scaffold.write_project), and seeds the sample its
+simulate.py makes (into $MODELFACTORY_HOME/data/churn), so `dg check defs` and `dg dev` load
+a model that trains at once.
 
 One location, however many components. Every component of a code location holds its models
 in ONE fleet (fleet.py): the first Model Factory component of the component tree builds the
@@ -56,6 +57,8 @@ from modelfactory.orchestration.fleet import (
     load_projects,
     models_definitions,
 )
+from modelfactory.orchestration.runs import seed_data
+from modelfactory.project.loader import load_project
 from modelfactory.project.scaffold import ProjectAnswers, check_name, write_project
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "ModelProjectParams",
     "ModelProjectScaffolder",
     "ModelProjects",
+    "ModelProjectsScaffolder",
     "load_defs_folder",
 ]
 
@@ -115,6 +119,16 @@ class ModelFactoryComponent(Component):
         return models_definitions(projects, broken)
 
 
+class ModelProjectsScaffolder(Scaffolder):
+    """`dg scaffold defs modelfactory.ModelProjects models`: a folder for many models, whose
+    defs.yaml says where they are; `dg scaffold defs modelfactory.ModelProject models/churn`
+    (or `modelfactory new`'s files copied in) then adds each."""
+
+    def scaffold(self, request: ScaffoldRequest) -> None:
+        scaffold_component(request, {"folder": "."})
+
+
+@scaffold_with(ModelProjectsScaffolder)
 @dataclass
 class ModelProjects(ModelFactoryComponent, Resolvable):
     """Every Model Factory model project under a folder, in this code location.
@@ -160,6 +174,9 @@ class ModelProjectScaffolder(Scaffolder[ModelProjectParams]):
         params = request.params or ModelProjectParams()
         answers = ProjectAnswers(name=folder.name, **params.model_dump())
         write_project(answers, folder)
+        # its sample data, as `modelfactory new` + `modelfactory train` have it, so that the
+        # first materialization in `dg dev` trains (load_raw reads $MODELFACTORY_HOME/data)
+        seed_data(load_project(folder))
         scaffold_component(request, {"folder": "."})
 
 
@@ -181,11 +198,11 @@ class ModelProject(ModelFactoryComponent, Resolvable):
 
 def _peers(component: ModelFactoryComponent, context: ComponentLoadContext) -> list[Any]:
     """Every Model Factory component of `component`'s tree, in the tree's order; just
-    `component` when it is built on its own (dagster.build_defs_for_component, tests)."""
-    try:
-        found = context.component_tree.get_all_components(of_type=ModelFactoryComponent)
-    except Exception:  # a stand-alone build's test tree has no folder to list
-        found = []
+    `component` when it was not loaded from a defs.yaml (made in Python and built on its own,
+    as dagster.build_defs_for_component does: its test tree has no defs folder to list)."""
+    if component._defs_folder is None:
+        return [component]
+    found = context.component_tree.get_all_components(of_type=ModelFactoryComponent)
     return found if any(c is component for c in found) else [component]
 
 

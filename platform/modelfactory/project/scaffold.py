@@ -5,7 +5,9 @@ model.yaml, features.py, train.py, schemas.py, a simulate.py that generates a sm
 with known parameters (so the project trains at once and its tests check the truth is
 recovered) and tests/. The project is written to a staging folder, its model.yaml
 validated, and only then moved into `model_projects/`; any failure leaves that untouched.
-workspace.yaml needs no entry: its location holds every project of the folder (fleet.py).
+workspace.yaml needs no entry: model_projects/defs.yaml's component (modelfactory.ModelProjects)
+holds every project of the folder. `dg scaffold defs modelfactory.ModelProject <name>` writes
+the same files through write_project, into a dg project.
 """
 
 from __future__ import annotations
