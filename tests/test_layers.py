@@ -116,7 +116,7 @@ def _deferral_unexplained(path: Path, line: int, module: str) -> str | None:
     root = module.split(".")[0]
     if root in sys.stdlib_module_names:
         return "the standard library is cheap: import it at the top"
-    near = lines[max(0, line - 4) : line]
+    near = lines[max(0, line - 4) : line + 2]  # the comment may sit in its parentheses
     if any("#" in text for text in near):
         return None
     declared = [text for text in lines if text.startswith("# Deferred imports:")]

@@ -117,6 +117,7 @@ def check_target(target: str) -> None:
 
 def render_project(answers: ProjectAnswers) -> dict[str, str]:
     """Every file of the new project, by path relative to its folder."""
+    # deferred: jinja2 only to write a project; `modelfactory --help` imports this module
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(
