@@ -107,7 +107,12 @@ def _imports_in_functions(path: Path) -> list[tuple[int, str]]:
     return sorted(set(found))
 
 
-_DISTRIBUTIONS = {"sklearn": "scikit_learn", "markdown_it": "markdown_it", "yaml": "pyyaml"}
+_DISTRIBUTIONS = {
+    "sklearn": "scikit_learn",
+    "markdown_it": "markdown_it",
+    "yaml": "pyyaml",
+    "pydantic_core": "pydantic",
+}
 
 
 def _deferral_unexplained(path: Path, line: int, module: str) -> str | None:

@@ -17,10 +17,17 @@ The traffic and label helpers are also what the tests drive the real endpoint wi
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import httpx
+import pandas as pd
+from dagster import build_sensor_context
 
 from modelfactory.errors import DemoError, ProjectError
 from modelfactory.ml import datasets
@@ -40,8 +47,6 @@ from modelfactory.stores.instance import local_instance
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import httpx
-    import pandas as pd
     from dagster import DagsterInstance, ExecuteInProcessResult
 
 __all__ = [
@@ -72,8 +77,6 @@ def send_traffic(
 ) -> pd.DataFrame:
     """POST the inputs of `features` to the endpoint; return what was answered, one row per
     input row: request_id, row_index, model_version, prediction and the true target."""
-    import pandas as pd
-
     spec = project.spec
     rows = json.loads(datasets.inputs(features, spec).to_json(orient="records"))
     wait_until_serving(client, project)
@@ -103,8 +106,6 @@ def send_traffic(
 def wait_until_serving(client: httpx.Client, project: ModelProject, timeout: float = 60.0) -> None:
     """Block until the endpoint has loaded the champion of the model (of each of its
     segments): it loads them in the background."""
-    import time
-
     units = set(units_of(project))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,8 +134,6 @@ def write_labels(project: ModelProject, answered: pd.DataFrame, name: str) -> Pa
 def wait_until_captured(project: ModelProject, rows: int, timeout: float = 60.0) -> None:
     """Block until the endpoint's capture has moved `rows` rows into the warehouse (into
     the logs of all the model's segments together)."""
-    import time
-
     units = units_of(project)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -151,8 +150,6 @@ def tick(
     project: ModelProject, sensor_name: str, instance: DagsterInstance, cursor: str | None = None
 ) -> tuple[Any, str | None]:
     """One evaluation of a model's sensor, as the daemon runs it; returns (result, cursor)."""
-    from dagster import build_sensor_context
-
     sensor = build_definitions(project).resolve_sensor_def(sensor_name)
     context = build_sensor_context(
         instance=instance, resources=project_resources(project.name), cursor=cursor
@@ -209,8 +206,6 @@ def run_drift_demo(
     For a segmented model the world changes in one segment (`segment`, else the last one):
     every segment is served and judged, and only the changed one retrains.
     """
-    import httpx
-
     name, spec = project.name, project.spec
     _require_simulator(project, segmented=spec.segments is not None)
     instance = local_instance()
@@ -357,8 +352,6 @@ def _champions(project: ModelProject) -> dict[str, str]:
 
 def _require_simulator(project: ModelProject, *, segmented: bool) -> None:
     """The demo drives the project's simulator; name what it lacks before anything runs."""
-    import inspect
-
     simulate = project.module("simulate") if project.has_simulator else None
     missing = [f"{f}()" for f in ("simulate", "new_batch") if not hasattr(simulate, f)]
     if not missing and segmented and "only" not in inspect.signature(simulate.simulate).parameters:
@@ -372,23 +365,17 @@ def _require_simulator(project: ModelProject, *, segmented: bool) -> None:
 
 def _last_day(project: ModelProject) -> Any:
     """The latest day in the model's raw data, so new traffic comes after it."""
-    import pandas as pd
-
     raw = project.function("features", "load_raw")(local_home().data(project.name))
     column = project.spec.split.by
     return pd.Timestamp(raw[column].max()) if column else pd.Timestamp.now().normalize()
 
 
 def _after(day: Any, days: int) -> str:
-    import pandas as pd
-
     return str((day + pd.Timedelta(days=days)).date())
 
 
 def _said(result: Any, model: str) -> str:
     """What a sensor evaluation decided: one line, or one per segment it judged."""
-    import re
-
     if isinstance(result, list):
         if not result:
             return "nothing to do"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
@@ -256,7 +257,6 @@ def _predict_route(project: ModelProject, max_rows: int) -> PredictRoute:
 
 def _install_openapi(app: FastAPI) -> None:
     """Add the row models that request bodies reference to the OpenAPI components."""
-    from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

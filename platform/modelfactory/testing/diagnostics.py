@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
     from modelfactory.project.loader import ModelProject
 
+# Deferred imports: scikit-learn loads only to explain a failed contract: this pytest11 plugin
+# loads in every pytest run of a project with modelfactory installed.
+
 __all__ = [
     "as_dict",
     "as_list",

@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,6 @@ def copy_empty_store(config: pytest.Config, target: Path) -> None:
 
 
 def _empty_store(config: pytest.Config) -> Path:
-    from importlib.metadata import version
-
     # deferred: loads dagster; every pytest run loads this plugin
     from modelfactory.stores.registry import ModelRegistry
 

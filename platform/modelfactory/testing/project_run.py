@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
     from modelfactory.project.loader import ModelProject
 
+# Deferred imports: mlflow (~4 s) loads only when a contract loads a logged model: this pytest11
+# plugin loads in every pytest run of a project with modelfactory installed.
+
 __all__ = ["ProjectRun", "Trained"]
 
 

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
     from modelfactory.project.loader import ModelProject
 
+# Deferred imports: hypothesis and pandas load only when the property contract runs: this
+# pytest11 plugin loads in every pytest run of a project with modelfactory installed.
+
 __all__ = ["property_check"]
 
 

@@ -3,6 +3,7 @@ model, the endpoint's own answer, and checks that the answer fits the task and t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from modelfactory.project.loader import ModelProject
+
+# Deferred imports: pandas and pydantic load only when the serving contract runs: this pytest11
+# plugin loads in every pytest run of a project with modelfactory installed.
 
 __all__ = [
     "RequestExample",
@@ -143,8 +147,6 @@ def serve_example(
 ) -> tuple[list[Any], list[float] | None]:
     """The endpoint's own answer: its refresher loads the version into a slot, as when the
     version becomes champion, and the loaded version predicts the validated rows."""
-    import asyncio
-
     rows, frame = example.rows, example.frame
     slot = ModelSlot(name=project.name, request_model=None, columns=list(frame.columns))
     refresher = Refresher(
