@@ -63,6 +63,7 @@ def evaluation_assets(graph: Graph) -> list[AssetsDefinition]:
         X, y = datasets.xy(split, spec, "test")
         candidate_scored = scored(spec, registry.load(model, candidate.version), X, y)
         champion = registry.champion(model)
+        champion_scores = _champion_scores(spec, registry, model, champion, X, y)
         replayed = None
         if spec.promotion.replay is not None and champion is not None:
             segment = context.partition_key if spec.segments else None
@@ -72,7 +73,7 @@ def evaluation_assets(graph: Graph) -> list[AssetsDefinition]:
             candidate_scored,
             candidate_version=candidate.version,
             champion_version=champion.version if champion else None,
-            champion_scores=_champion_scores(spec, registry, model, champion, X, y),
+            champion_scores=champion_scores,
             replayed=replayed,
         )
         _record(context, registry, model, candidate, verdict)
