@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +13,10 @@ from modelfactory.project.loader import projects_dir
 from modelfactory.serving import create_app
 from modelfactory.stores.home import local_home, model_registry, rollout_store
 from modelfactory.stores.profile import current_profile
+
+if TYPE_CHECKING:
+    from modelfactory.project.loader import ModelProject
+    from modelfactory.serving.app import ServingSettings
 
 __all__ = ["serve"]
 
@@ -44,6 +50,16 @@ __all__ = ["serve"]
 @click.option(
     "--max-body-mb", default=4.0, show_default=True, help="Largest request body (413 above)."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help=(
+        "Worker processes on the one port, each loading every model (memory grows with N); "
+        "a worker that dies is restarted."
+    ),
+)
 @friendly
 def serve(
     models: tuple[str, ...],
@@ -54,11 +70,14 @@ def serve(
     max_rows: int,
     predict_threads: int,
     max_body_mb: float,
+    workers: int,
 ) -> None:
     """Serve predictions of MODELS (default: all) at POST /models/<name>/predict.
 
     Each model answers with its champion; during a rollout the canary version takes its share.
     Every answered request is captured to the warehouse table <model>_inference_log.
+    With --workers N, N processes answer on the port, each routing, batching and capturing
+    on its own (capture stays exactly once; canary shares hold across them).
     """
     # deferred: uvicorn and the app's module load fastapi; the CLI starts without them
     import uvicorn
@@ -70,22 +89,54 @@ def serve(
         raise click.ClickException(f"no model projects to serve in {projects_dir()}")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("modelfactory").setLevel(logging.INFO)
+    settings = ServingSettings(
+        refresh_seconds=refresh,
+        flush_seconds=flush_every or _default_flush_seconds(),
+        max_rows=max_rows,
+        predict_threads=predict_threads,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+    )
+    if workers > 1:
+        _serve_workers(projects, settings, host, port, workers)
+        return
     app = create_app(
         projects,
         registry=model_registry(),
         rollouts=rollout_store(),
         home=local_home().ensure(),
-        settings=ServingSettings(
-            refresh_seconds=refresh,
-            flush_seconds=flush_every or _default_flush_seconds(),
-            max_rows=max_rows,
-            predict_threads=predict_threads,
-            max_body_bytes=int(max_body_mb * 1024 * 1024),
-        ),
+        settings=settings,
     )
     names = ", ".join(p.name for p in projects)
     click.secho(f"serving {names} at http://{host}:{port} (docs: /docs)", fg="green")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _serve_workers(
+    projects: list[ModelProject], settings: ServingSettings, host: str, port: int, workers: int
+) -> None:
+    """uvicorn's supervisor on the port, and `workers` processes each building the app from
+    serving/workers.py's factory (uvicorn needs an import string to start more than one)."""
+    # deferred: uvicorn and the worker module load fastapi; the CLI starts without them
+    import uvicorn
+
+    from modelfactory.serving.workers import APP_FACTORY, worker_env
+
+    local_home().ensure()
+    os.environ.update(worker_env(projects, settings))  # the spawned workers inherit it
+    names = ", ".join(p.name for p in projects)
+    click.secho(
+        f"serving {names} at http://{host}:{port} with {workers} workers (docs: /docs)",
+        fg="green",
+    )
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def _default_flush_seconds() -> float:
