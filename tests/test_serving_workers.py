@@ -20,10 +20,12 @@ import httpx
 import pytest
 
 from conftest import free_port, train_with, wait_for
+from modelfactory.project.loader import load_project
+from modelfactory.serving.app import ServingSettings
+from modelfactory.serving.workers import WORKER_ENV, factory, worker_env
 from modelfactory.stores.home import local_home, rollout_store
 from modelfactory.stores.inference_reader import read_inference_log
 
-pytestmark = pytest.mark.slow
 MODEL = "demand_forecast"
 ROW = {"marketplace": "uk", "price": 9.5, "promo": 1, "temperature": 20.0, "is_weekend": 0}
 
@@ -103,6 +105,26 @@ class Load:
                     self.other.append(response.status_code)
 
 
+def test_each_worker_builds_the_app_serve_chose(copy_example, monkeypatch) -> None:
+    """What `serve` chose reaches every worker through the environment, whatever the
+    worker's working directory."""
+    root = copy_example(MODEL, segments=False)
+    settings = ServingSettings(refresh_seconds=0.3, flush_seconds=7.0, max_rows=5)
+    for name, value in worker_env([load_project(root)], settings).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir("/")
+    app = factory()
+    assert list(app.state.slots) == [MODEL]
+    assert app.state.refresher.interval == 0.3
+    assert [f.interval for f in app.state.flushers] == [7.0]
+    rows = app.state.slots[MODEL].request_model.model_json_schema()["properties"]["rows"]
+    assert rows["maxItems"] == 5
+    monkeypatch.delenv(WORKER_ENV)
+    with pytest.raises(RuntimeError, match="modelfactory serve"):
+        factory()
+
+
+@pytest.mark.slow
 def test_a_worker_killed_under_load_loses_and_doubles_no_answered_request(
     copy_example, workdir: Path
 ) -> None:
@@ -139,6 +161,7 @@ def test_a_worker_killed_under_load_loses_and_doubles_no_answered_request(
     assert set(log["status"]) == {"ok"}
 
 
+@pytest.mark.slow
 def test_a_canary_share_holds_in_every_worker(copy_example, workdir: Path) -> None:
     root = copy_example(
         MODEL,
