@@ -181,8 +181,9 @@ class Refresher:
             return
         self.resolves += 1
         self._seen, self._targets = generation, targets
-        self._reconcile_at = time.monotonic() + self.reconcile_seconds
         self._apply_targets(targets)
+        # From the end of this pass: loading new versions may take a while.
+        self._reconcile_at = time.monotonic() + self.reconcile_seconds
 
     def _apply_targets(self, targets: dict[str, RouteTarget | str]) -> None:
         for name, slot in self.slots.items():
