@@ -23,8 +23,13 @@ from modelfactory.lifecycle.promotion import Stores, promote
 from modelfactory.project.spec import CanarySpec
 from modelfactory.serving.app import _resolve_targets
 from modelfactory.serving.routing import ModelSlot, Refresher
-from modelfactory.stores.home import audit_log, model_registry, notifier, platform_db_url
-from modelfactory.stores.home import rollout_store
+from modelfactory.stores.home import (
+    audit_log,
+    model_registry,
+    notifier,
+    platform_db_url,
+    rollout_store,
+)
 from modelfactory.stores.sql_engines import engine_for
 
 pytestmark = pytest.mark.slow
