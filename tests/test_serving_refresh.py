@@ -9,6 +9,7 @@ MlflowClient behind the platform's back is caught by the full reconcile.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,19 +23,29 @@ from conftest import wait_for
 from modelfactory.lifecycle.promotion import Stores, promote
 from modelfactory.project.spec import CanarySpec
 from modelfactory.serving.app import _resolve_targets
+from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
 from modelfactory.serving.routing import ModelSlot, Refresher
 from modelfactory.stores.home import (
     audit_log,
+    local_home,
     model_registry,
     notifier,
     platform_db_url,
     rollout_store,
 )
+from modelfactory.stores.inference_reader import read_inference_log
 from modelfactory.stores.sql_engines import engine_for
 
 pytestmark = pytest.mark.slow
 N = 100
 COLUMNS = ["x1", "x2"]
+RECORD = json.dumps(
+    {
+        "request_id": "r1", "received_at": "2026-01-01T00:00:00", "model_version": "1",
+        "role": "stable", "status": "ok", "error": None, "latency_ms": 1.0,
+        "inputs": [{"x1": 1.0, "x2": 0.0}], "outputs": [1.0], "scores": None,
+    }
+).encode()  # fmt: skip
 
 
 class Counted:
@@ -207,3 +218,20 @@ def test_a_move_outside_the_platform_is_caught_by_the_reconcile(running: Refresh
     assert serving(running, name) == "v1"  # the generation did not move: no resolve yet
     wait_for(lambda: serving(running, name) == "v2", "the reconcile", timeout=4.0 + 2)
     assert running.resolves > resolves
+
+
+def test_an_idle_flusher_leaves_the_warehouse_shut() -> None:
+    """At rest every model's capture flusher ticks each second: with nothing appended since
+    its last flush it opens no warehouse connection; a new record is flushed as before."""
+    home = local_home()
+    spool = CaptureSpool(home.capture("m"))
+    flusher = CaptureFlusher("m", spool, home.warehouse("m"))
+    flusher.store = store = Counted(flusher.store)
+    spool.append(RECORD)
+    assert flusher.flush() == 1
+    opened = store.calls["connect"]
+    assert [flusher.flush() for _ in range(20)] == [0] * 20
+    assert store.calls["connect"] == opened
+    spool.append(RECORD)
+    assert flusher.flush() == 1
+    assert len(read_inference_log(home.warehouse("m"), "m")) == 2
