@@ -164,7 +164,7 @@ class Refresher:
             return
         self._apply_targets(self._targets)
 
-    def refresh(self, generation: Hashable = None) -> None:
+    def refresh(self, generation: Hashable | None = None) -> None:
         """One full pass: resolve what each model should serve, load what is missing, swap.
 
         The generation is read *before* resolving, so a move committed while resolving
