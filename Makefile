@@ -9,7 +9,7 @@ export MODELFACTORY_HOME ?= $(CURDIR)/.modelfactory
 # The browser tests drive this chromium (Debian's package) with playwright (the dev extra).
 export MODELFACTORY_CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install browser dev test lint format clean lock bench bench-serving bench-drift bench-dev-memory bench-scale
+.PHONY: install browser dev test lint format clean lock bench bench-serving bench-drift bench-dev-memory bench-scale bench-serving-refresh
 
 install: $(STAMP)
 
@@ -48,7 +48,7 @@ lint: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bench-serving bench-drift bench-dev-memory bench-scale  ## every benchmark; results in bench/results/
+bench: bench-serving bench-drift bench-dev-memory bench-scale bench-serving-refresh  ## every benchmark; results in bench/results/
 
 # BENCH_ARGS passes options, e.g. make bench-serving BENCH_ARGS="--duration 2 --rows 1"
 bench-serving: install  ## our endpoint vs mlflow models serve vs a bare FastAPI (needs wrk)
@@ -63,6 +63,9 @@ bench-dev-memory: install  ## RSS of `modelfactory dev`'s process tree at rest (
 # Takes ~10 min at 10 models with one location each; sizes that would not fit are skipped.
 bench-scale: install  ## N generated models under dagster dev: load time, RSS, daemon CPU (port 3300)
 	$(BIN)/python bench/scale.py $(BENCH_ARGS)
+
+bench-serving-refresh: install  ## idle CPU of `modelfactory serve` with 10 and 100 models, main vs this tree (port 8350)
+	$(BIN)/python bench/serving_refresh.py $(BENCH_ARGS)
 
 lock: install  ## pin the production image's libraries (deploy/requirements.lock) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra prod --extra examples --python-version 3.11 --universal --upgrade --quiet -o deploy/requirements.lock

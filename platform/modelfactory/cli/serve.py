@@ -29,7 +29,19 @@ __all__ = ["serve"]
     "--refresh",
     default=1.0,
     show_default=True,
-    help="Seconds between checks of the champion alias and the rollout table.",
+    help=(
+        "Seconds between checks of the serving generation, one query that moves with every "
+        "champion move and rollout change the platform makes."
+    ),
+)
+@click.option(
+    "--reconcile",
+    default=60.0,
+    show_default=True,
+    help=(
+        "Seconds between full re-reads of every model's champion alias and rollout, which "
+        "catch aliases moved outside the platform (the MLflow UI)."
+    ),
 )
 @click.option(
     "--flush-every",
@@ -66,6 +78,7 @@ def serve(
     host: str,
     port: int,
     refresh: float,
+    reconcile: float,
     flush_every: float | None,
     max_rows: int,
     predict_threads: int,
@@ -91,6 +104,7 @@ def serve(
     logging.getLogger("modelfactory").setLevel(logging.INFO)
     settings = ServingSettings(
         refresh_seconds=refresh,
+        reconcile_seconds=reconcile,
         flush_seconds=flush_every or _default_flush_seconds(),
         max_rows=max_rows,
         predict_threads=predict_threads,

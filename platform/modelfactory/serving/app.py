@@ -56,7 +56,13 @@ log = logging.getLogger("modelfactory.serving")
 
 @dataclass(frozen=True)
 class ServingSettings:
-    refresh_seconds: float = 1.0  # how often routes follow the registry and rollout table
+    # How often routes check the serving generation (one query); when it moved, every
+    # model's target is resolved again (active rollouts in one query, champions in one
+    # registry search).
+    refresh_seconds: float = 1.0
+    # How often every target is resolved even if the generation did not move: the safety net
+    # for aliases moved outside the platform (the MLflow UI, a script with MlflowClient).
+    reconcile_seconds: float = 60.0
     flush_seconds: float = 1.0  # how often captured requests move into the warehouse
     max_body_bytes: int = 4 * 1024 * 1024
     max_rows: int = DEFAULT_MAX_ROWS
@@ -185,6 +191,8 @@ def _serving_parts(
         load=registry.load,
         executor=executor,
         interval=settings.refresh_seconds,
+        generation=rollouts.generation,
+        reconcile_seconds=settings.reconcile_seconds,
         on_swap=lambda slot, route: _publish_route(metrics, slot, route),
         on_batch=lambda model, version, rows: metrics.batch_rows.labels(model, version).observe(
             rows
@@ -275,8 +283,12 @@ def _install_openapi(app: FastAPI) -> None:
 def _resolve_targets(
     names: list[str], registry: ModelRegistry, rollouts: RolloutStore
 ) -> dict[str, RouteTarget | str]:
-    """What each model should serve: its active rollout, else its champion alias."""
+    """What each model should serve: its active rollout, else its champion alias. Two reads
+    for any number of models: the active rollouts in one query, the champions of the others
+    in one registry search."""
     active = rollouts.all_active()
+    others = [name for name in names if name not in active]
+    champions = registry.champions(others) if others else {}
     targets: dict[str, RouteTarget | str] = {}
     for name in names:
         rollout = active.get(name)
@@ -290,9 +302,9 @@ def _resolve_targets(
                 rollout_id=rollout.id,
             )
             continue
-        champion = registry.champion(name)
+        champion = champions.get(name)
         targets[name] = (
-            RouteTarget(stable=champion.version)
+            RouteTarget(stable=champion)
             if champion
             else f"no champion yet; train it with `modelfactory train {cli_args(name)}`"
         )

@@ -152,6 +152,7 @@ class CaptureFlusher:
         self.archive = archive
         self.table = inference_log_table(model)
         self._upgraded = False  # the log's added columns are checked once per flusher
+        self._flushed: tuple[Path, int] | None = None  # our open segment, its size when flushed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rows_flushed = 0
@@ -185,9 +186,25 @@ class CaptureFlusher:
         """Flush every complete record the spool holds; returns the rows written."""
         written = 0
         for segment in self._segments():
+            size = self._open_size(segment)
+            if size is not None and self._flushed == (segment.path, size):
+                continue  # nothing appended since it was flushed: the warehouse stays shut
             written += self._flush_segment(segment)
+            if size is not None:
+                self._flushed = (segment.path, size)  # read before the flush: it covered that
         self.rows_flushed += written
         return written
+
+    def _open_size(self, segment: _Segment) -> int | None:
+        """The size of our own open segment (None for any other). At rest every model's
+        flusher finds it unchanged each tick; a hundred models each opening DuckDB every
+        second to learn so cost about a core."""
+        if segment.path != self.spool.current or self.spool.closed:
+            return None
+        try:
+            return segment.path.stat().st_size
+        except FileNotFoundError:
+            return None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,7 +99,13 @@ class ModelSlot:
 
 
 class Refresher:
-    """Keeps every slot's route in line with the rollout table and the champion alias."""
+    """Keeps every slot's route in line with the rollout table and the champion alias.
+
+    `resolve` answers every model's target at once (a few queries, whatever the number of
+    models). With `generation`, a tick first reads that one cheap value and resolves only when
+    it changed, or when `reconcile_seconds` passed since the last full resolve; without it,
+    every tick resolves.
+    """
 
     def __init__(
         self,
@@ -108,6 +115,8 @@ class Refresher:
         load: Callable[[str, str], Any],
         executor: Executor | None,
         interval: float = 1.0,
+        generation: Callable[[], Hashable] | None = None,
+        reconcile_seconds: float = 60.0,
         on_swap: Callable[[ModelSlot, Route], None] | None = None,
         on_batch: Callable[[str, str, int], None] | None = None,
         on_canary_error: Callable[[int, str], None] | None = None,
@@ -117,11 +126,17 @@ class Refresher:
         self._load = load
         self._executor = executor
         self.interval = interval
+        self._generation = generation
+        self.reconcile_seconds = reconcile_seconds
         self._on_swap = on_swap
         self._on_batch = on_batch
         self._on_canary_error = on_canary_error
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._seen: Hashable = None  # the generation the last full resolve started from
+        self._targets: dict[str, RouteTarget | str] = {}  # what that resolve answered
+        self._reconcile_at = 0.0  # monotonic time of the next full resolve
+        self.resolves = 0  # full resolves so far: what the tests and the bench count
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="route-refresher", daemon=True)
@@ -132,13 +147,45 @@ class Refresher:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def refresh(self) -> None:
-        """One pass: resolve what each model should serve, load what is missing, swap."""
+    def tick(self) -> None:
+        """One tick: a full resolve if the generation moved or the reconcile is due; else
+        only retry, from the targets already known, the slots not yet on theirs (a version
+        that failed to load), which asks nothing of the registry or the database."""
+        if self._generation is None or time.monotonic() >= self._reconcile_at:
+            self.refresh()
+            return
+        try:
+            generation = self._generation()
+        except Exception as exc:
+            log.warning("could not read the serving generation: %s", exc)
+            return
+        if generation != self._seen:
+            self.refresh(generation)
+            return
+        self._apply_targets(self._targets)
+
+    def refresh(self, generation: Hashable | None = None) -> None:
+        """One full pass: resolve what each model should serve, load what is missing, swap.
+
+        The generation is read *before* resolving, so a move committed while resolving
+        changes it again and the next tick resolves once more."""
+        if generation is None and self._generation is not None:
+            try:
+                generation = self._generation()
+            except Exception as exc:
+                log.warning("could not read the serving generation: %s", exc)
         try:
             targets = self._resolve()
         except Exception as exc:
             log.warning("could not read the registry or rollout table: %s", exc)
             return
+        self.resolves += 1
+        self._seen, self._targets = generation, targets
+        self._apply_targets(targets)
+        # From the end of this pass: loading new versions may take a while.
+        self._reconcile_at = time.monotonic() + self.reconcile_seconds
+
+    def _apply_targets(self, targets: dict[str, RouteTarget | str]) -> None:
         for name, slot in self.slots.items():
             try:
                 self._refresh_slot(slot, targets.get(name, "no champion yet"))
@@ -223,7 +270,7 @@ class Refresher:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.refresh()
+                self.tick()
             except Exception:  # the thread must outlive any one bad pass
                 log.exception("route refresh failed")
 

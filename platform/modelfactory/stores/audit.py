@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import ConfigurableResource
 
+from modelfactory.stores import generation as serving_generation
 from modelfactory.stores.sql_engines import tables_for
 
 if TYPE_CHECKING:
@@ -194,8 +195,12 @@ class AuditLog(ConfigurableResource):
         values["at"] = datetime.now(UTC)
         try:
             tables, engine = tables_for(self.url, _declare)
+            # A champion move also tells every endpoint to re-read its routes (generation.py).
+            signal = serving_generation.ensure(self.url) if table == "mf_alias_moves" else None
             with engine.begin() as conn:
                 conn.execute(sa.insert(tables[table]).values(**values))
+                if signal is not None:
+                    serving_generation.bump(conn, signal)
         except Exception as exc:
             unit = values.get("unit")
             log.error("%s: not recorded in the audit trail (%s): %s", unit, table, exc)

@@ -16,6 +16,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -227,6 +228,31 @@ class ModelRegistry(ConfigurableResource):
 
     def champion(self, model: str) -> VersionInfo | None:
         return self.version_by_alias(model, CHAMPION)
+
+    def champions(self, models: Sequence[str]) -> dict[str, str]:
+        """Each of `models`' champion version, from one registry search (a page per 1,000
+        registered models: the aliases come with each model) instead of one alias lookup
+        per model: what an endpoint serving many models asks. Models without a champion, or
+        not registered yet, are absent."""
+        wanted = {self.registered_name(model): model for model in models}
+        # The namespace narrows the search; its `_` matches any character in LIKE, so the
+        # names are still compared exactly below.
+        prefix = self.namespace if self.namespace and "'" not in self.namespace else ""
+        client, found, token = self._client(), {}, None
+        while True:
+            page = client.search_registered_models(
+                filter_string=f"name LIKE '{prefix}%'" if prefix else None,
+                max_results=1000,
+                page_token=token,
+            )
+            for registered in page:
+                model = wanted.get(registered.name)
+                version = (registered.aliases or {}).get(CHAMPION)
+                if model is not None and version is not None:
+                    found[model] = str(version)
+            token = page.token
+            if not token:
+                return found
 
     def latest_version(self, model: str) -> VersionInfo | None:
         versions = self._client().search_model_versions(f"name = '{self.registered_name(model)}'")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource
 
 from modelfactory.errors import ModelFactoryError
+from modelfactory.stores import generation as serving_generation
 from modelfactory.stores.sql_engines import tables_for
 
 if TYPE_CHECKING:
@@ -109,6 +110,11 @@ class RolloutStore(ConfigurableResource):
         rows = self._select(lambda t: t.c.model == model)
         return rows[-1] if rows else None
 
+    def generation(self) -> int:
+        """A number that changes with every rollout change and champion move the platform
+        makes (stores/generation.py): what an endpoint reads each tick, in one query."""
+        return serving_generation.read(self.url)
+
     def get(self, rollout_id: int) -> Rollout:
         rows = self._select(lambda t: t.c.id == rollout_id)
         if not rows:
@@ -133,6 +139,7 @@ class RolloutStore(ConfigurableResource):
         if under_way is not None:
             stable = under_way.stable_version
         table, engine = self._table()
+        signal = serving_generation.ensure(self.url)
         now = _now()
         with engine.begin() as conn:
             result = conn.execute(
@@ -152,6 +159,7 @@ class RolloutStore(ConfigurableResource):
                 )
             )
             rollout_id = result.inserted_primary_key[0]
+            serving_generation.bump(conn, signal)
         return self.get(rollout_id)
 
     def start(self, rollout: Rollout, reason: str = "started") -> Rollout:
@@ -160,8 +168,9 @@ class RolloutStore(ConfigurableResource):
         import sqlalchemy as sa
 
         table, engine = self._table()
+        signal = serving_generation.ensure(self.url)
         with engine.begin() as conn:
-            conn.execute(
+            superseded = conn.execute(
                 sa.update(table)
                 .where(
                     (table.c.model == rollout.model)
@@ -173,7 +182,9 @@ class RolloutStore(ConfigurableResource):
                     reason=f"superseded by v{rollout.canary_version}",
                     updated_at=_now(),
                 )
-            )
+            ).rowcount
+            if superseded:
+                serving_generation.bump(conn, signal)
         if rollout.shadow:
             return self._change(rollout, state="shadow", stage=-1, percent=0, reason=reason)
         return self._to_step(rollout, 0, reason)
@@ -217,6 +228,7 @@ class RolloutStore(ConfigurableResource):
         import sqlalchemy as sa
 
         table, engine = self._table()
+        signal = serving_generation.ensure(self.url)
         now = _now()
         values["updated_at"] = now
         moved = values.get("stage", rollout.stage) != rollout.stage
@@ -232,6 +244,8 @@ class RolloutStore(ConfigurableResource):
                 )
                 .values(**values)
             ).rowcount
+            if changed:
+                serving_generation.bump(conn, signal)  # endpoints re-read the routes
         if not changed:
             current = self.get(rollout.id)
             raise RolloutConflict(
