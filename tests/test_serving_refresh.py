@@ -10,6 +10,7 @@ MlflowClient behind the platform's back is caught by the full reconcile.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from conftest import wait_for
 from modelfactory.lifecycle.promotion import Stores, promote
 from modelfactory.project.spec import CanarySpec
 from modelfactory.serving.app import _resolve_targets
-from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
+from modelfactory.serving.capture import CaptureFlusher, CaptureFlushers, CaptureSpool
 from modelfactory.serving.routing import ModelSlot, Refresher
 from modelfactory.stores.home import (
     audit_log,
@@ -235,3 +236,34 @@ def test_an_idle_flusher_leaves_the_warehouse_shut() -> None:
     spool.append(RECORD)
     assert flusher.flush() == 1
     assert len(read_inference_log(home.warehouse("m"), "m")) == 2
+
+
+def test_a_fleet_of_flushers_ticks_on_one_thread_and_loses_nothing() -> None:
+    """100 models' flushers: one timer thread (not one per model) and a small pool; the few
+    models that took requests are flushed within a couple of ticks, the idle ones open no
+    warehouse, and stop() flushes what came after the last tick."""
+    home = local_home()
+    before = {t.name for t in threading.enumerate()}
+    spools = [CaptureSpool(home.capture(f"m{i}")) for i in range(N)]
+    flushers = [
+        CaptureFlusher(f"m{i}", spool, home.warehouse(f"m{i}")) for i, spool in enumerate(spools)
+    ]
+    for flusher in flushers:
+        flusher.store = Counted(flusher.store)
+    group = CaptureFlushers(flushers, interval=0.2)
+    group.start()
+    try:
+        added = {t.name for t in threading.enumerate()} - before
+        assert added == {"capture-ticker"}  # the pool starts threads only for work
+        busy = [3, 50, 99]
+        for i in busy:
+            spools[i].append(RECORD)
+        wait_for(lambda: all(flushers[i].rows_flushed == 1 for i in busy), "the busy models' flush")
+        assert sum(f.store.calls["connect"] for f in flushers) == len(busy)
+        assert len([t for t in threading.enumerate() if t.name.startswith("capture")]) <= 1 + 3
+        spools[50].append(RECORD)
+    finally:
+        for spool in spools:
+            spool.close()
+        group.stop()
+    assert [len(read_inference_log(home.warehouse(f"m{i}"), f"m{i}")) for i in busy] == [1, 2, 1]

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
 from modelfactory.project.segments import cli_args, segment_model
-from modelfactory.serving.capture import CaptureFlusher, CaptureSpool
+from modelfactory.serving.capture import CaptureFlusher, CaptureFlushers, CaptureSpool
 from modelfactory.serving.docs import add_docs
 from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
 from modelfactory.serving.predict_route import PredictRoute, add_predict_route, error
@@ -124,7 +124,7 @@ class _ServingParts:
     metrics: ServingMetrics
     refresher: Refresher
     spools: dict[str, CaptureSpool]
-    flushers: list[CaptureFlusher]
+    flushers: CaptureFlushers
     executor: ThreadPoolExecutor | None
     background: set[asyncio.Task] = field(default_factory=set)  # shadow predictions running
 
@@ -142,8 +142,7 @@ class _ServingParts:
         gc.collect()
         gc.freeze()
         self.refresher.start()
-        for flusher in self.flushers:
-            flusher.start()
+        self.flushers.start()
         yield
         self.refresher.stop()
         gc.unfreeze()
@@ -151,8 +150,7 @@ class _ServingParts:
             await asyncio.wait(self.background, timeout=10)
         for spool in self.spools.values():
             spool.close()  # the server answers no more requests: each segment is complete
-        for flusher in self.flushers:
-            await asyncio.to_thread(flusher.stop)
+        await asyncio.to_thread(self.flushers.stop)
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
 
@@ -175,16 +173,19 @@ def _serving_parts(
     slots = {slot.name: slot for route in routes for slot in route.slots.values()}
 
     spools = {name: CaptureSpool(home.capture(name)) for name in slots}
-    flushers = [
-        CaptureFlusher(
-            name,
-            spools[name],
-            inference_store(name, keep_open=True),
-            settings.flush_seconds,
-            archive=capture_archive(name),
-        )
-        for name in slots
-    ]
+    flushers = CaptureFlushers(
+        [
+            CaptureFlusher(
+                name,
+                spools[name],
+                inference_store(name, keep_open=True),
+                settings.flush_seconds,
+                archive=capture_archive(name),
+            )
+            for name in slots
+        ],
+        settings.flush_seconds,
+    )
     refresher = Refresher(
         slots,
         resolve=lambda: _resolve_targets(list(slots), registry, rollouts),

@@ -26,10 +26,10 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelfactory.stores.inference_log import (
     LOG_SCHEMA,
@@ -42,11 +42,9 @@ from modelfactory.stores.inference_log import (
     inference_log_table,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
     "CaptureFlusher",
+    "CaptureFlushers",
     "CaptureSpool",
 ]
 
@@ -187,13 +185,34 @@ class CaptureFlusher:
         written = 0
         for segment in self._segments():
             size = self._open_size(segment)
-            if size is not None and self._flushed == (segment.path, size):
+            if self._unchanged(segment, size):
                 continue  # nothing appended since it was flushed: the warehouse stays shut
             written += self._flush_segment(segment)
             if size is not None:
                 self._flushed = (segment.path, size)  # read before the flush: it covered that
         self.rows_flushed += written
         return written
+
+    def pending(self) -> bool:
+        """Whether a flush would write or finish anything: a folder listing and a `stat`,
+        the warehouse shut (what an idle tick costs)."""
+        return any(not self._unchanged(s, self._open_size(s)) for s in self._segments())
+
+    def tick(self) -> None:
+        """One background round: close a segment that is due, flush what is pending. A busy
+        warehouse waits for the next round; any other failure is logged, the records stay."""
+        self.spool.rotate_if_due()  # a quiet endpoint's segment still closes, and archives
+        try:
+            if self.pending():
+                self.flush()
+        except WarehouseBusy:
+            pass
+        except Exception:
+            log.exception("%s: capture flush failed; records stay in the spool", self.model)
+
+    def _unchanged(self, segment: _Segment, size: int | None) -> bool:
+        """Our open segment, empty or no longer than when it was last flushed."""
+        return size is not None and (size == 0 or self._flushed == (segment.path, size))
 
     def _open_size(self, segment: _Segment) -> int | None:
         """The size of our own open segment (None for any other). At rest every model's
@@ -208,13 +227,7 @@ class CaptureFlusher:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.spool.rotate_if_due()  # a quiet endpoint's segment still closes, and archives
-            try:
-                self.flush()
-            except WarehouseBusy:
-                continue
-            except Exception:
-                log.exception("%s: capture flush failed; records stay in the spool", self.model)
+            self.tick()
 
     def _archived(self, path: Path) -> bool:
         """Archive a loaded segment, if there is an archive; False when that failed (the
@@ -279,6 +292,56 @@ class CaptureFlusher:
                 segment.path.unlink(missing_ok=True)
                 con.execute(f"DELETE FROM {OFFSETS_TABLE} WHERE segment = ?", [segment.path.name])
         return written
+
+
+class CaptureFlushers:
+    """Every model's flusher on one timer thread, and a few threads for the flushes.
+
+    At rest each tick is a folder listing and a `stat` per model, on one thread: a hundred
+    models' threads each waking every second cost more than the work. A model with records
+    to move is flushed on a small pool, so one slow load (Snowflake) holds back no other
+    model, and a flusher never runs twice at once. `stop` waits for the flushes under way,
+    then gives each flusher its final flush.
+    """
+
+    def __init__(
+        self, flushers: Sequence[CaptureFlusher], interval: float, parallel: int = 4
+    ) -> None:
+        self.flushers = list(flushers)
+        self.interval = interval
+        self._pool = ThreadPoolExecutor(
+            max(1, min(parallel, len(self.flushers))), thread_name_prefix="capture-flush"
+        )
+        self._running: dict[str, Future] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="capture-ticker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True)
+        for flusher in self.flushers:
+            flusher.stop(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            for flusher in self.flushers:
+                running = self._running.get(flusher.model)
+                if running is not None and not running.done():
+                    continue  # still moving the last round's records
+                flusher.spool.rotate_if_due()
+                try:
+                    due = flusher.pending()
+                except Exception:
+                    log.exception("%s: could not list the capture spool", flusher.model)
+                    continue
+                if due:
+                    self._running[flusher.model] = self._pool.submit(flusher.tick)
 
 
 def _ensure_tables(con: Session, table: str, *, upgrade: bool = True) -> None:
