@@ -11,6 +11,7 @@ import click
 from modelfactory.cli.common import friendly, select_projects
 from modelfactory.project.loader import projects_dir
 from modelfactory.serving import create_app
+from modelfactory.serving.residency import parse_size
 from modelfactory.stores.home import local_home, model_registry, rollout_store
 from modelfactory.stores.profile import current_profile
 
@@ -72,6 +73,21 @@ __all__ = ["serve"]
         "a worker that dies is restarted."
     ),
 )
+@click.option(
+    "--memory-budget",
+    default=None,
+    metavar="SIZE",
+    help=(
+        "Load each model on its first request and evict the least recently used beyond SIZE "
+        "(2GiB, 512MiB), each estimated by its pickle's length [default: load all at start]."
+    ),
+)
+@click.option(
+    "--max-loaded",
+    type=click.IntRange(min=1),
+    default=None,
+    help="As --memory-budget, by count: at most N versions in memory (a rollout's are kept).",
+)
 @friendly
 def serve(
     models: tuple[str, ...],
@@ -84,6 +100,8 @@ def serve(
     predict_threads: int,
     max_body_mb: float,
     workers: int,
+    memory_budget: str | None,
+    max_loaded: int | None,
 ) -> None:
     """Serve predictions of MODELS (default: all) at POST /models/<name>/predict.
 
@@ -91,6 +109,8 @@ def serve(
     Every answered request is captured to the warehouse table <model>_inference_log.
     With --workers N, N processes answer on the port, each routing, batching and capturing
     on its own (capture stays exactly once; canary shares hold across them).
+    With --memory-budget or --max-loaded, models load on demand: a cold request waits for
+    its model's load (then 503 with Retry-After) and the least recently used are evicted.
     """
     # deferred: uvicorn and the app's module load fastapi; the CLI starts without them
     import uvicorn
@@ -109,6 +129,8 @@ def serve(
         max_rows=max_rows,
         predict_threads=predict_threads,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
+        memory_budget_bytes=_budget(memory_budget),
+        max_loaded=max_loaded,
     )
     if workers > 1:
         _serve_workers(projects, settings, host, port, workers)
@@ -151,6 +173,15 @@ def _serve_workers(
         log_level="warning",
         access_log=False,
     )
+
+
+def _budget(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--memory-budget") from None
 
 
 def _default_flush_seconds() -> float:

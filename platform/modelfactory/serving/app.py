@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,14 +32,22 @@ from pydantic_core import to_json
 from modelfactory.project.segments import cli_args, segment_model
 from modelfactory.serving.capture import CaptureFlusher, CaptureFlushers, CaptureSpool
 from modelfactory.serving.docs import add_docs
-from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
+from modelfactory.serving.metrics import CONTENT_TYPE_LATEST, ResidencyMetrics, ServingMetrics
 from modelfactory.serving.predict_route import PredictRoute, add_predict_route, error
 from modelfactory.serving.request_schema import (
     DEFAULT_MAX_ROWS,
     build_request_model,
     input_columns,
 )
-from modelfactory.serving.routing import ModelSlot, Refresher, Route, RouteTarget
+from modelfactory.serving.residency import Limits, Residency
+from modelfactory.serving.routing import (
+    LoadedVersion,
+    ModelSlot,
+    Refresher,
+    Route,
+    RouteTarget,
+    on_demand,
+)
 from modelfactory.stores.home import capture_archive, inference_store
 from modelfactory.stores.instance import local_instance, segments_of
 
@@ -70,6 +78,12 @@ class ServingSettings:
     # time, so a thread buys no parallelism, only GIL hand-offs (measured ~10% slower);
     # threads help a model whose predict releases the GIL or takes long enough to delay /health.
     predict_threads: int = 0
+    # Either set: versions load on their first request and the least recently used are
+    # evicted beyond this many bytes (pickle length) or versions (serving/residency.py).
+    # Neither: every slot's version is loaded at start and on every move, as always.
+    memory_budget_bytes: int | None = None
+    max_loaded: int | None = None
+    load_timeout_seconds: float = 30.0  # a cold request's wait before 503 + Retry-After
 
 
 def create_app(
@@ -134,7 +148,8 @@ class _ServingParts:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        """Load every slot's version, then refresh and flush in the background until shutdown."""
+        """Load every slot's version (with a budget: only a rollout's), then refresh and
+        flush in the background until shutdown."""
         await asyncio.to_thread(self.refresher.refresh)
         # The libraries loaded so far (mlflow, dagster, pandas, sklearn) hold millions of
         # objects; a full garbage collection walking them all stalls every request for
@@ -199,8 +214,23 @@ def _serving_parts(
             rows
         ),
         on_canary_error=rollouts.report_serving_error,
+        residency=_residency(settings, metrics),
     )
     return _ServingParts(routes, slots, metrics, refresher, spools, flushers, executor)
+
+
+def _residency(
+    settings: ServingSettings, metrics: ServingMetrics
+) -> Callable[[Callable[[str, str], LoadedVersion]], Residency] | None:
+    """How the refresher builds its residency, if the settings ask for a budget."""
+    if settings.memory_budget_bytes is None and settings.max_loaded is None:
+        return None
+    limits = Limits(
+        budget_bytes=settings.memory_budget_bytes,
+        max_loaded=settings.max_loaded,
+        load_timeout=settings.load_timeout_seconds,
+    )
+    return on_demand(limits, ResidencyMetrics(metrics.registry))
 
 
 def _add_operations_routes(app: FastAPI, serving: _ServingParts) -> None:

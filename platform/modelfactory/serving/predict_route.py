@@ -33,6 +33,7 @@ from pydantic_core import to_json
 from modelfactory.serving.batching import PredictResult
 from modelfactory.serving.metrics import ServingMetrics
 from modelfactory.serving.request_schema import PredictResponse
+from modelfactory.serving.residency import LoadPending
 from modelfactory.serving.routing import LoadedVersion, ModelSlot, Route
 
 __all__ = ["PredictRoute", "add_predict_route", "error"]
@@ -206,6 +207,8 @@ class _Predictor:
         canary_failure: dict[str, Any] | None = None
         try:
             answered = await version.predict(share.rows)
+        except LoadPending as exc:
+            return self._loading(share, exc)
         except Exception as exc:
             if role != "canary":
                 return self._refused(share, version, exc) or self._unavailable(
@@ -215,6 +218,8 @@ class _Predictor:
             version, role = served.stable, "stable"
             try:
                 answered = await version.predict(share.rows)
+            except LoadPending as exc:
+                return self._loading(share, exc)
             except Exception as again:
                 return self._refused(share, version, again) or self._unavailable(
                     share, share.failure(version, role, again)
@@ -244,6 +249,14 @@ class _Predictor:
         metrics.requests.labels(slot.name, version.version, role, "ok").inc()
         metrics.latency.labels(slot.name, version.version).observe(latency)
         metrics.rows.labels(slot.name, version.version).inc(len(share.rows))
+
+    def _loading(self, share: _Share, pending: LoadPending) -> Response:
+        """The 503 for a version still loading after the request's wait: no model answered,
+        so nothing is captured; the client is told when to try again."""
+        self.metrics.rejected.labels(self.route.model, "loading").inc()
+        response = error(503, str(pending), request_id=share.request.id)
+        response.headers["Retry-After"] = str(pending.retry_after)
+        return response
 
     def _unavailable(self, share: _Share, record: dict[str, Any]) -> Response:
         """The 503 for a failed prediction, captured and counted as an error."""

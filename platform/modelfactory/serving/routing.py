@@ -7,6 +7,11 @@ assignment: in-flight requests finish on the versions they started with, new one
 new route. A `Refresher` thread polls the rollout table and the registry's `champion` alias,
 loads any version it lacks *before* switching, and never touches the request path: predict
 does no registry or disk I/O.
+
+With a `Residency` (serve --memory-budget / --max-loaded), the refresher only records each
+slot's target: a route holds `OnDemandVersion`s, loaded on their first request and evicted
+least recently used (serving/residency.py). The stable and canary versions of an active
+rollout are pinned and loaded by the refresher, as without a budget.
 """
 
 from __future__ import annotations
@@ -22,11 +27,21 @@ from typing import Any
 
 from modelfactory.ml.evaluation import predict_with_scores
 from modelfactory.serving.batching import MicroBatcher, PredictResult
+from modelfactory.serving.metrics import ResidencyMetrics
+from modelfactory.serving.residency import Limits, Residency, pickled_bytes
 
 # Deferred imports: numpy and pandas load with the first model: the endpoint imports this module
 # at start, and /health answers before any model is loaded.
 
-__all__ = ["LoadedVersion", "ModelSlot", "Refresher", "Route", "RouteTarget"]
+__all__ = [
+    "LoadedVersion",
+    "ModelSlot",
+    "OnDemandVersion",
+    "Refresher",
+    "Route",
+    "RouteTarget",
+    "on_demand",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +58,41 @@ class LoadedVersion:
 
     async def predict(self, rows: Sequence[dict[str, Any]]) -> PredictResult:
         return await self.batcher.predict(rows)
+
+
+@dataclass(eq=False)
+class OnDemandVersion:
+    """A version a route names but the residency holds: loaded by the first request that
+    needs it, evicted when not used for the longest (raises LoadPending while still cold)."""
+
+    model: str
+    version: str
+    residency: Residency
+
+    async def predict(self, rows: Sequence[dict[str, Any]]) -> PredictResult:
+        async with self.residency.use(self.model, self.version) as loaded:
+            return await loaded.predict(rows)
+
+
+Servable = LoadedVersion | OnDemandVersion
+
+
+def on_demand(
+    limits: Limits, metrics: ResidencyMetrics | None = None
+) -> Callable[[Callable[[str, str], LoadedVersion]], Residency]:
+    """The Refresher's `residency`: loaded versions within `limits`, each sized by its
+    estimator's pickle, its batcher stopped when evicted."""
+
+    def residency(build: Callable[[str, str], LoadedVersion]) -> Residency:
+        return Residency(
+            build,
+            limits=limits,
+            size=lambda loaded: pickled_bytes(loaded.estimator),
+            close=lambda loaded: loaded.batcher.close(),
+            metrics=metrics,
+        )
+
+    return residency
 
 
 @dataclass(frozen=True)
@@ -66,10 +116,10 @@ class RouteTarget:
 @dataclass(frozen=True)
 class Route:
     target: RouteTarget
-    stable: LoadedVersion
-    canary: LoadedVersion | None = None
+    stable: Servable
+    canary: Servable | None = None
 
-    def pick(self) -> tuple[LoadedVersion, str]:
+    def pick(self) -> tuple[Servable, str]:
         """The version that answers one request, and its role (stable or canary)."""
         target = self.target
         if self.canary is not None and not target.shadow and random.random() * 100 < target.percent:
@@ -77,7 +127,7 @@ class Route:
         return self.stable, "stable"
 
     @property
-    def shadow(self) -> LoadedVersion | None:
+    def shadow(self) -> Servable | None:
         return self.canary if self.target.shadow else None
 
 
@@ -105,6 +155,9 @@ class Refresher:
     models). With `generation`, a tick first reads that one cheap value and resolves only when
     it changed, or when `reconcile_seconds` passed since the last full resolve; without it,
     every tick resolves.
+
+    With `residency`, versions are loaded on demand within its limits instead of all at once
+    (see the module's docstring); `load` is then what the residency calls.
     """
 
     def __init__(
@@ -120,6 +173,7 @@ class Refresher:
         on_swap: Callable[[ModelSlot, Route], None] | None = None,
         on_batch: Callable[[str, str, int], None] | None = None,
         on_canary_error: Callable[[int, str], None] | None = None,
+        residency: Callable[[Callable[[str, str], LoadedVersion]], Residency] | None = None,
     ) -> None:
         self.slots = slots
         self._resolve = resolve
@@ -137,6 +191,8 @@ class Refresher:
         self._targets: dict[str, RouteTarget | str] = {}  # what that resolve answered
         self._reconcile_at = 0.0  # monotonic time of the next full resolve
         self.resolves = 0  # full resolves so far: what the tests and the bench count
+        # given the loader of one version, the residency that holds the loaded ones
+        self.residency = residency(self._build) if residency is not None else None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="route-refresher", daemon=True)
@@ -146,6 +202,8 @@ class Refresher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.residency is not None:
+            self.residency.shutdown()
 
     def tick(self) -> None:
         """One tick: a full resolve if the generation moved or the reconcile is due; else
@@ -218,6 +276,8 @@ class Refresher:
         slot.reported.add(rollout_id)
 
     def _apply(self, slot: ModelSlot, target: RouteTarget) -> None:
+        if self.residency is not None:  # a rollout's versions stay while it is judged
+            self.residency.pin(slot.name, _pinned(target))
         try:
             stable = self._version(slot, target.stable)
         except Exception as exc:
@@ -242,30 +302,46 @@ class Refresher:
         keep = {target.stable, target.canary}
         for version in [v for v in slot.loaded if v not in keep]:
             slot.loaded.pop(version).batcher.close()
+        if self.residency is not None:  # a canary that failed to load is not kept pinned
+            self.residency.pin(slot.name, _pinned(target))
+            self.residency.discard(slot.name, _pinned(target) | {target.stable})
         log.info("%s: now serving %s", slot.name, target.describe())
         if self._on_swap:
             self._on_swap(slot, route)
 
-    def _version(self, slot: ModelSlot, version: str) -> LoadedVersion:
+    def _version(self, slot: ModelSlot, version: str) -> Servable:
+        if self.residency is not None:
+            return self._on_demand(slot, version)
         if version not in slot.loaded:
-            estimator = self._load(slot.name, version)
-            columns = _fit_order(estimator, slot.columns)
-            on_batch = self._on_batch
-            slot.loaded[version] = LoadedVersion(
-                model=slot.name,
-                version=version,
-                estimator=estimator,
-                columns=columns,
-                batcher=MicroBatcher(
-                    _predictor(estimator, columns),
-                    self._executor,
-                    arriving=lambda: slot.arriving,
-                    on_batch=(lambda rows: on_batch(slot.name, version, rows))
-                    if on_batch
-                    else None,
-                ),
-            )
+            slot.loaded[version] = self._build(slot.name, version)
         return slot.loaded[version]
+
+    def _on_demand(self, slot: ModelSlot, version: str) -> OnDemandVersion:
+        """The version as the residency holds it; loaded now only if pinned (a rollout's)."""
+        residency = self.residency
+        assert residency is not None
+        if residency.is_pinned(slot.name, version):
+            residency.ensure(slot.name, version)  # a canary that cannot load fails here
+        return OnDemandVersion(slot.name, version, residency)
+
+    def _build(self, model: str, version: str) -> LoadedVersion:
+        """One version loaded from the registry, with its own batcher."""
+        slot = self.slots[model]
+        estimator = self._load(model, version)
+        columns = _fit_order(estimator, slot.columns)
+        on_batch = self._on_batch
+        return LoadedVersion(
+            model=model,
+            version=version,
+            estimator=estimator,
+            columns=columns,
+            batcher=MicroBatcher(
+                _predictor(estimator, columns),
+                self._executor,
+                arriving=lambda: slot.arriving,
+                on_batch=(lambda rows: on_batch(model, version, rows)) if on_batch else None,
+            ),
+        )
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -315,6 +391,11 @@ def missing_as_nan(frame: Any) -> Any:
         if values.isna().any():
             frame[column] = values.where(values.notna(), np.nan)
     return frame
+
+
+def _pinned(target: RouteTarget) -> set[str]:
+    """The versions never evicted while `target` holds: a rollout's stable and canary."""
+    return {target.stable, target.canary} if target.canary is not None else set()
 
 
 def _current(slot: ModelSlot) -> str:
