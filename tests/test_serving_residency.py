@@ -22,6 +22,10 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from conftest import wait_for
+from modelfactory.project.loader import load_project
+from modelfactory.project.scaffold import ProjectAnswers, write_project
+from modelfactory.serving.app import ServingSettings, create_app
 from modelfactory.serving.metrics import ResidencyMetrics
 from modelfactory.serving.residency import Limits, LoadPending, Residency, parse_size
 from modelfactory.serving.routing import (
@@ -31,6 +35,8 @@ from modelfactory.serving.routing import (
     RouteTarget,
     on_demand,
 )
+from modelfactory.serving.server import BackgroundServer
+from modelfactory.stores.home import local_home, model_registry, rollout_store
 
 
 class Loads:
@@ -149,6 +155,7 @@ def test_a_failed_load_fails_only_its_own_requests_and_is_retried() -> None:
 
 
 def tiny_estimator() -> Any:
+    # deferred, as in fleet_projects: pandas and scikit-learn for the tests that fit a model
     import pandas as pd
     from sklearn.linear_model import LinearRegression
 
@@ -199,27 +206,28 @@ MODELS = 50
 HOLDS = 10
 
 
-def fleet_projects(root: Path) -> list[Any]:
+def fleet_projects(root: Path, count: int = MODELS) -> list[Any]:
     """MODELS scaffolded regression projects (`modelfactory new`), one tiny fitted pipeline
     registered under each of their names, v1 the champion of every one."""
+    # deferred: mlflow, pandas and scikit-learn are heavy; the residency's own tests need none
     import pandas as pd
     from mlflow import MlflowClient
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import make_pipeline
 
-    from modelfactory.project.loader import load_project
-    from modelfactory.project.scaffold import ProjectAnswers, write_project
-    from modelfactory.stores.home import model_registry
-
-    names = [f"fleet_{i:03d}" for i in range(MODELS)]
+    names = [f"fleet_{i:03d}" for i in range(count)]
     projects = [
         load_project(write_project(ProjectAnswers(name=n, task="regression"), root / n))
         for n in names
     ]
     X = pd.DataFrame(
-        {"segment": list("abcdabcd"), "x1": [float(i) for i in range(8)],
-         "x2": [float(i % 2) for i in range(8)], "x3": [float(i // 2 % 2) for i in range(8)]}
+        {
+            "segment": list("abcdabcd"),
+            "x1": [float(i) for i in range(8)],
+            "x2": [float(i % 2) for i in range(8)],
+            "x3": [float(i // 2 % 2) for i in range(8)],
+        }
     )  # fmt: skip: 8 rows of full rank, so the fit is exactly 2 x1 + x2 + 3 x3
     numeric = ColumnTransformer([("numeric", "passthrough", ["x1", "x2", "x3"])])
     pipeline = make_pipeline(numeric, LinearRegression()).fit(X, X.x1 * 2 + X.x2 + 3 * X.x3)
@@ -246,9 +254,6 @@ def metric(text: str, name: str) -> float:
 
 @pytest.mark.slow
 def test_fifty_models_behind_an_endpoint_that_holds_ten(tmp_path: Path) -> None:
-    from modelfactory.serving.app import ServingSettings, create_app
-    from modelfactory.serving.server import BackgroundServer
-    from modelfactory.stores.home import local_home, model_registry, rollout_store
 
     projects = fleet_projects(tmp_path / "model_projects")
     app = create_app(
@@ -288,3 +293,31 @@ def test_fifty_models_behind_an_endpoint_that_holds_ten(tmp_path: Path) -> None:
     assert 0 < metric(metrics, "modelfactory_loaded_versions") <= HOLDS
     assert metric(metrics, "modelfactory_resident_bytes") > 0
     assert peak[0] <= HOLDS  # eviction keeps the count even while 4 versions are in use
+
+
+@pytest.mark.slow
+def test_a_cold_request_past_its_wait_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    """The wait for a load is bounded: past it the client hears 503 and when to come back,
+    the load goes on, and the retry is answered by the loaded version."""
+
+    (project,) = fleet_projects(tmp_path / "model_projects", count=1)
+    settings = ServingSettings(max_loaded=1, load_timeout_seconds=0.001)  # any load is slower
+    app = create_app(
+        [project], registry=model_registry(), rollouts=rollout_store(),
+        home=local_home().ensure(), settings=settings,
+    )  # fmt: skip
+    row = {"segment": "a", "x1": 1.0, "x2": 0.0, "x3": 0.0}
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        path = f"/models/{project.name}/predict"
+        cold = client.post(path, json={"rows": [row]})
+        assert cold.status_code == 503, cold.text
+        assert cold.headers["retry-after"] == "1"
+        assert "is loading" in cold.json()["detail"]
+        warm = wait_for(
+            lambda: (r := client.post(path, json={"rows": [row]})).status_code == 200 and r,
+            "the load to finish",
+        )
+        assert warm.json()["predictions"][0]["prediction"] == pytest.approx(2.0)  # type: ignore[union-attr]
+        metrics = client.get("/metrics").text
+    assert 'modelfactory_rejected_requests_total{model="fleet_000",reason="loading"}' in metrics
+    assert metric(metrics, "modelfactory_model_loads_total") == 1

@@ -85,7 +85,10 @@ def add_predict_route(
                 "description": "A row breaks the model's request schema, names no segment, or "
                 "holds a null the model cannot predict with"
             },
-            503: {"description": "The model has no version loaded, or its prediction failed"},
+            503: {
+                "description": "The model has no version loaded, is still loading (with "
+                "Retry-After), or its prediction failed"
+            },
         },
         openapi_extra={
             "requestBody": {
