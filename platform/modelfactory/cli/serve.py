@@ -79,7 +79,8 @@ __all__ = ["serve"]
     metavar="SIZE",
     help=(
         "Load each model on its first request and evict the least recently used beyond SIZE "
-        "(2GiB, 512MiB), each estimated by its pickle's length [default: load all at start]."
+        "(2GiB, 512MiB; per worker), each estimated by its pickle's length [default: load all at "
+        "start]."
     ),
 )
 @click.option(

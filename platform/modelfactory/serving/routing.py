@@ -313,7 +313,7 @@ class Refresher:
         if self.residency is not None:
             return self._on_demand(slot, version)
         if version not in slot.loaded:
-            slot.loaded[version] = self._build(slot.name, version)
+            slot.loaded[version] = self._loaded(slot, version)
         return slot.loaded[version]
 
     def _on_demand(self, slot: ModelSlot, version: str) -> OnDemandVersion:
@@ -325,8 +325,12 @@ class Refresher:
         return OnDemandVersion(slot.name, version, residency)
 
     def _build(self, model: str, version: str) -> LoadedVersion:
+        """What the residency calls (from a loader thread) to load one version."""
+        return self._loaded(self.slots[model], version)
+
+    def _loaded(self, slot: ModelSlot, version: str) -> LoadedVersion:
         """One version loaded from the registry, with its own batcher."""
-        slot = self.slots[model]
+        model = slot.name
         estimator = self._load(model, version)
         columns = _fit_order(estimator, slot.columns)
         on_batch = self._on_batch
